@@ -1,0 +1,248 @@
+"""Frozen, validated configuration dataclasses and their YAML (de)serialisation.
+
+Each component owns one frozen dataclass whose defaults live in one place; YAML in ``configs/`` only
+serialises them. ``from_dict`` rejects unknown keys and wrong types with a message naming the key.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or dictionary that does not fit its dataclass."""
+
+
+# --------------------------------------------------------------------------------------------- model
+SSLFamily = Literal["wav2vec2", "hubert", "wavlm", "distillmos", "none"]
+
+
+@dataclass(frozen=True)
+class SSLConfig:
+    """The frozen SSL branch at 16 kHz: one intermediate layer of a wav2vec2-family encoder.
+
+    Exactly one weight source is used, in this order: ``checkpoint`` (a torchaudio state dict file or a
+    Hugging Face model folder), ``bundle`` (a torchaudio pipelines name, e.g. ``WAV2VEC2_XLSR_2B``,
+    whose weights must already be in the torch hub cache: nothing is downloaded), else random
+    initialisation from ``arch`` (kwargs of ``torchaudio.models.wav2vec2_model``; used by tests).
+    ``family="distillmos"`` uses the encoder inside the PyPI package distillmos (weights ship with it);
+    ``family="none"`` disables the branch.
+    """
+
+    family: SSLFamily = "wav2vec2"
+    bundle: str | None = None
+    checkpoint: str | None = None
+    arch: dict[str, Any] | None = None
+    layer: int = 8
+    frozen: bool = True
+
+    def __post_init__(self) -> None:
+        if self.family != "none" and self.layer < 1:
+            raise ConfigError(f"ssl.layer must be >= 1 (1 = first transformer layer), got {self.layer}")
+        if self.family in ("wav2vec2", "hubert", "wavlm") and not (self.bundle or self.checkpoint or self.arch):
+            raise ConfigError("ssl: give one of bundle, checkpoint or arch for a wav2vec2-family encoder")
+
+    @property
+    def enabled(self) -> bool:
+        return self.family != "none"
+
+
+@dataclass(frozen=True)
+class SSLHeadConfig:
+    """The SSL-Layer-MOS conv head: Conv1d stack with LayerNorm, ReLU, Dropout and MaxPool1d."""
+
+    channels: tuple[int, ...] = (128, 32, 32)
+    kernel: int = 5
+    pool: int = 5
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError("ssl_head.channels must be a non-empty list of positive ints")
+        if self.kernel < 1 or self.pool < 1 or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("ssl_head: kernel and pool must be >= 1 and dropout in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SpecConfig:
+    """The spectrogram branch at 48 kHz: log10 |STFT| (320/160) into the DNSMOS Pro CNN encoder."""
+
+    enabled: bool = True
+    channels: tuple[int, ...] = (32, 32, 64, 64)
+    pool_after: int = 2
+    """MaxPool(3) after this many conv layers."""
+    dropout: float = 0.3
+    dropout_layers: int = 3
+
+    def __post_init__(self) -> None:
+        if self.enabled and (len(self.channels) < 1 or min(self.channels) < 1):
+            raise ConfigError("spec.channels must be a non-empty list of positive ints")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("spec.dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """The two Gaussian heads on the fused vector: mean and variance of the MOS.
+
+    mean = mos_center + mean_scale * mu(x); variance = var_scale * softplus(v(x)).
+    The paper's code uses mean_scale 2, var_scale 4 (raw MOS targets).
+    """
+
+    hidden: tuple[int, ...] = (64, 32)
+    mos_center: float = 3.0
+    mean_scale: float = 2.0
+    var_scale: float = 4.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The whole SA-SSL-MOS model. SSL-only (SSL-Layer-MOS) when ``spec.enabled`` is false."""
+
+    ssl: SSLConfig = field(default_factory=lambda: SSLConfig(family="distillmos", layer=7))
+    ssl_head: SSLHeadConfig = field(default_factory=SSLHeadConfig)
+    spec: SpecConfig = field(default_factory=SpecConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def __post_init__(self) -> None:
+        if not self.ssl.enabled and not self.spec.enabled:
+            raise ConfigError("model: at least one of the SSL and spectrogram branches must be enabled")
+
+
+# ------------------------------------------------------------------------------------- (de)serialise
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Coerce/validate ``value`` against the annotation ``tp``; raise ConfigError naming ``where``."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(f"{where}: {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, where)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = get_args(tp)[:1]
+        return tuple(_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = get_args(tp)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from a plain mapping, validating every key and type."""
+    data = dict(data or {})
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"{cls.__name__} takes: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where or cls.__name__}: {e}") from None
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (recursively) as plain YAML/JSON-friendly types (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a non-mapping top level is a ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping")
+    return data
+
+
+def load(cls: type[T], path: str | Path, section: str | None = None) -> T:
+    """Load ``cls`` from a YAML file (optionally from one top-level ``section`` of it)."""
+    data = load_yaml(path)
+    if section is not None:
+        data = data.get(section) or {}
+    try:
+        return from_dict(cls, data, section or "")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
