@@ -1,0 +1,200 @@
+"""The monitor's configuration: one frozen dataclass per component, loaded strictly from YAML.
+
+Defaults live here only; ``configs/monitor.yaml`` serialises them and the CLI overrides a few.
+Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from samos.config import ConfigError, from_dict, load_yaml
+
+
+def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
+    """``"HOST:PORT"`` or ``":PORT"`` or ``"PORT"`` -> (host, port); IPv6 as ``[::1]:PORT``."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}") from None
+    if not 0 <= p <= 65535:
+        raise ConfigError(f"{what}: port {p} out of range 0-65535")
+    return host, p
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Scoring windows in stream seconds, and the energy VAD that decides which windows get a MOS.
+
+    A 20 ms frame is *active* when its level is at least ``vad_floor_db`` dBov and at least
+    ``vad_snr_db`` above the window's noise floor (the 10th percentile of its frame levels).
+    A window whose overall level is below ``silence_db`` is ``"silence"``; one with fewer than
+    ``min_active`` active frames is ``"low_speech"``; both get no MOS.
+    """
+
+    window_seconds: float = 4.0
+    hop_seconds: float = 1.0
+    min_final_seconds: float = 1.0
+    """At the end of a stream shorter than one window, score what there is if at least this long."""
+    silence_db: float = -60.0
+    vad_floor_db: float = -55.0
+    vad_snr_db: float = 3.0
+    min_active: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0.25 <= self.window_seconds <= 60.0:
+            raise ConfigError(f"window.window_seconds must be in [0.25, 60], got {self.window_seconds}")
+        if not 0.02 <= self.hop_seconds <= self.window_seconds:
+            raise ConfigError(
+                f"window.hop_seconds must be in [0.02, window_seconds={self.window_seconds}], "
+                f"got {self.hop_seconds}"
+            )
+        if not 0.0 < self.min_final_seconds <= self.window_seconds:
+            raise ConfigError("window.min_final_seconds must be in (0, window_seconds]")
+        if not 0.0 <= self.min_active <= 1.0:
+            raise ConfigError(f"window.min_active must be in [0, 1], got {self.min_active}")
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    """Rolling MOS over the windows that ended in the last ``horizon_seconds``.
+
+    ``weighting``: ``"mean"`` (plain mean of the window MOS) or ``"inverse_variance"`` (each window
+    weighted by 1/std^2 from the Gaussian head).
+    """
+
+    horizon_seconds: float = 10.0
+    weighting: Literal["mean", "inverse_variance"] = "mean"
+
+    def __post_init__(self) -> None:
+        if self.horizon_seconds <= 0:
+            raise ConfigError("aggregate.horizon_seconds must be > 0")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """Low-quality alerts on the rolling MOS: raise below ``threshold`` for ``min_duration_seconds``,
+    clear at or above ``threshold + hysteresis`` for ``min_duration_seconds``."""
+
+    enabled: bool = True
+    threshold: float = 2.5
+    hysteresis: float = 0.3
+    min_duration_seconds: float = 5.0
+    webhook: str | None = None
+    webhook_timeout_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.hysteresis < 0 or self.min_duration_seconds < 0:
+            raise ConfigError("alerts.hysteresis and alerts.min_duration_seconds must be >= 0")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"alerts.webhook must be an http(s) URL, got {self.webhook!r}")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The one inference worker: batches pending windows of all streams (same length) per call."""
+
+    providers: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+    threads: int | None = None
+    max_batch: int = 16
+    queue_size: int = 256
+    """Pending windows (all streams); when full the oldest is dropped and counted."""
+    inflight_per_stream: int = 8
+    """Windows a stream may have waiting for scores before its reader waits (back-pressure)."""
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.queue_size < 1 or self.inflight_per_stream < 1:
+            raise ConfigError("worker.max_batch, queue_size and inflight_per_stream must be >= 1")
+
+
+@dataclass(frozen=True)
+class WebsocketConfig:
+    """The websocket server subscribers connect to (``ws://host:port/``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8765
+    client_queue: int = 256
+    """Messages buffered per client; when full the oldest is dropped and counted."""
+    max_clients: int = 256
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The aiohttp app (WebRTC signalling, publish/overlay pages, /metrics)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Optional shared token for websocket subscribers and WebRTC publishers (None: open)."""
+
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Defaults for sources: file pacing, chunk size, the sound card's buffer."""
+
+    realtime: bool = True
+    loop: bool = False
+    chunk_seconds: float = 0.02
+    device_queue_seconds: float = 2.0
+    """Audio buffered between the sound-card thread and the loop before the oldest is dropped."""
+
+    def __post_init__(self) -> None:
+        if not 0.001 <= self.chunk_seconds <= 1.0:
+            raise ConfigError("source.chunk_seconds must be in [0.001, 1]")
+        if self.device_queue_seconds <= 0:
+            raise ConfigError("source.device_queue_seconds must be > 0")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The whole monitor. ``model``: ONNX path (None: the embedded default model)."""
+
+    model: str | None = None
+    window: WindowConfig = field(default_factory=WindowConfig)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    ws: WebsocketConfig = field(default_factory=WebsocketConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    log: str | None = None
+    """JSONL log of every score and alert (None: no log)."""
+    exit_when_done: bool = True
+    """Stop once every source has ended (never while WebRTC ingest is on)."""
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "monitor.yaml"
+
+
+def load_config(path: str | Path | None = None) -> MonitorConfig:
+    """Load a MonitorConfig from YAML (``None``: configs/monitor.yaml when present, else defaults)."""
+    if path is None:
+        if not DEFAULT_CONFIG.is_file():
+            return MonitorConfig()
+        path = DEFAULT_CONFIG
+    data = load_yaml(path)
+    try:
+        return from_dict(MonitorConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def override(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` dropping None values (CLI flags that were not given)."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    return replace(cfg, **given) if given else cfg

@@ -1,0 +1,83 @@
+"""Prometheus metrics of the monitor, in its own registry (served by the HTTP app at /metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class MonitorMetrics(CollectorRegistry):
+    """A CollectorRegistry (one per Monitor) holding all monitor metrics as attributes.
+
+    Serve it with ``prometheus_client.generate_latest(metrics)`` or :meth:`render`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        r = self
+        self.mos = Gauge("samos_stream_mos", "Latest rolling MOS per stream", ["stream"], registry=r)
+        self.windows = Counter(
+            "samos_windows_total", "Windows processed per stream and status", ["stream", "status"], registry=r
+        )
+        self.dropped_audio = Counter(
+            "samos_dropped_audio_seconds_total",
+            "Audio lost before the pipeline (device overflow, packet loss), seconds",
+            ["stream"],
+            registry=r,
+        )
+        self.inference = Histogram(
+            "samos_inference_seconds",
+            "Wall time of one Scorer.score batch call",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "samos_inference_batch_size",
+            "Windows per inference call",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "samos_window_latency_seconds",
+            "From a window's last captured sample to its score being published",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.worker_dropped = Counter(
+            "samos_worker_dropped_windows_total",
+            "Windows dropped unscored because the inference queue was full",
+            registry=r,
+        )
+        self.clients = Gauge("samos_ws_clients", "Connected websocket clients", registry=r)
+        self.ws_dropped = Counter(
+            "samos_ws_messages_dropped_total", "Messages dropped for slow websocket clients", registry=r
+        )
+        self.streams = Gauge("samos_streams", "Streams running now", registry=r)
+        self.loop_lag = Gauge(
+            "samos_event_loop_lag_seconds", "Lateness of a periodic event-loop timer", registry=r
+        )
+        self.alerts = Counter(
+            "samos_alerts_total", "Alert events per stream", ["stream", "event"], registry=r
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self)
+
+    def forget_stream(self, stream: str) -> None:
+        """Remove the per-stream MOS gauge of an ended stream (counters stay)."""
+        try:
+            self.mos.remove(stream)
+        except KeyError:
+            pass
+
+    async def watch_loop_lag(self, period: float = 0.25) -> None:
+        """Run forever: set the loop-lag gauge from how late a ``period`` sleep wakes up."""
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(period)
+            self.loop_lag.set(max(0.0, time.perf_counter() - t0 - period))

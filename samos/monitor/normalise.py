@@ -1,0 +1,107 @@
+"""Normalise at the edge: any chunk -> mono float32 at 16 kHz and 48 kHz, aligned (lengths T and 3T).
+
+One stateful soxr stream per output rate (quality ``samos.audio.RESAMPLE_QUALITY``), so that feeding
+a stream in chunks of any size gives exactly the samples of one-shot resampling. soxr emits
+irregular amounts per chunk; we hold back whatever is not yet matched (16 k sample ``i`` always pairs
+with 48 k samples ``3i .. 3i+2``). Pure computation: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from samos.audio import RATE_RATIO, RESAMPLE_QUALITY, SPEC_RATE, SSL_RATE, check_rate, to_mono
+from samos.monitor.source import AudioChunk
+
+_EMPTY = np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Normalised audio: ``wave16`` float32 ``[n]`` at 16 kHz, ``wave48`` float32 ``[3n]`` at 48 kHz.
+
+    ``t_capture``: capture time (monotonic s) of the chunk that released these samples;
+    ``dropped_seconds``: audio known lost before it; ``rate``: the source's native rate (Hz);
+    ``invalid``: NaN/Inf input samples replaced by 0.
+    """
+
+    wave16: np.ndarray
+    wave48: np.ndarray
+    t_capture: float
+    dropped_seconds: float = 0.0
+    rate: int = SPEC_RATE
+    invalid: int = 0
+
+
+class _Identity:
+    """Same-rate 'resampling' (as samos.audio.resample does for equal rates): the samples themselves."""
+
+    def resample_chunk(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        return x.copy()  # never alias a source's buffer
+
+
+def _stream(rate_in: int, rate_out: int) -> soxr.ResampleStream | _Identity:
+    if rate_in == rate_out:
+        return _Identity()
+    return soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+
+
+class Normaliser:
+    """Streaming mono + resampling for one stream. ``push(chunk) -> Segment``; ``flush() -> Segment``.
+
+    A change of input rate mid-stream flushes the resamplers and starts new ones at the new rate.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = check_rate(rate)
+        self._open(self.rate)
+        self._t_capture = 0.0
+
+    def _open(self, rate: int) -> None:
+        self._r16 = _stream(rate, SSL_RATE)
+        self._r48 = _stream(rate, SPEC_RATE)
+        self._held16 = _EMPTY
+        self._held48 = _EMPTY
+
+    def _pair(self, w16: np.ndarray, w48: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = np.concatenate([self._held16, w16]) if self._held16.size else w16
+        b = np.concatenate([self._held48, w48]) if self._held48.size else w48
+        n = min(len(a), len(b) // RATE_RATIO)
+        self._held16, self._held48 = a[n:], b[n * RATE_RATIO :]
+        return np.asarray(a[:n], np.float32), np.asarray(b[: n * RATE_RATIO], np.float32)
+
+    def push(self, chunk: AudioChunk) -> Segment:
+        """Normalise one chunk (any size, possibly empty, int or float PCM, mono or [n, ch])."""
+        pre: tuple[np.ndarray, np.ndarray] | None = None
+        if chunk.rate != self.rate:
+            pre = self._drain()
+            self.rate = check_rate(chunk.rate)
+            self._open(self.rate)
+        raw = chunk.samples
+        if raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw[:, 0]
+        x = np.ascontiguousarray(to_mono(raw))
+        bad = ~np.isfinite(x)
+        invalid = int(bad.sum())
+        if invalid:
+            x = np.where(bad, np.float32(0.0), x)
+        w16, w48 = self._pair(self._r16.resample_chunk(x), self._r48.resample_chunk(x))
+        if pre is not None:
+            w16, w48 = np.concatenate([pre[0], w16]), np.concatenate([pre[1], w48])
+        self._t_capture = chunk.t_capture
+        return Segment(w16, w48, chunk.t_capture, chunk.dropped / chunk.rate, self.rate, invalid)
+
+    def _drain(self) -> tuple[np.ndarray, np.ndarray]:
+        w16, w48 = self._pair(
+            self._r16.resample_chunk(_EMPTY, last=True), self._r48.resample_chunk(_EMPTY, last=True)
+        )
+        self._held16, self._held48 = _EMPTY, _EMPTY  # an unmatched tail of < 1/16000 s is discarded
+        return w16, w48
+
+    def flush(self) -> Segment:
+        """End of stream: the resamplers' delayed tail (then the normaliser is spent)."""
+        w16, w48 = self._drain()
+        return Segment(w16, w48, self._t_capture, 0.0, self.rate)

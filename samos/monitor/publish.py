@@ -1,0 +1,226 @@
+"""The websocket server: fan-out of schema messages to subscribers, never slowed by a slow client.
+
+Each client has a bounded queue (drop-oldest, counted) and its own relay task; ``publish`` only
+appends encoded text to queues, so it never waits on a socket. A client that lost messages gets
+``"dropped_messages": n`` (lost since its previous message) in its next message.
+
+Subscribing: ``ws://host:port/?streams=a,b`` or a message ``{"type": "subscribe", "streams": [..]}``
+at any time (``null``/missing/``["*"]``: all streams). Auth (when a token is configured):
+``?token=T`` (a wrong token is refused with HTTP 401 before the upgrade) or, without it in the URL,
+a first message ``{"type": "subscribe", "token": T, ...}`` within ``AUTH_TIMEOUT`` seconds (else the
+socket is closed with code 1008).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from samos import __version__
+from samos.monitor import schema
+from samos.monitor.metrics import MonitorMetrics
+
+log = logging.getLogger(__name__)
+AUTH_TIMEOUT = 5.0
+CLOSE_POLICY = 1008
+
+
+def token_ok(given: str | None, expected: str | None) -> bool:
+    """Constant-time token check; no expected token means open access."""
+    if expected is None:
+        return True
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _parse_streams(value: Any) -> frozenset[str] | None:
+    """None = all streams."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [s for s in value.split(",") if s]
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise ValueError("streams must be a list of stream names")
+    return None if not value or "*" in value else frozenset(value)
+
+
+class Client:
+    """One subscriber: a bounded queue of encoded messages and a relay task that drains it."""
+
+    def __init__(self, ws: ServerConnection, maxsize: int, streams: frozenset[str] | None) -> None:
+        self.ws = ws
+        self.streams = streams
+        self.queue: deque[str] = deque()
+        self.maxsize = maxsize
+        self.ready = asyncio.Event()
+        self.dropped_total = 0
+        self.dropped_pending = 0
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    def wants(self, stream: str | None) -> bool:
+        return stream is None or self.streams is None or stream in self.streams
+
+    def offer(self, text: str) -> bool:
+        """Queue a message; returns False when the oldest had to be dropped."""
+        ok = True
+        if len(self.queue) >= self.maxsize:
+            self.queue.popleft()
+            self.dropped_total += 1
+            self.dropped_pending += 1
+            ok = False
+        self.queue.append(text)
+        self.ready.set()
+        self.drained.clear()
+        return ok
+
+    async def relay(self) -> None:
+        """Send queued messages until the socket closes (cancel to stop)."""
+        while True:
+            while not self.queue:
+                self.drained.set()
+                self.ready.clear()
+                await self.ready.wait()
+            text = self.queue.popleft()
+            if self.dropped_pending:
+                text = f'{{"dropped_messages":{self.dropped_pending},' + text[1:]
+                self.dropped_pending = 0
+            await self.ws.send(text)
+
+
+class Publisher:
+    """Fan-out of messages to websocket subscribers; also remembers each live stream's start message."""
+
+    def __init__(
+        self,
+        metrics: MonitorMetrics,
+        client_queue: int = 256,
+        max_clients: int = 256,
+        token: str | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.client_queue = client_queue
+        self.max_clients = max_clients
+        self.token = token
+        self.clients: set[Client] = set()
+        self._starts: dict[str, str] = {}
+        self._server: Server | None = None
+
+    # ------------------------------------------------------------------ publishing (event loop only)
+    def publish(self, msg: dict[str, Any]) -> None:
+        """Queue ``msg`` for every client subscribed to its stream (never blocks)."""
+        text = schema.encode(msg)
+        stream: str | None = msg.get("stream")
+        if stream is not None and msg["type"] == "stream_start":
+            self._starts[stream] = text
+        elif stream is not None and msg["type"] == "stream_end":
+            self._starts.pop(stream, None)
+        for c in self.clients:
+            if c.wants(stream) and not c.offer(text):
+                self.metrics.ws_dropped.inc()
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self._starts)
+
+    # ------------------------------------------------------------------------------------ server
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on host:port (port 0: any free one); returns the bound address."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._check_request,
+            compression=None,
+            max_size=64 * 1024,
+            ping_interval=20,
+        )
+        sock = next(iter(self._server.sockets))
+        name = sock.getsockname()
+        return str(name[0]), int(name[1])
+
+    async def close(self, drain_timeout: float = 2.0) -> None:
+        """Let relays send what is queued (up to ``drain_timeout`` s), then close all connections."""
+        waits = [asyncio.create_task(c.drained.wait(), name=f"ws-drain:{c.ws.id}") for c in self.clients]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=drain_timeout)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        query = parse_qs(urlsplit(request.path).query)
+        if self.token is not None and "token" in query and not token_ok(query["token"][0], self.token):
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid token\n")
+        if len(self.clients) >= self.max_clients:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many clients\n")
+        try:
+            _parse_streams(query.get("streams", [None])[0])
+        except ValueError as e:
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"{e}\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
+        streams = _parse_streams(query.get("streams", [None])[0])
+        if self.token is not None and "token" not in query:
+            streams = await self._first_message_auth(ws, streams)
+            if streams is False:
+                return
+        client = Client(ws, self.client_queue, streams)  # type: ignore[arg-type]
+        self.clients.add(client)
+        self.metrics.clients.set(len(self.clients))
+        client.offer(schema.encode(schema.hello(self.streams, f"samos {__version__}")))
+        for name, text in self._starts.items():
+            if client.wants(name):
+                client.offer(text)
+        relay = asyncio.create_task(client.relay(), name=f"ws-relay:{ws.id}")
+        reader = asyncio.create_task(self._read(ws, client), name=f"ws-read:{ws.id}")
+        try:
+            await asyncio.wait({relay, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (relay, reader):
+                t.cancel()
+            await asyncio.gather(relay, reader, return_exceptions=True)
+            self.clients.discard(client)
+            self.metrics.clients.set(len(self.clients))
+
+    async def _first_message_auth(self, ws: ServerConnection, streams: Any) -> Any:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), AUTH_TIMEOUT)
+            msg = json.loads(raw)
+            if not isinstance(msg, dict) or not token_ok(msg.get("token"), self.token):
+                raise ValueError("invalid token")
+            return _parse_streams(msg["streams"]) if "streams" in msg else streams
+        except (TimeoutError, ValueError, ConnectionClosed):
+            await ws.close(CLOSE_POLICY, "authentication required")
+            return False
+
+    async def _read(self, ws: ServerConnection, client: Client) -> None:
+        """Apply ``subscribe`` messages; ignore anything else; return when the socket closes."""
+        try:
+            async for raw in ws:
+                try:
+                    msg = json.loads(raw)
+                    if isinstance(msg, dict) and msg.get("type") == "subscribe":
+                        client.streams = _parse_streams(msg.get("streams"))
+                        for name, text in self._starts.items():
+                            if client.wants(name):
+                                client.offer(text)
+                except ValueError as e:
+                    log.info("websocket client %s: bad message ignored (%s)", ws.id, e)
+        except ConnectionClosed:
+            pass

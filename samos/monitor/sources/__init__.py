@@ -1,0 +1,1 @@
+"""Audio sources: sound card (``device``), files and network streams (``file``); WebRTC in ``webrtc``."""

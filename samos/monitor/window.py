@@ -1,0 +1,137 @@
+"""Windowing as a pure state machine: ``push(segment) -> [Window]``, ``flush() -> [Window]``.
+
+Windows are ``window_seconds`` long and start every ``hop_seconds`` (both rounded to whole 16 kHz
+samples; sub-second hops work). Only the number of samples pushed matters, never how they were
+chunked, so chunked input gives exactly the windows of whole-file input.
+
+At the end (``flush``): a stream that never filled a window gets one short window when it has at
+least ``min_final_seconds``; otherwise, when the audio after the last window is at least half a hop,
+one last full-length window ending at the end of the stream is emitted (``final=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from samos.audio import RATE_RATIO, SSL_RATE
+from samos.monitor.normalise import Segment
+
+
+@dataclass(frozen=True)
+class Window:
+    """One scoring window: ``wave16`` float32 ``[T]`` and ``wave48`` ``[3T]``.
+
+    ``index`` counts windows from 0; ``start`` is its first 16 kHz sample; ``t_start``/``t_end`` in
+    stream seconds. ``t_capture``: monotonic capture time of the chunk that completed it.
+    ``dropped_seconds``: audio lost since the previous window. ``rate``: the source's native rate.
+    """
+
+    index: int
+    start: int
+    wave16: np.ndarray
+    wave48: np.ndarray
+    t_capture: float
+    dropped_seconds: float
+    rate: int
+    final: bool = False
+
+    @property
+    def t_start(self) -> float:
+        return self.start / SSL_RATE
+
+    @property
+    def t_end(self) -> float:
+        return (self.start + len(self.wave16)) / SSL_RATE
+
+
+class Windower:
+    """Cuts one stream's normalised audio into overlapping windows."""
+
+    def __init__(self, window_seconds: float, hop_seconds: float, min_final_seconds: float = 1.0) -> None:
+        self.size = round(window_seconds * SSL_RATE)
+        self.hop = round(hop_seconds * SSL_RATE)
+        self.min_final = round(min_final_seconds * SSL_RATE)
+        if self.size < 1 or not 1 <= self.hop <= self.size:
+            raise ValueError(f"need 0 < hop <= window, got window {window_seconds} s, hop {hop_seconds} s")
+        self._parts16: list[np.ndarray] = []
+        self._parts48: list[np.ndarray] = []
+        self._buf_start = 0  # 16 kHz index of the first buffered sample
+        self.total = 0  # 16 kHz samples pushed
+        self._next = 0  # start of the next window
+        self._count = 0
+        self._last_end = 0
+        self._dropped = 0.0
+        self._t_capture = 0.0
+        self._rate = 0
+
+    @property
+    def seconds(self) -> float:
+        """Stream seconds pushed so far."""
+        return self.total / SSL_RATE
+
+    def push(self, seg: Segment) -> list[Window]:
+        """Add a segment; return the windows it completes (oldest first)."""
+        if len(seg.wave48) != RATE_RATIO * len(seg.wave16):
+            raise ValueError(f"segment lengths {len(seg.wave16)} and {len(seg.wave48)} are not T and 3T")
+        self._dropped += seg.dropped_seconds
+        self._t_capture, self._rate = seg.t_capture, seg.rate
+        if len(seg.wave16):
+            self._parts16.append(seg.wave16)
+            self._parts48.append(seg.wave48)
+            self.total += len(seg.wave16)
+        if self.total - self._next < self.size:
+            return []
+        b16, b48 = self._joined()
+        out = []
+        while self.total - self._next >= self.size:
+            out.append(self._cut(b16, b48, self._next, self.size, final=False))
+            self._next += self.hop
+        self._trim(b16, b48)
+        return out
+
+    def flush(self) -> list[Window]:
+        """End of stream: the final window, if any (see module doc). The windower is then spent."""
+        if self.total == 0 or not self._parts16:
+            return []
+        b16, b48 = self._joined()
+        out: list[Window] = []
+        if self._count == 0:
+            if self.total >= self.min_final:
+                out.append(self._cut(b16, b48, 0, self.total, final=True))
+        elif 2 * (self.total - self._last_end) >= self.hop:
+            out.append(self._cut(b16, b48, self.total - self.size, self.size, final=True))
+        self._parts16, self._parts48 = [], []
+        return out
+
+    def _joined(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._parts16:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        b16 = np.concatenate(self._parts16) if len(self._parts16) != 1 else self._parts16[0]
+        b48 = np.concatenate(self._parts48) if len(self._parts48) != 1 else self._parts48[0]
+        return b16, b48
+
+    def _cut(self, b16: np.ndarray, b48: np.ndarray, start: int, n: int, final: bool) -> Window:
+        i = start - self._buf_start
+        w = Window(
+            self._count,
+            start,
+            b16[i : i + n].copy(),
+            b48[RATE_RATIO * i : RATE_RATIO * (i + n)].copy(),
+            self._t_capture,
+            self._dropped,
+            self._rate,
+            final,
+        )
+        self._count += 1
+        self._last_end = start + n
+        self._dropped = 0.0
+        return w
+
+    def _trim(self, b16: np.ndarray, b48: np.ndarray) -> None:
+        """Keep what the next window needs, and always the last ``size`` samples (for ``flush``)."""
+        keep = max(self._buf_start, min(self._next, self.total - self.size))
+        i = keep - self._buf_start
+        self._parts16, self._parts48 = [b16[i:]], [b48[RATE_RATIO * i :]]
+        self._buf_start = keep

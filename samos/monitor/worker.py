@@ -1,0 +1,169 @@
+"""The one inference worker: windows of all streams, batched, scored in a thread off the event loop.
+
+``submit`` (event loop) appends to a bounded queue; when full, the oldest pending window is dropped
+and its future fails with :class:`WindowDropped` (counted). The worker thread takes up to
+``max_batch`` pending windows of the same length (oldest first), calls ``scorer.score`` once, and
+resolves the futures on the loop with ``call_soon_threadsafe`` (one callback per batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from samos.monitor.metrics import MonitorMetrics
+
+log = logging.getLogger(__name__)
+
+
+class WindowDropped(Exception):
+    """The window was dropped unscored: the inference queue was full (the model cannot keep up)."""
+
+
+class ScorerLike(Protocol):
+    """What the worker needs of :class:`samos.runtime.Scorer`."""
+
+    def score(self, wave16: np.ndarray, wave48: np.ndarray) -> Any: ...
+
+
+@dataclass
+class _Job:
+    wave16: np.ndarray
+    wave48: np.ndarray
+    future: asyncio.Future[tuple[float, float]]
+
+
+def describe(scorer: Any) -> dict[str, Any]:
+    """What subscribers learn about the model: path, provider, version, window and min seconds."""
+    info = getattr(scorer, "info", None)
+    return {
+        "path": str(getattr(scorer, "path", "")),
+        "provider": getattr(scorer, "provider", None),
+        "version": getattr(info, "version", None),
+        "window_seconds": getattr(info, "window_seconds", None),
+        "min_seconds": getattr(info, "min_seconds", None),
+    }
+
+
+class InferenceWorker:
+    """Batched scoring in one thread.
+
+    ``start()`` on the loop, ``await submit(...)`` per window, ``await stop()`` at the end.
+    """
+
+    def __init__(
+        self,
+        scorer: ScorerLike,
+        max_batch: int = 16,
+        queue_size: int = 256,
+        metrics: MonitorMetrics | None = None,
+    ) -> None:
+        if max_batch < 1 or queue_size < 1:
+            raise ValueError("max_batch and queue_size must be >= 1")
+        self.scorer = scorer
+        self.max_batch = max_batch
+        self.queue_size = queue_size
+        self.metrics = metrics
+        self.dropped = 0
+        self.batches = 0
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the worker thread (call from the event loop that will await the results)."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="samos-inference", daemon=True)
+        self._thread.start()
+
+    def submit(self, wave16: np.ndarray, wave48: np.ndarray) -> asyncio.Future[tuple[float, float]]:
+        """Queue one window (``[T]`` at 16 kHz, ``[3T]`` at 48 kHz); the future gives (mos, std)."""
+        if self._loop is None or self._closing:
+            raise RuntimeError("the inference worker is not running")
+        fut: asyncio.Future[tuple[float, float]] = self._loop.create_future()
+        evicted: _Job | None = None
+        with self._cond:
+            if len(self._jobs) >= self.queue_size:
+                evicted = self._jobs.popleft()
+            self._jobs.append(_Job(wave16, wave48, fut))
+            self._cond.notify()
+        if evicted is not None:
+            self.dropped += 1
+            if self.metrics is not None:
+                self.metrics.worker_dropped.inc()
+            if not evicted.future.done():
+                evicted.future.set_exception(WindowDropped("inference queue full: window dropped"))
+        return fut
+
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Score what is queued, then end the thread (waits up to ``timeout`` s)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, timeout)
+            if self._thread.is_alive():
+                log.warning("inference worker did not stop within %.1f s", timeout)
+            self._thread = None
+
+    # ------------------------------------------------------------------------------ worker thread
+    def _take(self) -> list[_Job] | None:
+        with self._cond:
+            while not self._jobs and not self._closing:
+                self._cond.wait()
+            if not self._jobs:
+                return None
+            first = self._jobs.popleft()
+            batch: list[_Job] = [first]
+            rest: deque[_Job] = deque()
+            while self._jobs and len(batch) < self.max_batch:
+                job = self._jobs.popleft()
+                (batch if len(job.wave16) == len(first.wave16) else rest).append(job)
+            self._jobs.extendleft(reversed(rest))
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            batch = [j for j in batch if not j.future.cancelled()]
+            if not batch:
+                continue
+            t0 = time.perf_counter()
+            try:
+                out = self.scorer.score(
+                    np.stack([j.wave16 for j in batch]), np.stack([j.wave48 for j in batch])
+                )
+                result: Any = (np.asarray(out.mos, np.float64), np.asarray(out.std, np.float64))
+            except Exception as e:  # noqa: BLE001 - delivered to each waiting stream, never lost
+                log.warning("scoring a batch of %d failed: %s", len(batch), e)
+                result = e
+            if self.metrics is not None:
+                self.metrics.inference.observe(time.perf_counter() - t0)
+                self.metrics.batch_size.observe(len(batch))
+            self.batches += 1
+            assert self._loop is not None
+            try:
+                self._loop.call_soon_threadsafe(_resolve, [j.future for j in batch], result)
+            except RuntimeError:  # loop closed
+                return
+
+
+def _resolve(futures: list[asyncio.Future[tuple[float, float]]], result: Any) -> None:
+    for i, f in enumerate(futures):
+        if f.done():
+            continue
+        if isinstance(result, Exception):
+            f.set_exception(result)
+        else:
+            f.set_result((float(result[0][i]), float(result[1][i])))

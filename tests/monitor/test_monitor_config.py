@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from samos.config import ConfigError, dump_yaml
+from samos.monitor.cli import add_arguments, build_config, split_name
+from samos.monitor.config import DEFAULT_CONFIG, MonitorConfig, WindowConfig, load_config, parse_hostport
+
+
+def test_shipped_yaml_is_the_defaults() -> None:
+    assert DEFAULT_CONFIG.is_file()
+    assert load_config(DEFAULT_CONFIG) == MonitorConfig()
+
+
+def test_strict_loading(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text("window:\n  window_secs: 3\n")
+    with pytest.raises(ConfigError, match="window.window_secs"):
+        load_config(p)
+    p.write_text("window:\n  hop_seconds: 9\n")
+    with pytest.raises(ConfigError, match="hop_seconds"):
+        load_config(p)
+    p.write_text(dump_yaml(MonitorConfig(window=WindowConfig(window_seconds=2.0, hop_seconds=0.25))))
+    assert load_config(p).window.hop_seconds == 0.25
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+        (":9000", ("127.0.0.1", 9000)),
+        ("8765", ("127.0.0.1", 8765)),
+        ("[::1]:81", ("::1", 81)),
+    ],
+)
+def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text) == expected
+
+
+@pytest.mark.parametrize("text", ["host:port", "h:70000"])
+def test_parse_hostport_errors(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_hostport(text)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_flags_override_the_yaml() -> None:
+    cfg = build_config(
+        parse(
+            "--ws",
+            "0.0.0.0:9001",
+            "--webrtc",
+            ":8443",
+            "--window",
+            "2",
+            "--hop",
+            "0.5",
+            "--no-realtime",
+            "--loop",
+            "--token",
+            "t",
+            "--providers",
+            "cpu",
+            "--threads",
+            "2",
+        )
+    )
+    assert (cfg.ws.host, cfg.ws.port) == ("0.0.0.0", 9001) and cfg.http.enabled and cfg.http.port == 8443
+    assert (cfg.window.window_seconds, cfg.window.hop_seconds) == (2.0, 0.5)
+    assert not cfg.source.realtime and cfg.source.loop and cfg.auth.token == "t"
+    assert cfg.worker.providers == ("cpu",) and cfg.worker.threads == 2
+    assert not cfg.exit_when_done  # WebRTC ingest keeps the monitor up
+    assert build_config(parse()) == load_config(None)
+    with pytest.raises(ConfigError):
+        build_config(parse("--window", "1", "--hop", "2"))
+
+
+def test_split_name() -> None:
+    assert split_name("desk=hw:1") == ("desk", "hw:1")
+    assert split_name("/tmp/a=b.wav") == (None, "/tmp/a=b.wav")
+    assert split_name("http://x/y?a=b") == (None, "http://x/y?a=b")
+    assert split_name("radio=http://x/y?a=b") == ("radio", "http://x/y?a=b")

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from samos.monitor.normalise import Segment
+from samos.monitor.window import Window, Windower
+
+
+def seg(n: int, start: int = 0, dropped: float = 0.0, t: float = 0.0) -> Segment:
+    w16 = np.arange(start, start + n, dtype=np.float32)
+    return Segment(w16, np.repeat(w16, 3), t, dropped, 16_000)
+
+
+def feed(w: Windower, total: int, sizes: list[int]) -> list[Window]:
+    out, i, k = [], 0, 0
+    while i < total:
+        n = min(sizes[k % len(sizes)], total - i)
+        out += w.push(seg(n, i))
+        i, k = i + n, k + 1
+    return out + w.flush()
+
+
+def test_positions_and_alignment() -> None:
+    wins = feed(Windower(1.0, 0.25), 16_000 * 3, [700])
+    assert [w.start for w in wins] == [i * 4000 for i in range(9)]
+    for w in wins:
+        assert len(w.wave16) == 16_000 and len(w.wave48) == 48_000
+        assert w.wave16[0] == w.start and w.wave48[3 * 100] == w.start + 100
+        assert w.t_end - w.t_start == pytest.approx(1.0)
+    assert [w.index for w in wins] == list(range(9))
+
+
+@pytest.mark.parametrize("hop", [0.1, 0.5, 1.0, 4.0])
+def test_chunked_equals_whole(hop: float) -> None:
+    rng = np.random.default_rng(1)
+    total = 16_000 * 9 + 1234
+    a = feed(Windower(4.0, hop), total, [total])
+    b = feed(Windower(4.0, hop), total, list(rng.integers(1, 5000, 100)))
+    assert [(w.start, len(w.wave16), w.final) for w in a] == [(w.start, len(w.wave16), w.final) for w in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.wave16, y.wave16)
+        np.testing.assert_array_equal(x.wave48, y.wave48)
+
+
+def test_final_window_covers_the_tail() -> None:
+    wins = feed(Windower(4.0, 1.0), 16_000 * 10 + 8000, [320])
+    last = wins[-1]
+    assert last.final and last.start == 16_000 * 10 + 8000 - 64_000 and len(last.wave16) == 64_000
+    assert not any(w.final for w in wins[:-1])
+    # a tail under half a hop gets no extra window
+    wins = feed(Windower(4.0, 1.0), 16_000 * 10 + 7000, [320])
+    assert not wins[-1].final
+
+
+def test_short_stream_gets_one_short_window_or_none() -> None:
+    wins = feed(Windower(4.0, 1.0, min_final_seconds=1.0), 24_000, [1000])
+    assert len(wins) == 1 and len(wins[0].wave16) == 24_000 and wins[0].final
+    assert feed(Windower(4.0, 1.0, min_final_seconds=1.0), 8_000, [1000]) == []
+
+
+def test_dropped_and_capture_time_go_to_the_window_they_precede() -> None:
+    w = Windower(1.0, 1.0)
+    assert w.push(seg(8000, 0, dropped=0.25, t=1.0)) == []
+    (first,) = w.push(seg(8000, 8000, dropped=0.5, t=2.0))
+    assert first.dropped_seconds == pytest.approx(0.75) and first.t_capture == 2.0
+    (second,) = w.push(seg(16_000, 16_000, t=3.0))
+    assert second.dropped_seconds == 0.0
+
+
+def test_rejects_bad_geometry_and_misaligned_segments() -> None:
+    with pytest.raises(ValueError):
+        Windower(1.0, 2.0)
+    with pytest.raises(ValueError):
+        Windower(1.0, 0.5).push(Segment(np.zeros(10, np.float32), np.zeros(29, np.float32), 0.0))

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import speech_like
+
+from samos.monitor.metrics import MonitorMetrics
+from samos.monitor.worker import InferenceWorker, WindowDropped
+
+
+class Recording:
+    """Wraps the real Scorer: records batch sizes; optionally holds the first call until released."""
+
+    def __init__(self, scorer: Any, hold: bool = False) -> None:
+        self.scorer = scorer
+        self.sizes: list[int] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        if not hold:
+            self.release.set()
+
+    def score(self, w16: np.ndarray, w48: np.ndarray) -> Any:
+        self.entered.set()
+        self.release.wait(10)
+        self.sizes.append(len(w16))
+        return self.scorer.score(w16, w48)
+
+
+def window(seed: int, seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    x48 = speech_like(seconds, 48_000, level=0.02 * (seed + 1), seed=seed)
+    return x48[::3].copy(), x48
+
+
+async def test_batches_across_streams_and_matches_single_scoring(scorer) -> None:  # noqa: ANN001
+    rec = Recording(scorer, hold=True)
+    w = InferenceWorker(rec, max_batch=4, queue_size=64)
+    w.start()
+    try:
+        first = w.submit(*window(99))
+        await asyncio.to_thread(rec.entered.wait, 5)  # the thread is busy with `first`
+        wins = [window(i) for i in range(6)]
+        futs = [w.submit(a, b) for a, b in wins]
+        rec.release.set()
+        results = await asyncio.gather(first, *futs)
+        assert rec.sizes == [1, 4, 2]
+        for (a, b), (mos, std) in zip(wins, results[1:], strict=True):
+            ref = scorer.score(a[None], b[None])
+            assert mos == pytest.approx(float(ref.mos[0]), abs=1e-6)
+            assert std == pytest.approx(float(ref.std[0]), abs=1e-6)
+    finally:
+        await w.stop()
+
+
+async def test_different_lengths_are_never_stacked(scorer) -> None:  # noqa: ANN001
+    rec = Recording(scorer)
+    w = InferenceWorker(rec, max_batch=8)
+    w.start()
+    try:
+        futs = [w.submit(*window(i, 1.0 if i % 2 else 1.5)) for i in range(6)]
+        assert len(await asyncio.gather(*futs)) == 6
+    finally:
+        await w.stop()
+
+
+async def test_full_queue_drops_the_oldest_and_never_blocks_the_loop(scorer) -> None:  # noqa: ANN001
+    rec = Recording(scorer, hold=True)
+    metrics = MonitorMetrics()
+    w = InferenceWorker(rec, max_batch=2, queue_size=3, metrics=metrics)
+    w.start()
+    try:
+        busy = w.submit(*window(0))
+        await asyncio.to_thread(rec.entered.wait, 5)
+        t0 = time.perf_counter()
+        futs = [w.submit(*window(i)) for i in range(1, 6)]
+        await asyncio.sleep(0.05)  # the loop runs while the model is stuck
+        assert time.perf_counter() - t0 < 1.0
+        rec.release.set()
+        results = await asyncio.gather(busy, *futs, return_exceptions=True)
+        assert [isinstance(r, WindowDropped) for r in results] == [False, True, True, False, False, False]
+        assert w.dropped == 2 and metrics.get_sample_value("samos_worker_dropped_windows_total") == 2
+    finally:
+        await w.stop()
+
+
+async def test_model_errors_reach_the_waiting_stream(scorer) -> None:  # noqa: ANN001
+    w = InferenceWorker(scorer)
+    w.start()
+    try:
+        with pytest.raises(ValueError, match="too short"):
+            await w.submit(np.zeros(100, np.float32), np.zeros(300, np.float32))
+        assert len(await asyncio.gather(w.submit(*window(1)))) == 1  # the worker lives on
+    finally:
+        await w.stop()
+    with pytest.raises(RuntimeError):
+        w.submit(*window(1))
