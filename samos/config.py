@@ -45,6 +45,9 @@ class SSLConfig:
     arch: dict[str, Any] | None = None
     layer: int = 8
     frozen: bool = True
+    normalize_waveform: bool | None = None
+    """Zero-mean, unit-variance input per utterance before the encoder; None = what the weight
+    source says (the bundle, or ``do_normalize`` in a Hugging Face folder), False for ``arch``."""
 
     def __post_init__(self) -> None:
         if self.family != "none" and self.layer < 1:

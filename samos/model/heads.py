@@ -1,0 +1,139 @@
+"""Trainable heads: the SSL-Layer-MOS conv head, the DNSMOS-Pro spectrogram encoder, the Gaussian heads.
+
+All of them accept any number of frames: a fixed-length flatten (the paper's, 10 s crops only) is
+replaced by global pooling over time, and inputs shorter than a head's receptive field are
+repeat-padded (SSL head) or handled by padded convolutions (spectrogram encoder).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from samos.audio import N_BINS
+from samos.config import FusionConfig, SpecConfig, SSLHeadConfig
+
+
+class _ConvLNBlock(nn.Module):
+    """Conv1d (no padding) -> LayerNorm over channels -> ReLU -> Dropout [-> MaxPool1d]; ``[B, C, T]``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dropout: float, pool: int | None) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel)
+        self.norm = nn.LayerNorm(c_out)
+        self.dropout = nn.Dropout(dropout)
+        self.pool = nn.MaxPool1d(pool) if pool else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        x = self.dropout(F.relu(x))
+        return self.pool(x) if self.pool is not None else x
+
+
+class SSLLayerHead(nn.Module):
+    """The SSL-Layer-MOS head on one SSL layer's frames, with global pooling.
+
+    ``Conv1d(D -> c0, k) + LN + ReLU + Dropout``, then for each further channel count
+    ``Conv1d + LN + ReLU + Dropout + MaxPool1d(pool)``; then mean and max over time, concatenated.
+    ``forward(feats [B, frames, D]) -> [B, out_dim]`` with ``out_dim = 2 * channels[-1]``.
+
+    Deviations from the paper (documented in docs/MODEL.md): LayerNorm normalises over channels per
+    frame (the paper's LayerNorm spans (channels, time) of a fixed 10 s crop); global mean+max
+    pooling replaces the flatten; inputs shorter than :attr:`min_frames` are repeated in time
+    (as training repeat-crops short clips) up to :attr:`min_frames`.
+    """
+
+    def __init__(self, in_dim: int, cfg: SSLHeadConfig) -> None:
+        super().__init__()
+        ch = cfg.channels
+        blocks = [_ConvLNBlock(in_dim, ch[0], cfg.kernel, cfg.dropout, None)]
+        blocks += [
+            _ConvLNBlock(a, b, cfg.kernel, cfg.dropout, cfg.pool)
+            for a, b in zip(ch[:-1], ch[1:], strict=True)
+        ]
+        self.blocks = nn.Sequential(*blocks)
+        self.in_dim = in_dim
+        self.out_dim = 2 * ch[-1]
+        n = 1  # frames needed after the last block, walked back through the stack
+        for block in reversed(blocks):
+            if block.pool is not None:
+                n *= cfg.pool
+            n += cfg.kernel - 1
+        self.min_frames = n
+
+    def forward(self, feats: Tensor) -> Tensor:
+        x = feats.transpose(1, 2)  # [B, D, frames]
+        frames = x.shape[-1]
+        # Repeat short inputs in time until they cover the receptive field (frame i <- i mod frames);
+        # the identity for inputs already long enough. Shape arithmetic only: exports with a dynamic axis.
+        index = torch.arange(torch.sym_max(frames, self.min_frames), device=x.device)
+        index = index - torch.div(index, frames, rounding_mode="floor") * frames  # `%` fails ONNX conversion
+        x = x.index_select(-1, index)
+        x = self.blocks(x)
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
+
+
+class SpectrogramEncoder(nn.Module):
+    """The DNSMOS Pro encoder on a log spectrogram.
+
+    Per channel count: ``Conv2d(3x3, padding 1) + BatchNorm + ReLU``, ``MaxPool2d(3)`` after conv
+    number ``pool_after``, Dropout on the first ``dropout_layers``; then a global max-pool.
+    ``forward(logspec [B, 161, frames]) -> [B, channels[-1]]``. The map is laid out
+    ``[B, 1, frames, bins]`` as in the reference code. Needs ``frames >= 3`` (pool), i.e. at least
+    320 samples at 48 kHz; :attr:`min_frames` says so.
+    """
+
+    def __init__(self, cfg: SpecConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = 1
+        for i, ch in enumerate(cfg.channels):
+            layers += [nn.Conv2d(prev, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU()]
+            if i + 1 == cfg.pool_after:
+                layers.append(nn.MaxPool2d(3))
+            if i < cfg.dropout_layers:
+                layers.append(nn.Dropout(cfg.dropout))
+            prev = ch
+        self.encoder = nn.Sequential(*layers)
+        self.out_dim = cfg.channels[-1]
+        self.min_frames = 3 if 0 < cfg.pool_after <= len(cfg.channels) else 1
+        self.n_bins = N_BINS
+
+    def forward(self, logspec: Tensor) -> Tensor:
+        x = self.encoder(logspec.transpose(1, 2).unsqueeze(1))  # [B, C, frames', bins']
+        return x.amax(dim=(2, 3))
+
+
+def _mlp(in_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    prev = in_dim
+    for h in hidden:
+        layers += [nn.Linear(prev, h), nn.ReLU()]
+        prev = h
+    layers.append(nn.Linear(prev, 1))
+    return nn.Sequential(*layers)
+
+
+class GaussianHead(nn.Module):
+    """Two MLPs on the fused vector: the mean and the variance of the MOS.
+
+    ``forward(x [B, in_dim]) -> (mean [B], var [B])`` in MOS units:
+    ``mean = mos_center + mean_scale * mu(x)``, ``var = var_scale * softplus(v(x)) + eps``.
+    """
+
+    eps = 1e-6
+
+    def __init__(self, in_dim: int, cfg: FusionConfig) -> None:
+        super().__init__()
+        self.mu = _mlp(in_dim, cfg.hidden)
+        self.var = _mlp(in_dim, cfg.hidden)
+        self.mos_center = cfg.mos_center
+        self.mean_scale = cfg.mean_scale
+        self.var_scale = cfg.var_scale
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mean = self.mos_center + self.mean_scale * self.mu(x).squeeze(-1)
+        var = self.var_scale * F.softplus(self.var(x).squeeze(-1)) + self.eps
+        return mean, var

@@ -1,0 +1,140 @@
+"""SAMOS: the SA-SSL-MOS model (SSL-layer branch at 16 kHz + log-spectrogram branch at 48 kHz).
+
+One code path for the three variants a :class:`~samos.config.ModelConfig` can describe: both
+branches (SA-SSL-MOS), SSL only (SSL-Layer-MOS, ``spec.enabled = false``) and spectrogram only
+(``ssl.family = "none"``).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor, nn
+
+from samos.audio import HOP_LENGTH, RATE_RATIO, SSL_RATE
+from samos.config import ModelConfig
+from samos.model.frontend import LogSpectrogram
+from samos.model.heads import GaussianHead, SpectrogramEncoder, SSLLayerHead
+from samos.model.ssl import SSLEncoder, build_ssl_encoder
+
+
+class ModelInputError(ValueError):
+    """Inputs that do not fit the model (missing branch input, wrong rank, too short)."""
+
+
+class SAMOS(nn.Module):
+    """SA-SSL-MOS: ``forward(wave16 [B, T], wave48 [B, 3T]) -> (mean [B], var [B])`` in MOS units.
+
+    * ``ssl_features(wave16) -> [B, frames, D]``: the frozen SSL part (run under ``no_grad`` when
+      frozen; cache it during training).
+    * ``forward_features(feats | None, wave48 | None) -> (mean, var)``: the trainable part.
+    * ``forward(w16, w48) == forward_features(ssl_features(w16), w48)``.
+
+    A branch that is disabled ignores (and does not need) its input: pass ``None``.
+    ``ssl_encoder`` overrides building the encoder from ``cfg.ssl`` (checkpoint loading uses it).
+    The graph has no Python branching on tensor values, so it exports with dynamic batch and time.
+    """
+
+    def __init__(self, cfg: ModelConfig, *, ssl_encoder: SSLEncoder | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        fused = 0
+        self.ssl: SSLEncoder | None = None
+        self.ssl_head: SSLLayerHead | None = None
+        if cfg.ssl.enabled:
+            self.ssl = ssl_encoder if ssl_encoder is not None else build_ssl_encoder(cfg.ssl)
+            self.ssl_head = SSLLayerHead(self.ssl.dim, cfg.ssl_head)
+            fused += self.ssl_head.out_dim
+        self.spectrogram: LogSpectrogram | None = None
+        self.spec_encoder: SpectrogramEncoder | None = None
+        if cfg.spec.enabled:
+            self.spectrogram = LogSpectrogram()
+            self.spec_encoder = SpectrogramEncoder(cfg.spec)
+            fused += self.spec_encoder.out_dim
+        self.head = GaussianHead(fused, cfg.fusion)
+
+    # ------------------------------------------------------------------------------------ info
+    @property
+    def ssl_frozen(self) -> bool:
+        return self.ssl is not None and self.ssl.frozen
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input in 16 kHz samples (``wave48`` then has 3x as many) every branch accepts."""
+        n = 1
+        if self.ssl is not None:
+            n = max(n, self.ssl.min_samples)
+        if self.spec_encoder is not None:
+            # frames = T48 // hop + 1 >= min_frames
+            need48 = (self.spec_encoder.min_frames - 1) * HOP_LENGTH
+            n = max(n, -(-need48 // RATE_RATIO))
+        return n
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The inputs this model reads, in ``forward``'s order: ("wave16", "wave48") or one of them."""
+        names = ("wave16",) if self.ssl is not None else ()
+        return names + (("wave48",) if self.spec_encoder is not None else ())
+
+    @property
+    def min_seconds(self) -> float:
+        return self.min_samples / SSL_RATE
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters an optimiser should update (everything but a frozen SSL encoder)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # --------------------------------------------------------------------------------- forward
+    def ssl_features(self, wave16: Tensor) -> Tensor:
+        """Frozen-part output ``[B, frames, D]`` for 16 kHz audio ``[B, T]`` (float32, [-1, 1])."""
+        if self.ssl is None:
+            raise ModelInputError("this model has no SSL branch (ssl.family is 'none')")
+        self._check_wave(wave16, "wave16", self.ssl.min_samples)
+        with torch.no_grad() if self.ssl.frozen else nullcontext():
+            return self.ssl(wave16)
+
+    def forward_features(self, feats: Tensor | None, wave48: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Trainable part: SSL frames ``[B, frames, D]`` and/or 48 kHz ``[B, 3T]`` -> (mean [B], var [B])."""
+        parts: list[Tensor] = []
+        if self.ssl_head is not None:
+            if feats is None:
+                raise ModelInputError(
+                    "this model has an SSL branch: pass its features (ssl_features(wave16))"
+                )
+            if feats.dim() != 3 or feats.shape[-1] != self.ssl_head.in_dim:
+                raise ModelInputError(
+                    f"feats must be [batch, frames, {self.ssl_head.in_dim}], got shape {tuple(feats.shape)}"
+                )
+            parts.append(self.ssl_head(feats))
+        if self.spec_encoder is not None and self.spectrogram is not None:
+            if wave48 is None:
+                raise ModelInputError("this model has a spectrogram branch: pass wave48 [batch, 3*T]")
+            self._check_wave(wave48, "wave48", (self.spec_encoder.min_frames - 1) * HOP_LENGTH)
+            if feats is not None and isinstance(feats.shape[0], int) and feats.shape[0] != wave48.shape[0]:
+                raise ModelInputError(
+                    f"batch sizes differ: {feats.shape[0]} (wave16) vs {wave48.shape[0]} (wave48)"
+                )
+            parts.append(self.spec_encoder(self.spectrogram(wave48)))
+        fused = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        return self.head(fused)
+
+    def forward(self, wave16: Tensor | None = None, wave48: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(mean [B], var [B])`` MOS for 16 kHz ``wave16 [B, T]`` and 48 kHz ``wave48 [B, 3T]``."""
+        feats = None
+        if self.ssl is not None:
+            if wave16 is None:
+                raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
+            feats = self.ssl_features(wave16)
+        return self.forward_features(feats, wave48)
+
+    def _check_wave(self, wave: Tensor, name: str, min_samples: int) -> None:
+        if wave.dim() != 2:
+            raise ModelInputError(f"{name} must be [batch, samples], got shape {tuple(wave.shape)}")
+        dtype = self.head.mu[0].weight.dtype
+        if wave.dtype != dtype:
+            raise ModelInputError(f"{name} is {wave.dtype}; this model takes {dtype} waveforms in [-1, 1]")
+        n = wave.shape[-1]
+        # Only checked eagerly: under export the length is symbolic (not an int) and no guard is made.
+        if isinstance(n, int) and n < min_samples:
+            raise ModelInputError(f"{name} has {n} samples; this model needs at least {min_samples}")

@@ -1,0 +1,83 @@
+"""Heads: shapes, any length (short inputs padded by repetition), Gaussian outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from samos.config import FusionConfig, SpecConfig, SSLHeadConfig
+from samos.model.heads import GaussianHead, SpectrogramEncoder, SSLLayerHead, _ConvLNBlock
+
+
+def test_ssl_head_shapes_and_receptive_field() -> None:
+    head = SSLLayerHead(48, SSLHeadConfig()).eval()
+    # k=5 conv, k=5 conv + pool 5, k=5 conv + pool 5: 4 + 5 * (4 + 5 * 1) = 49 ... walked back exactly:
+    assert head.min_frames == ((1 * 5 + 4) * 5 + 4) + 4
+    assert head.out_dim == 64
+    for frames in (1, 10, head.min_frames, 500):
+        out = head(torch.randn(3, frames, 48))
+        assert out.shape == (3, 64) and torch.isfinite(out).all()
+
+
+def test_ssl_head_pads_short_inputs_by_repetition_only() -> None:
+    head = SSLLayerHead(16, SSLHeadConfig(channels=(8, 4, 4))).eval()
+    short = torch.randn(2, 10, 16)
+    tiled = short.repeat(1, 6, 1)[:, : head.min_frames]
+    assert torch.allclose(head(short), head(tiled))
+    long = torch.randn(2, 300, 16)
+    x = head.blocks(long.transpose(1, 2))
+    assert torch.equal(head(long), torch.cat([x.mean(-1), x.amax(-1)], dim=-1))
+
+
+def test_ssl_head_layernorm_is_per_frame() -> None:
+    head = SSLLayerHead(8, SSLHeadConfig(channels=(4, 4), kernel=3, pool=2, dropout=0.0)).eval()
+    blocks = [b for b in head.blocks if isinstance(b, _ConvLNBlock)]
+    assert [b.norm.normalized_shape for b in blocks] == [(4,), (4,)]
+    assert blocks[0].pool is None and blocks[1].pool is not None
+
+
+def test_spectrogram_encoder_shapes() -> None:
+    enc = SpectrogramEncoder(SpecConfig()).eval()
+    for frames in (enc.min_frames, 61, 1001):
+        out = enc(torch.randn(2, 161, frames))
+        assert out.shape == (2, 64) and torch.isfinite(out).all()
+    kinds = [type(m).__name__ for m in enc.encoder]
+    assert kinds.count("Conv2d") == 4 and kinds.count("BatchNorm2d") == 4
+    assert kinds.count("Dropout") == 3 and kinds.count("MaxPool2d") == 1
+    assert kinds.index("MaxPool2d") > [i for i, k in enumerate(kinds) if k == "Conv2d"][1]
+
+
+def test_spectrogram_encoder_is_a_global_max() -> None:
+    enc = SpectrogramEncoder(SpecConfig(channels=(4, 4), dropout=0.0)).eval()
+    x = torch.randn(1, 161, 90)
+    ref = enc.encoder(x.transpose(1, 2).unsqueeze(1)).flatten(2).amax(-1)
+    assert torch.equal(enc(x), ref)
+
+
+def test_gaussian_head_formula() -> None:
+    cfg = FusionConfig(mos_center=3.0, mean_scale=2.0, var_scale=4.0)
+    head = GaussianHead(10, cfg)
+    with torch.no_grad():
+        for mlp, bias in ((head.mu, 0.25), (head.var, -1.0)):
+            last = mlp[-1]
+            assert isinstance(last, torch.nn.Linear)
+            last.weight.zero_()
+            last.bias.fill_(bias)
+    mean, var = head(torch.randn(5, 10))
+    assert mean.shape == var.shape == (5,)
+    assert torch.allclose(mean, torch.full((5,), 3.5))
+    expected = 4.0 * torch.nn.functional.softplus(torch.tensor(-1.0)) + GaussianHead.eps
+    assert torch.allclose(var, expected.expand(5))
+
+
+def test_gaussian_head_variance_is_positive() -> None:
+    head = GaussianHead(6, FusionConfig())
+    _, var = head(torch.randn(64, 6) * 100)
+    assert (var > 0).all()
+
+
+@pytest.mark.parametrize("hidden", [(64, 32), (16,)])
+def test_gaussian_head_hidden_layers(hidden: tuple[int, ...]) -> None:
+    head = GaussianHead(6, FusionConfig(hidden=hidden))
+    linears = [m for m in head.mu if isinstance(m, torch.nn.Linear)]
+    assert [lin.out_features for lin in linears] == [*hidden, 1]
