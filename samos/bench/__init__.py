@@ -1,0 +1,1 @@
+"""Benchmarks (`samos bench throughput|stream|accuracy`): each subcommand is its own module."""

@@ -1,0 +1,189 @@
+"""``samos export``: checkpoint -> ONNX model file (and an fp16 copy), with an optional parity check.
+
+Exit status: 0 written (and verified, with ``--verify``); 1 parity check failed (the table of diffs is
+printed, the files are kept for inspection); 2 bad checkpoint, arguments or export failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from samos.runtime.modelinfo import Calibration
+
+EXIT_OK, EXIT_PARITY, EXIT_ERROR = 0, 1, 2
+DEFAULT_WINDOW_SECONDS = 10.0
+"""Used when the checkpoint records no training crop length (the paper trains on 10 s crops)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `samos train`")
+    p.add_argument("--out", type=Path, required=True, help="ONNX file to write (e.g. model.onnx)")
+    p.add_argument(
+        "--fp16",
+        action="store_true",
+        help="also write a half-precision copy next to --out (NAME.fp16.onnx; inputs/outputs stay float32)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare onnxruntime with torch on random and real audio; exit 1 on a mismatch",
+    )
+    p.add_argument(
+        "--verify-audio",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="real speech for --verify (default: the bundled demo recording)",
+    )
+    p.add_argument(
+        "--verify-seconds", default="0.5,3,10", help="input lengths for --verify (default: 0.5,3,10)"
+    )
+    p.add_argument("--verify-batches", default="1,3", help="batch sizes for --verify (default: 1,3)")
+    p.add_argument(
+        "--window-seconds",
+        type=float,
+        help="recommended scoring window written to the file (default: the checkpoint's training "
+        f"crop, else {DEFAULT_WINDOW_SECONDS})",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="SCALE,OFFSET",
+        help="affine calibration mos' = SCALE*mos + OFFSET (default: the checkpoint's, else 1,0)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and the check (default: 1)")
+    p.add_argument(
+        "--triton",
+        type=Path,
+        metavar="DIR",
+        help="also write a Triton Inference Server model repository here (DIR/samos/config.pbtxt, "
+        "DIR/samos/1/model.onnx; see docs/SCALING.md)",
+    )
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise ValueError(f"{what}: give at least one value")
+    return vals
+
+
+def _from_metadata(meta: dict[str, Any], *keys: str) -> Any:
+    """First of ``keys`` found in the checkpoint metadata, also looking one level down (e.g. ``train``)."""
+    for k in keys:
+        if k in meta:
+            return meta[k]
+    for v in meta.values():
+        if isinstance(v, dict):
+            for k in keys:
+                if k in v:
+                    return v[k]
+    return None
+
+
+def _calibration(arg: str | None, meta: dict[str, Any]) -> tuple[Calibration, str]:
+    if arg is not None:
+        vals = _floats(arg, "--calibration")
+        if len(vals) != 2:
+            raise ValueError("--calibration takes SCALE,OFFSET")
+        return Calibration(vals[0], vals[1]), "--calibration"
+    cal = _from_metadata(meta, "calibration")
+    if isinstance(cal, dict) and {"scale", "offset"} <= set(cal):
+        return Calibration(float(cal["scale"]), float(cal["offset"])), "checkpoint"
+    return Calibration(), "identity"
+
+
+def _window(arg: float | None, meta: dict[str, Any]) -> tuple[float, str]:
+    if arg is not None:
+        if not arg > 0:
+            raise ValueError("--window-seconds must be positive")
+        return float(arg), "--window-seconds"
+    w = _from_metadata(meta, "window_seconds", "crop_seconds")
+    if isinstance(w, (int, float)) and w > 0:
+        return float(w), "checkpoint"
+    return DEFAULT_WINDOW_SECONDS, "default"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from samos.export.onnx_export import ExportError, ExportSettings, export_onnx, save_fp16
+    from samos.export.verify import verify_onnx
+    from samos.model.checkpoint import CheckpointError, load_checkpoint
+
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        seconds = _floats(args.verify_seconds, "--verify-seconds")
+        batches = [int(b) for b in _floats(args.verify_batches, "--verify-batches")]
+        model, meta = load_checkpoint(args.checkpoint)
+        calibration, cal_src = _calibration(args.calibration, meta)
+        window, win_src = _window(args.window_seconds, meta)
+        t0 = time.perf_counter()
+        settings = ExportSettings(window_seconds=window, calibration=calibration)
+        proto = export_onnx(model, args.out, settings)
+    except (CheckpointError, ExportError, ValueError) as e:
+        print(f"samos export: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    props = {p.key: p.value for p in proto.metadata_props}
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, "
+        f"opset {max(o.version for o in proto.opset_import)}, "
+        f"{time.perf_counter() - t0:.0f} s)"
+    )
+    print(
+        f"  inputs {[i.name for i in proto.graph.input]}, window {window} s ({win_src}), "
+        f"min {float(props['samos.min_seconds']):.3f} s, "
+        f"calibration {json.loads(props['samos.calibration'])} ({cal_src})"
+    )
+    outputs = [(args.out, "fp32")]
+    if args.fp16:
+        half_path = args.out.with_name(args.out.stem + ".fp16.onnx")
+        try:
+            save_fp16(proto, half_path)
+        except ExportError as e:
+            print(f"samos export: fp16 conversion failed: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"wrote {half_path} ({half_path.stat().st_size / 1e6:.1f} MB, fp16)")
+        outputs.append((half_path, "fp16"))
+    if args.triton is not None:
+        from samos.export.triton import TritonExportError, write_repository
+
+        try:
+            folder = write_repository(args.out, args.triton)
+        except (TritonExportError, OSError) as e:
+            print(f"samos export: Triton repository: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"wrote Triton model repository {args.triton} ({folder / 'config.pbtxt'})")
+    if not args.verify:
+        return EXIT_OK
+    status = EXIT_OK
+    for path, precision in outputs:
+        try:
+            report = verify_onnx(
+                model,
+                path,
+                precision=precision,
+                seconds=seconds,
+                batches=batches,
+                audio_files=args.verify_audio,
+                threads=max(1, args.threads),
+            )
+        except (ValueError, OSError) as e:  # unreadable --verify-audio
+            print(f"samos export: verification could not run: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        print(report.table(), file=sys.stdout if report.ok else sys.stderr)
+        if not report.ok:
+            status = EXIT_PARITY
+    if status != EXIT_OK:
+        print(
+            "samos export: PARITY CHECK FAILED: the ONNX graph does not match the torch model",
+            file=sys.stderr,
+        )
+    return status

@@ -1,0 +1,266 @@
+"""``samos score``: score audio files, folders, CSV manifests or a list on stdin. Torch-free.
+
+One output row per input, in input order, with at least ``path``, ``mos``, ``mos_std``; an input that
+cannot be read or scored gets a row with its ``error`` instead of stopping the run.
+
+Exit status: 0 when every input has its row (error rows included), 1 with ``--strict`` when any input
+failed, 2 for a bad command line, manifest or model file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from samos.audio import AudioError, load_audio
+from samos.runtime.longfile import LONG_SECONDS, duration_seconds, score_file_streaming
+from samos.runtime.modelinfo import ModelFileError
+from samos.runtime.scorer import Scorer
+from samos.runtime.windows import FileScore, score_many
+
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .flac .ogg .oga .opus .mp3 .m4a .aac .aif .aiff .aifc .au .snd .caf .w64 .wma".split()
+    + ".webm .mka .mkv .mp4".split()
+)
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
+PRECISION = 4
+"""Decimals written for MOS values."""
+
+
+class InputError(ValueError):
+    """An input list, folder or manifest that cannot be used."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="audio files, folders (searched recursively for audio files) or '-' (paths on stdin)",
+    )
+    p.add_argument("--csv", type=Path, metavar="M", help="CSV manifest whose rows name the files to score")
+    p.add_argument(
+        "--root", type=Path, help="folder that manifest paths are relative to (default: the manifest's)"
+    )
+    p.add_argument("--column", default="path", help="manifest column holding the paths (default: path)")
+    p.add_argument("--model", type=Path, help="ONNX model from `samos export` (default: the embedded model)")
+    p.add_argument(
+        "--out", type=Path, metavar="F", help="write results to F.csv or F.jsonl (default: CSV on stdout)"
+    )
+    p.add_argument(
+        "--format", choices=("csv", "jsonl"), help="output format (default: from --out's suffix, else csv)"
+    )
+    p.add_argument(
+        "--windows",
+        action="store_true",
+        help="also write per-window results (CSV: extra rows with a window index; JSONL: a 'windows' field)",
+    )
+    p.add_argument(
+        "--window-seconds", type=float, help="scoring window (default: the model's window_seconds)"
+    )
+    p.add_argument("--hop-seconds", type=float, help="hop between windows (default: the window)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per inference batch (default: 16)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all usable cores)")
+    p.add_argument(
+        "--providers",
+        default="tensorrt,cuda,cpu",
+        help="execution providers in order of preference (default: tensorrt,cuda,cpu)",
+    )
+    p.add_argument("--trt-cache", type=Path, help="folder for TensorRT engine/timing caches")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any input could not be scored")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ------------------------------------------------------------------------------------------- inputs
+def _walk(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def _from_manifest(path: Path, root: Path | None, column: str) -> list[Path]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such manifest")
+    root = root if root is not None else path.parent
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or column not in reader.fieldnames:
+            raise InputError(
+                f"{path}: no column {column!r} (columns: {', '.join(reader.fieldnames or [])}); "
+                "choose one with --column"
+            )
+        rows = [(r.get(column) or "").strip() for r in reader]
+    return [Path(r) if Path(r).is_absolute() else root / r for r in rows if r]
+
+
+def collect_inputs(
+    inputs: Sequence[str],
+    manifest: Path | None = None,
+    root: Path | None = None,
+    column: str = "path",
+    stdin: IO[str] | None = None,
+) -> list[Path]:
+    """The files to score, in order: each INPUT (file, folder walked recursively, '-' = paths on stdin),
+    then the manifest's rows. Files that do not exist are kept: they get an error row."""
+    out: list[Path] = []
+    for item in inputs:
+        if item == "-":
+            lines = (stdin or sys.stdin).read().splitlines()
+            out += [Path(line.strip()) for line in lines if line.strip()]
+            continue
+        p = Path(item)
+        out += _walk(p) if p.is_dir() else [p]
+    if manifest is not None:
+        out += _from_manifest(manifest, root, column)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ outputs
+@dataclass
+class _Writer:
+    stream: IO[str]
+    fmt: str
+    windows: bool
+
+    def __post_init__(self) -> None:
+        self._csv: Any = None
+        if self.fmt == "csv":
+            cols = ["path", "mos", "mos_std", "seconds", "n_windows", "error"]
+            if self.windows:
+                cols[1:1] = ["window", "start_s", "end_s"]
+            self._csv = csv.DictWriter(self.stream, fieldnames=cols, lineterminator="\n")
+            self._csv.writeheader()
+
+    def write(self, path: Path, result: FileScore | AudioError) -> None:
+        r = round
+        if isinstance(result, AudioError):
+            row: dict[str, Any] = {
+                "path": str(path),
+                "mos": None,
+                "mos_std": None,
+                "error": _error_text(result, path),
+            }
+            if self.fmt == "csv":
+                self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            else:
+                self.stream.write(json.dumps(row) + "\n")
+            return
+        row = {
+            "path": str(path),
+            "mos": r(result.mos, PRECISION),
+            "mos_std": r(result.std, PRECISION),
+            "seconds": r(result.seconds, 3),
+            "n_windows": len(result.windows),
+        }
+        wins = [
+            {
+                "start_s": r(w.start_s, 3),
+                "end_s": r(w.end_s, 3),
+                "mos": r(w.mos, PRECISION),
+                "mos_std": r(w.std, PRECISION),
+            }
+            for w in result.windows
+        ]
+        if self.fmt == "jsonl":
+            if self.windows:
+                row["windows"] = wins
+            self.stream.write(json.dumps(row) + "\n")
+            return
+        self._csv.writerow(row)
+        if self.windows:
+            for i, w in enumerate(wins):
+                self._csv.writerow({"path": str(path), "window": i, **w})
+
+
+def _error_text(e: AudioError, path: Path) -> str:
+    msg = str(e)
+    prefix = f"{path}: "
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+
+
+def _load_items(
+    paths: Sequence[Path], long_file: Callable[[Path], FileScore] | None = None
+) -> Iterator[tuple[Any, int] | FileScore | AudioError]:
+    """Each path's audio; files longer than LONG_SECONDS go to ``long_file`` (bounded memory)."""
+    for p in paths:
+        try:
+            if long_file is not None and (duration_seconds(p) or 0.0) > LONG_SECONDS:
+                yield long_file(p)
+                continue
+            yield load_audio(p)
+        except AudioError as e:
+            yield e
+        except Exception as e:  # noqa: BLE001 - any decoder failure is this file's error row
+            yield AudioError(f"{p}: cannot decode ({type(e).__name__}: {e})")
+
+
+# ---------------------------------------------------------------------------------------------- run
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.batch_size < 1:
+            raise InputError("--batch-size must be >= 1")
+        paths = collect_inputs(args.inputs, args.csv, args.root, args.column)
+        if not paths:
+            raise InputError("nothing to score: give files, folders, '-' (paths on stdin) or --csv")
+        fmt = args.format or (
+            "jsonl" if args.out is not None and args.out.suffix.lower() in (".jsonl", ".json") else "csv"
+        )
+        scorer = Scorer(
+            args.model,
+            providers=[p.strip() for p in args.providers.split(",") if p.strip()],
+            threads=args.threads,
+            trt_cache_dir=args.trt_cache,
+            max_batch=max(args.batch_size, 1),
+        )
+    except (ValueError, OSError) as e:  # InputError, ModelFileError, bad provider names, unreadable manifest
+        kind = "model" if isinstance(e, ModelFileError) else "input"
+        print(f"samos score: {kind} error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from tqdm import tqdm
+
+    out_stream: IO[str] = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    n_ok = n_err = 0
+    audio_s = 0.0
+    t0 = time.perf_counter()
+    try:
+        writer = _Writer(out_stream, fmt, args.windows)
+
+        def long_file(p: Path) -> FileScore:
+            return score_file_streaming(scorer, p, args.window_seconds, args.hop_seconds, args.batch_size)
+
+        results = score_many(
+            scorer, _load_items(paths, long_file), args.window_seconds, args.hop_seconds, args.batch_size
+        )
+        with tqdm(
+            total=len(paths), unit="file", file=sys.stderr, disable=args.quiet, dynamic_ncols=True
+        ) as bar:
+            for path, result in zip(paths, results, strict=True):
+                writer.write(path, result)
+                if isinstance(result, AudioError):
+                    n_err += 1
+                else:
+                    n_ok += 1
+                    audio_s += result.seconds
+                bar.update(1)
+    except ValueError as e:  # bad --window-seconds / --hop-seconds
+        print(f"samos score: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if args.out:
+            out_stream.close()
+        else:
+            out_stream.flush()
+    wall = time.perf_counter() - t0
+    speed = f", {audio_s / wall:.1f}x real time" if wall > 0 and audio_s else ""
+    print(
+        f"samos score: {n_ok} scored, {n_err} failed, {audio_s:.1f} s of audio in {wall:.1f} s{speed} "
+        f"on {scorer.provider} ({scorer.threads} threads)" + (f" -> {args.out}" if args.out else ""),
+        file=sys.stderr,
+    )
+    return EXIT_FAILED_INPUTS if (args.strict and n_err) else EXIT_OK

@@ -1,0 +1,287 @@
+"""``Scorer``: one onnxruntime session for a samos ONNX model, with an enforced input contract.
+
+Torch-free (numpy + onnxruntime). The session is built once with explicit providers and threads;
+``score`` is synchronous and thread-safe to call from a worker thread (onnxruntime releases the GIL).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from samos.audio import SPEC_RATE, SSL_RATE
+from samos.runtime.modelinfo import (
+    INPUT_WAVE16,
+    INPUT_WAVE48,
+    OUTPUT_MOS,
+    OUTPUT_STD,
+    ModelFileError,
+    ModelInfo,
+    file_sha256,
+    parse_metadata,
+)
+from samos.runtime.providers import (
+    ORT_TO_SHORT,
+    ProviderFallbackWarning,
+    ShapeProfile,
+    check_fallback,
+    normalise_names,
+    resolve_providers,
+    session_options,
+)
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.onnx"
+"""The embedded default model shipped inside the package."""
+DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
+_ORT_FLOAT = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+class DefaultModelMissingError(ModelFileError):
+    """The package was installed without its embedded default model."""
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    """Calibrated scores of a batch, float32 ``[B]`` in MOS units: ``mos`` and ``std`` (predictive std)."""
+
+    mos: np.ndarray
+    std: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mos)
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """The model file to load: ``model`` or, when None, the embedded default (clear error when absent)."""
+    if model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise DefaultModelMissingError(
+                f"no embedded default model at {DEFAULT_MODEL}: this samos build ships without one; "
+                "pass a model file (--model M.onnx, made with `samos export`)"
+            )
+        return DEFAULT_MODEL
+    p = Path(model)
+    if not p.exists():
+        raise ModelFileError(f"{p}: no such model file")
+    if p.is_dir():
+        raise ModelFileError(f"{p}: is a folder, not an ONNX model file")
+    if p.stat().st_size == 0:
+        raise ModelFileError(f"{p}: empty model file")
+    return p
+
+
+class Scorer:
+    """Scores batches of waveforms with a samos ONNX model.
+
+    Args:
+        model: path of an ONNX file from ``samos export``; None for the embedded default model.
+        providers: execution providers in order of preference ("tensorrt", "cuda", "cpu"); those this
+            onnxruntime build lacks are skipped. ``provider`` says which one really runs.
+        threads: CPU intra-op threads (default: all usable cores); inter-op is always 1.
+        fp16: let TensorRT build a half-precision engine (``trt_fp16_enable``). Independent of the
+            model file's own precision (an fp16 export runs in fp16 on every provider).
+        trt_cache_dir: folder for TensorRT engine and timing caches (None: no cache, every process
+            rebuilds the engine).
+        max_batch: largest batch sent to the session at once (larger inputs are split); also the
+            TensorRT profile's max batch.
+        max_seconds: longest input TensorRT's profile accepts (default: the model's window_seconds).
+        device_id: GPU index for CUDA and TensorRT.
+        sha256: if given, the model file's sha256 must match it.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+        fp16: bool = False,
+        trt_cache_dir: str | Path | None = None,
+        max_batch: int = 64,
+        max_seconds: float | None = None,
+        device_id: int = 0,
+        sha256: str | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.path = resolve_model_path(model)
+        self.requested = [ORT_TO_SHORT[n] for n in normalise_names(providers)]
+        self.max_batch = max_batch
+        if sha256 is not None and file_sha256(self.path) != sha256.lower():
+            raise ModelFileError(f"{self.path}: sha256 does not match the expected {sha256}")
+        self._so = session_options(threads)
+        self.threads = self._so.intra_op_num_threads
+
+        # TensorRT's shape profile needs the metadata (window, inputs) before its session exists: read it
+        # with a cheap unoptimised CPU session, only then. If the real session fails to build, retry on CPU
+        # alone: a file CPU cannot load is a bad file, otherwise the GPU provider was the problem.
+        trt = "tensorrt" in self.requested and "TensorrtExecutionProvider" in ort.get_available_providers()
+        probe_info = self._read_info_cpu() if trt else None
+        inputs = probe_info.inputs if probe_info else (INPUT_WAVE16, INPUT_WAVE48)
+        window = probe_info.window_seconds if probe_info else 10.0
+        min_s = probe_info.min_seconds if probe_info else 0.5
+        ssl_rate = probe_info.ssl_rate if probe_info else 16_000
+        ratio = probe_info.rate_ratio if probe_info else 3
+        hi = max(max_seconds or window, window)
+        self.profile = ShapeProfile(
+            batch=(1, min(8, max_batch), max_batch),
+            samples16=(int(min_s * ssl_rate), int(window * ssl_rate), int(hi * ssl_rate)),
+            rate_ratio=ratio,
+        )
+        plist, missing = resolve_providers(
+            self.requested,
+            inputs=inputs,
+            profile=self.profile,
+            fp16=fp16,
+            trt_cache_dir=trt_cache_dir,
+            device_id=device_id,
+        )
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path),
+                sess_options=self._so,
+                providers=[n for n, _ in plist],
+                provider_options=[o for _, o in plist],
+            )
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            if [n for n, _ in plist] == ["CPUExecutionProvider"]:
+                raise ModelFileError(f"{self.path}: not a loadable ONNX model ({_short(e)})") from None
+            warnings.warn(
+                f"building the session on {', '.join(n for n, _ in plist)} failed ({_short(e)}); using CPU",
+                ProviderFallbackWarning,
+                stacklevel=2,
+            )
+            self.session = self._cpu_session()
+        self.provider = check_fallback(self.requested, self.session, missing)
+        self.providers = list(self.session.get_providers())
+        self.info = self._read_info(self.session)
+        self._in_types = {i.name: _ORT_FLOAT[i.type] for i in self.session.get_inputs()}
+        self._max16 = self.profile.samples16[2] if self.provider == "tensorrt" else None
+
+    # ------------------------------------------------------------------------------------- loading
+    def _cpu_session(self) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(
+                str(self.path), sess_options=self._so, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # noqa: BLE001
+            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({_short(e)})") from None
+
+    def _read_info_cpu(self) -> ModelInfo:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(self.path), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001
+            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({_short(e)})") from None
+        return self._read_info(sess)
+
+    def _read_info(self, sess: ort.InferenceSession) -> ModelInfo:
+        src = str(self.path)
+        ins = {i.name: i for i in sess.get_inputs()}
+        outs = {o.name for o in sess.get_outputs()}
+        if not ins or not set(ins) <= {INPUT_WAVE16, INPUT_WAVE48}:
+            raise ModelFileError(
+                f"{src}: inputs {sorted(ins)} are not samos inputs "
+                f"(expected {INPUT_WAVE16} and/or {INPUT_WAVE48})"
+            )
+        for i in ins.values():
+            if i.type not in _ORT_FLOAT or len(i.shape) != 2:
+                raise ModelFileError(
+                    f"{src}: input {i.name} is {i.type} {i.shape}; expected float [batch, samples]"
+                )
+        if not {OUTPUT_MOS, OUTPUT_STD} <= outs:
+            raise ModelFileError(f"{src}: outputs {sorted(outs)} lack {OUTPUT_MOS} and {OUTPUT_STD}")
+        meta = sess.get_modelmeta().custom_metadata_map
+        order = tuple(n for n in (INPUT_WAVE16, INPUT_WAVE48) if n in ins)
+        info = parse_metadata(dict(meta), inputs=order, source=src)
+        if (info.ssl_rate, info.spec_rate) != (SSL_RATE, SPEC_RATE):
+            raise ModelFileError(
+                f"{src}: model rates {info.ssl_rate}/{info.spec_rate} Hz differ from this runtime's "
+                f"{SSL_RATE}/{SPEC_RATE} Hz"
+            )
+        return info
+
+    # ------------------------------------------------------------------------------------- scoring
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Graph inputs, in (wave16, wave48) order."""
+        return self.info.inputs
+
+    def _check(self, name: str, x: np.ndarray | None) -> np.ndarray:
+        if x is None:
+            raise ValueError(f"this model needs {name} (it takes {', '.join(self.needs)})")
+        a = np.asarray(x)
+        if a.dtype.kind != "f":
+            raise ValueError(f"{name} must be float audio in [-1, 1], got dtype {a.dtype}")
+        if a.ndim != 2:
+            raise ValueError(f"{name} must have shape [batch, samples], got {a.shape}")
+        if a.shape[0] < 1:
+            raise ValueError(f"{name} holds an empty batch")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} holds {int((~np.isfinite(a)).sum())} NaN/Inf samples")
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def score(self, wave16: np.ndarray | None, wave48: np.ndarray | None = None) -> ScoreBatch:
+        """Calibrated MOS and its standard deviation for a batch.
+
+        ``wave16``: float ``[B, T]`` at 16 kHz; ``wave48``: float ``[B, 3T]`` at 48 kHz, the same audio
+        (a model without one of the branches ignores that input, which may then be None).
+        Raises ValueError for shapes that do not fit, NaN/Inf, or inputs shorter than ``info.min_seconds``.
+        """
+        info = self.info
+        w16 = self._check(INPUT_WAVE16, wave16) if INPUT_WAVE16 in self.needs or wave16 is not None else None
+        w48 = self._check(INPUT_WAVE48, wave48) if INPUT_WAVE48 in self.needs or wave48 is not None else None
+        if w16 is not None:
+            batch, t16 = w16.shape
+        else:
+            assert w48 is not None
+            batch, n48 = w48.shape
+            if n48 % info.rate_ratio:
+                raise ValueError(f"wave48 length {n48} is not a multiple of {info.rate_ratio}")
+            t16 = n48 // info.rate_ratio
+        if w16 is not None and w48 is not None and w48.shape != (batch, info.rate_ratio * t16):
+            raise ValueError(
+                f"wave48 must have shape [batch, {info.rate_ratio}*samples] = "
+                f"{(batch, info.rate_ratio * t16)} "
+                f"to match wave16 {w16.shape}, got {w48.shape}"
+            )
+        if t16 < info.min_samples16:
+            raise ValueError(
+                f"input too short: {t16 / info.ssl_rate:.3f} s; "
+                f"this model needs at least {info.min_seconds} s"
+            )
+        if self._max16 is not None and t16 > self._max16:
+            raise ValueError(
+                f"input too long for the TensorRT profile: {t16 / info.ssl_rate:.2f} s > "
+                f"{self._max16 / info.ssl_rate:.2f} s "
+                "(score in windows, or build the Scorer with max_seconds)"
+            )
+        feeds = {INPUT_WAVE16: w16, INPUT_WAVE48: w48}
+        mos_parts, std_parts = [], []
+        for s in range(0, batch, self.max_batch):
+            feed = {
+                n: feeds[n][s : s + self.max_batch].astype(self._in_types[n], copy=False)  # type: ignore[index]
+                for n in self.needs
+            }
+            mos, std = self.session.run([OUTPUT_MOS, OUTPUT_STD], feed)
+            mos_parts.append(np.asarray(mos, np.float32).reshape(-1))
+            std_parts.append(np.asarray(std, np.float32).reshape(-1))
+        cal = info.calibration
+        mos_all = np.concatenate(mos_parts) * np.float32(cal.scale) + np.float32(cal.offset)
+        std_all = np.concatenate(std_parts) * np.float32(abs(cal.scale))
+        return ScoreBatch(mos_all.astype(np.float32), std_all.astype(np.float32))
+
+    def __repr__(self) -> str:
+        return f"Scorer({str(self.path)!r}, provider={self.provider!r}, threads={self.threads})"
+
+
+def _short(e: BaseException, limit: int = 300) -> str:
+    msg = " ".join(str(e).split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."

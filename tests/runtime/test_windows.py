@@ -1,0 +1,137 @@
+"""Windowed scoring of long audio: window plan, overall score, batching invariance, unscorable audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_onnx import tiny_reference
+
+from samos.audio import AudioError, model_input
+from samos.runtime import FileScore, Scorer, score_many, score_waveform
+from samos.runtime.windows import plan_windows
+
+P835 = Path("/work/shared/data/p835/fb48k")
+DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
+
+
+def test_plan_short_clip_is_one_window() -> None:
+    assert plan_windows(5000, 32000, 32000, 4000) == [(0, 5000)]
+    assert plan_windows(32000, 32000, 32000, 4000) == [(0, 32000)]
+
+
+def test_plan_exact_multiple() -> None:
+    assert plan_windows(96000, 32000, 32000, 4000) == [(0, 32000), (32000, 64000), (64000, 96000)]
+
+
+def test_plan_last_partial_window_is_end_aligned() -> None:
+    spans = plan_windows(70000, 32000, 32000, 4000)
+    assert spans == [(0, 32000), (32000, 64000), (38000, 70000)]
+    assert all(b - a == 32000 for a, b in spans)
+
+
+def test_plan_overlapping_hop() -> None:
+    spans = plan_windows(50000, 32000, 8000, 4000)
+    assert spans == [(0, 32000), (8000, 40000), (16000, 48000), (18000, 50000)]
+
+
+def test_plan_too_short() -> None:
+    with pytest.raises(AudioError, match="too short"):
+        plan_windows(3999, 32000, 32000, 4000)
+
+
+def _speech(seconds: float, sr: int = 48_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t)
+    return (0.3 * env * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_windows_and_overall_score(tiny_model: Path) -> None:
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)  # window_seconds 2.0, min 0.25
+    audio = _speech(5.0)
+    fs = score_waveform(s, audio, 48_000)
+    assert [(w.start_s, w.end_s) for w in fs.windows] == [(0.0, 2.0), (2.0, 4.0), (3.0, 5.0)]
+    assert fs.seconds == pytest.approx(5.0)
+    assert fs.mos == pytest.approx(np.mean([w.mos for w in fs.windows]), abs=1e-6)
+    assert fs.std == pytest.approx(np.sqrt(np.mean([w.std**2 for w in fs.windows])), abs=1e-6)
+    # each window is the graph applied to that slice of the once-resampled signal
+    x = model_input(audio, 48_000)
+    mos, _ = tiny_reference(x.wave16[None, 32000:64000], x.wave48[None, 96000:192000])
+    assert fs.windows[1].mos == pytest.approx(float(mos[0]), abs=1e-4)
+
+
+def test_short_clip_scored_whole(tiny_model: Path) -> None:
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)
+    fs = score_waveform(s, _speech(0.8, 16_000), 16_000)
+    assert len(fs.windows) == 1 and fs.windows[0].end_s == pytest.approx(0.8)
+    with pytest.raises(AudioError, match="too short"):
+        score_waveform(s, _speech(0.1, 16_000), 16_000)
+
+
+def test_custom_window_and_hop(tiny_model: Path) -> None:
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)
+    fs = score_waveform(s, _speech(3.0), 48_000, window_s=1.0, hop_s=0.5)
+    assert len(fs.windows) == 5
+    with pytest.raises(ValueError, match="shorter than the model's minimum"):
+        score_waveform(s, _speech(3.0), 48_000, window_s=0.1)
+    with pytest.raises(ValueError, match="positive"):
+        score_waveform(s, _speech(3.0), 48_000, hop_s=0)
+
+
+def _real_clips() -> list[tuple[np.ndarray, int]]:
+    import soundfile as sf
+
+    if P835.is_dir():
+        files = sorted(P835.glob("*.wav"))[:5]
+        return [tuple(sf.read(str(f), dtype="float32")) for f in files]  # type: ignore[misc]
+    audio, sr = sf.read(str(DEMO), dtype="float32")
+    return [(audio[i * sr * 5 : (i + 1) * sr * 5 + i * 7000], sr) for i in range(5)]
+
+
+def test_batched_equals_one_by_one(tiny_model: Path) -> None:
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)
+    items: list[tuple[np.ndarray, int] | BaseException] = [
+        *_real_clips(),
+        (_speech(0.1), 48_000),
+        (_speech(7.3, 16_000), 16_000),
+    ]
+    one = list(score_many(s, items, batch_size=1))
+    many = list(score_many(s, items, batch_size=16))
+    assert len(one) == len(many) == len(items)
+    for a, b in zip(one, many, strict=True):
+        assert type(a) is type(b)
+        if isinstance(a, FileScore):
+            assert isinstance(b, FileScore)
+            assert a.mos == pytest.approx(b.mos, abs=1e-5)
+            assert [w.start_s for w in a.windows] == [w.start_s for w in b.windows]
+            np.testing.assert_allclose([w.mos for w in a.windows], [w.mos for w in b.windows], atol=1e-5)
+    assert isinstance(one[-2], AudioError)
+
+
+def test_errors_pass_through_in_order(tiny_model: Path) -> None:
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)
+    bad = np.full(48_000, np.nan, np.float32)
+    items: list[tuple[np.ndarray, int] | BaseException] = [
+        (_speech(1.0), 48_000),
+        AudioError("x.wav: cannot decode"),
+        (bad, 48_000),
+        OSError("disk"),
+        (_speech(2.5), 44_100),
+    ]
+    out = list(score_many(s, items, batch_size=4))
+    assert [type(o).__name__ for o in out] == [
+        "FileScore",
+        "AudioError",
+        "AudioError",
+        "AudioError",
+        "FileScore",
+    ]
+    assert "NaN" in str(out[2]) and "disk" in str(out[3])
+
+
+def test_batch_size_validation(tiny_model: Path) -> None:
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        list(score_many(s, [], batch_size=0))
