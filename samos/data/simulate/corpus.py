@@ -1,0 +1,318 @@
+"""Build a rated corpus: clean utterance -> degradation plan -> pseudo-MOS label -> wav + manifest.
+
+Layout of ``out``::
+
+    simulate.yaml     the config used (a rerun with a different config is refused)
+    audio/NNNNNN.wav  48 kHz mono clips
+    meta/NNNNNN.json  one manifest row per finished clip (written last, atomically: resumable)
+    manifest.csv      all rows, sorted (columns path, mos, split, sr, ... see COLUMNS)
+    summary.json      counts and label histogram
+
+Clip ``i`` depends only on (seed, i): reruns, resumed runs and any number of workers give the same
+corpus.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from samos.audio import SPEC_RATE
+from samos.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
+from samos.data.manifest import ManifestError
+from samos.data.simulate.codecs import available_codecs
+from samos.data.simulate.config import SimulateConfig
+from samos.data.simulate.labels import DistillMOS, Labeller
+from samos.data.simulate.plan import Plan, apply_plan, sample_plan
+from samos.data.simulate.sources import Catalog, make_utterance
+
+BABBLE_TALKERS = (3, 6)
+"""Babble noise sums this many (min, max) other talkers."""
+MANIFEST_EVERY = 50
+"""Rewrite manifest.csv after every this many new clips."""
+
+
+def _columns() -> list[str]:
+    plan_cols = [k for k in Plan().row() if k != "degradations"]
+    head = [
+        "path",
+        "mos",
+        "split",
+        "sr",
+        "seconds",
+        "source",
+        "talker",
+        "n_units",
+        "source_rate",
+        "source_bw_hz",
+        "path_bw_hz",
+        "teacher_mos",
+        "high_band_r",
+        "degradations",
+    ]
+    return head + plan_cols + ["loss_realised", "active_db"]
+
+
+COLUMNS = _columns()
+
+
+class ClipMaker:
+    """Makes clip ``i`` of a corpus (one per process: holds the source index and the teacher)."""
+
+    def __init__(self, cfg: SimulateConfig, labeller: Labeller | None = None) -> None:
+        self.cfg = cfg
+        self.catalog = Catalog.build(cfg.sources)
+        self.codecs = available_codecs()
+        if labeller is None:
+            teacher = DistillMOS() if cfg.labels.teacher == "distillmos" else None
+            labeller = Labeller(teacher, cfg.labels.high_band)
+        self.labeller = labeller
+
+    def clip(self, index: int) -> tuple[np.ndarray, dict[str, object]]:
+        """Clip ``index``: (float32 ``(samples,)`` at 48 kHz, its manifest row without ``path``)."""
+        from samos.data.simulate.measure import active_level_db
+
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, index])
+        utt = make_utterance(self.catalog, cfg.utterance, rng)
+        plan = sample_plan(cfg.degrade, rng, self.codecs)
+
+        def others() -> list[np.ndarray]:
+            n = int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))
+            return [make_utterance(self.catalog, cfg.utterance, rng).audio for _ in range(n)]
+
+        applied = apply_plan(plan, utt.audio, rng, utt.bandwidth_hz, others)
+        label = self.labeller.label(applied.audio, applied.path_bandwidth_hz)
+        split_rng = np.random.default_rng([cfg.seed, index, 1])
+        row: dict[str, object] = {
+            "mos": round(label.mos, 4),
+            "split": "val" if split_rng.random() < cfg.val_fraction else "train",
+            "sr": SPEC_RATE,
+            "seconds": round(len(applied.audio) / SPEC_RATE, 3),
+            "source": utt.source,
+            "talker": utt.talker,
+            "n_units": utt.n_units,
+            "source_rate": utt.native_rate,
+            "source_bw_hz": round(utt.bandwidth_hz),
+            "path_bw_hz": round(applied.path_bandwidth_hz),
+            "teacher_mos": round(label.teacher_mos, 4),
+            "high_band_r": round(label.high_band_r, 2),
+            **plan.row(),
+            "loss_realised": applied.loss_realised,
+            "active_db": round(active_level_db(applied.audio, SPEC_RATE), 2),
+        }
+        return applied.audio, {k: _clean(v) for k, v in row.items()}
+
+
+def _clean(v: object) -> object:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else round(v, 4)
+    return v
+
+
+# ----------------------------------------------------------------------------------------- workers
+_WORKER: ClipMaker | None = None
+
+
+def _init_worker(cfg_dict: dict) -> None:
+    global _WORKER
+    _WORKER = ClipMaker(from_dict(SimulateConfig, cfg_dict))
+
+
+def _write_clip(gen: ClipMaker, out: Path, index: int, pcm16: bool) -> dict[str, object]:
+    name = f"{index:06d}"
+    audio, row = gen.clip(index)
+    wav = out / "audio" / f"{name}.wav"
+    tmp = wav.with_suffix(".tmp.wav")
+    sf.write(tmp, audio, SPEC_RATE, subtype="PCM_16" if pcm16 else "FLOAT")
+    os.replace(tmp, wav)
+    row = {"path": f"audio/{name}.wav", **row}
+    meta = out / "meta" / f"{name}.json"
+    meta.with_suffix(".tmp").write_text(json.dumps(row))
+    os.replace(meta.with_suffix(".tmp"), meta)
+    return row
+
+
+def _safe_clip(gen: ClipMaker, out: Path, index: int, pcm16: bool) -> dict[str, object]:
+    """As _write_clip, but a failing clip (a codec or espeak-ng error) is reported, not fatal."""
+    try:
+        return _write_clip(gen, out, index, pcm16)
+    except (ValueError, RuntimeError, OSError) as e:
+        return {"path": f"audio/{index:06d}.wav", "mos": "", "error": f"{type(e).__name__}: {e}"}
+
+
+def _work(args: tuple[str, int, bool]) -> dict[str, object]:
+    assert _WORKER is not None
+    out, index, pcm16 = args
+    return _safe_clip(_WORKER, Path(out), index, pcm16)
+
+
+# ----------------------------------------------------------------------------------------- corpus
+@dataclass(frozen=True)
+class Summary:
+    clips: int
+    made: int
+    skipped: int
+    wall_s: float
+    manifest: Path
+
+
+def _check_config(out: Path, cfg: SimulateConfig) -> None:
+    """Save the config in ``out``; refuse to continue a corpus made with a different one (``clips`` may
+    differ: growing or shrinking a corpus keeps the clips it shares)."""
+    saved = out / "simulate.yaml"
+    if saved.exists():
+        old = to_dict(from_dict(SimulateConfig, load_yaml(saved)))
+        new = to_dict(cfg)
+        old.pop("clips")
+        new.pop("clips")
+        if old != new:
+            raise ConfigError(
+                f"{out} holds a corpus made with a different config ({saved}); "
+                "use a new output folder or the same config"
+            )
+    saved.write_text(dump_yaml(cfg))
+
+
+def simulate(
+    cfg: SimulateConfig,
+    out: str | Path,
+    workers: int = 1,
+    log: Callable[[str], None] | None = None,
+    labeller: Labeller | None = None,
+) -> Summary:
+    """Generate (or finish) the corpus in ``out``; returns counts and the manifest path.
+
+    ``labeller`` overrides the configured one (single-process only; used by tests).
+    """
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    out = Path(out)
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    Catalog.build(cfg.sources)  # fail early, with a clear message, on a missing source folder
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    (out / "meta").mkdir(exist_ok=True)
+    _check_config(out, cfg)
+    todo = [i for i in range(cfg.clips) if not (out / "meta" / f"{i:06d}.json").exists()]
+    skipped = cfg.clips - len(todo)
+    log(
+        f"simulate: {cfg.clips} clips in {out} ({skipped} already done, {len(todo)} to make, "
+        f"{workers} worker(s))"
+    )
+    t0 = time.monotonic()
+    failed: list[str] = []
+
+    def progress(rows: Iterable[dict[str, object]]) -> None:
+        for k, row in enumerate(rows, 1):
+            if "error" in row:
+                failed.append(str(row["path"]))
+                log(f"  clip {row['path']} failed (skipped): {row['error']}")
+            if k % MANIFEST_EVERY == 0:  # a partial corpus is usable while the rest is made
+                write_manifest(out, cfg.clips)
+            if k % 25 == 0 or k == len(todo):
+                el = time.monotonic() - t0
+                eta = el / k * (len(todo) - k)
+                log(
+                    f"  {k}/{len(todo)} clips, {el:.0f} s elapsed, ETA {eta:.0f} s "
+                    f"(last: {row['path']} mos {row['mos']})"
+                )
+
+    if todo and (workers == 1 or labeller is not None):
+        gen = ClipMaker(cfg, labeller)
+        progress(_safe_clip(gen, out, i, cfg.pcm16) for i in todo)
+    elif todo:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(to_dict(cfg),)) as pool:
+            progress(pool.map(_work, [(str(out), i, cfg.pcm16) for i in todo], chunksize=4))
+    manifest = write_manifest(out, cfg.clips)
+    summary = summarise(manifest)
+    summary["wall_s"] = round(time.monotonic() - t0, 1)
+    summary["failed"] = failed
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    log(format_summary(summary))
+    return Summary(cfg.clips, len(todo), skipped, time.monotonic() - t0, manifest)
+
+
+def write_manifest(out: Path, clips: int) -> Path:
+    """Collect ``meta/*.json`` of clips 0..clips-1 into ``manifest.csv`` (atomically)."""
+    rows = []
+    for i in range(clips):
+        meta = out / "meta" / f"{i:06d}.json"
+        if meta.exists():
+            rows.append(json.loads(meta.read_text()))
+    path = out / "manifest.csv"
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------- summary
+def read_rows(manifest: str | Path) -> list[dict[str, str]]:
+    p = Path(manifest)
+    if not p.is_file():
+        raise ManifestError(f"{p}: no such manifest")
+    with p.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"path", "mos"} <= set(reader.fieldnames):
+            raise ManifestError(f"{p}: a manifest needs the columns path and mos (has: {reader.fieldnames})")
+        return list(reader)
+
+
+def summarise(manifest: str | Path) -> dict[str, object]:
+    """Counts, label statistics and histogram, missing files, per-split/source/degradation counts."""
+    p = Path(manifest)
+    rows = read_rows(p)
+    try:
+        mos = np.array([float(r["mos"]) for r in rows], dtype=np.float64)
+    except ValueError as e:
+        raise ManifestError(f"{p}: non-numeric mos ({e})") from None
+    missing = sum(1 for r in rows if not (p.parent / r["path"]).exists())
+    edges = np.arange(1.0, 5.01, 0.5)
+    hist, _ = np.histogram(np.clip(mos, 1, 5), edges)
+    out: dict[str, object] = {
+        "rows": len(rows),
+        "missing_files": missing,
+        "mos_mean": round(float(mos.mean()), 3) if len(mos) else None,
+        "mos_std": round(float(mos.std()), 3) if len(mos) else None,
+        "mos_min": round(float(mos.min()), 3) if len(mos) else None,
+        "mos_max": round(float(mos.max()), 3) if len(mos) else None,
+        "mos_histogram": {f"{a:.1f}-{a + 0.5:.1f}": int(h) for a, h in zip(edges[:-1], hist, strict=True)},
+    }
+    if rows and "seconds" in rows[0]:
+        out["hours"] = round(sum(float(r["seconds"] or 0) for r in rows) / 3600, 3)
+    for col in ("split", "source", "degradations", "codec", "noise", "band"):
+        if rows and col in rows[0]:
+            out[f"by_{col}"] = dict(Counter(r[col] or "-" for r in rows).most_common(12))
+    return out
+
+
+def format_summary(s: dict[str, object]) -> str:
+    lines = [
+        f"rows {s['rows']}, missing files {s['missing_files']}"
+        + (f", {s['hours']} h" if "hours" in s else "")
+        + (f", wall {s['wall_s']} s" if "wall_s" in s else ""),
+        f"mos mean {s['mos_mean']} std {s['mos_std']} min {s['mos_min']} max {s['mos_max']}",
+    ]
+    hist = s["mos_histogram"]
+    assert isinstance(hist, dict)
+    top = max(hist.values()) or 1
+    lines += [f"  {k}: {v:5d} {'#' * round(40 * v / top)}" for k, v in hist.items()]
+    for k, v in s.items():
+        if k.startswith("by_") and isinstance(v, dict):
+            lines.append(f"{k[3:]}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
+    return "\n".join(lines)

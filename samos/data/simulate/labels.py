@@ -1,0 +1,139 @@
+"""Pseudo-MOS labels for simulated clips: a 16 kHz speech teacher plus an E-model bandwidth term.
+
+Rationale (docs/DATA.md has the full argument and the checks against human ratings):
+
+- Distill-MOS agrees best with listeners of the label sources measured here (PCC 0.84-0.88), but it
+  hears 16 kHz audio only, so it is blind to everything above 8 kHz: a 20 kHz and an 8 kHz version
+  of a clip get the same score.
+- The ITU-T E-model family gives published, listening-test-derived ceilings of the transmission
+  rating R per audio bandwidth on ONE common scale: narrow band (300-3400 Hz) R = 93.2 (G.107),
+  wide band (50-7000 Hz) R = 129 (G.107.1), full band (20-20000 Hz) R = 148 (G.107.2); MOS follows
+  from R / 1.48 with the G.107 R-to-MOS curve. In between we interpolate linearly in log frequency.
+- Combination: the teacher's MOS is read as an R on the wide-band scale (G.107.1: R_WB = 1.29 R_NB,
+  with R_NB the G.107 inverse of the MOS); the bandwidth above what the teacher hears (8 kHz) adds the
+  E-model's credit ``R_max(bw) - R_max(8 kHz)``; the sum is on the full-band scale, and
+  ``MOS = MOS_G107(R_FB / 1.48)``. Below 8 kHz nothing is added: the teacher already hears the loss.
+
+No weight here was fitted to any rated set; the P.835 ratings are only used to check (``labelcheck``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from samos.audio import SPEC_RATE, SSL_RATE, resample
+
+R_NB_MAX = 93.2
+"""G.107 default (no impairment) rating of narrow-band (300-3400 Hz) telephony."""
+R_WB_FACTOR = 1.29
+"""G.107.1: the wide-band scale is the narrow-band scale times 1.29 (R_WB max 129)."""
+R_FB_FACTOR = 1.48
+"""G.107.2: the full-band scale (R_FB max 148); MOS from R_FB / 1.48 with the G.107 curve."""
+BANDWIDTH_ANCHORS = ((3_400.0, 93.2), (7_000.0, 129.0), (20_000.0, 148.0))
+"""(upper band edge Hz, best achievable R on the full-band scale): G.107, G.107.1, G.107.2."""
+TEACHER_BANDWIDTH_HZ = SSL_RATE / 2
+"""What a 16 kHz teacher hears, Hz."""
+
+
+def mos_from_r(r: float | np.ndarray) -> np.ndarray:
+    """ITU-T G.107 R (narrow-band scale, 0-100) to MOS (1-4.5).
+
+    The cubic dips just below 1 for R < 6.5; it is clamped at 1 there, as implementations do.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    mos = np.maximum(1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6, 1.0)
+    return np.where(r <= 0, 1.0, np.where(r >= 100, 4.5, mos))
+
+
+R_MOS_ONE = (160.0 - np.sqrt(160.0**2 - 4 * 1000.0)) / 2
+"""Where the G.107 cubic comes back to MOS 1 (R = 6.52); the curve is strictly increasing above it."""
+_R_GRID = np.linspace(R_MOS_ONE, 100.0, 2001)
+_MOS_GRID = mos_from_r(_R_GRID)
+
+
+def r_from_mos(mos: float | np.ndarray) -> np.ndarray:
+    """Inverse of :func:`mos_from_r` on its increasing branch (R 6.52-100); MOS is clipped to [1, 4.5]."""
+    return np.interp(np.clip(mos, 1.0, 4.5), _MOS_GRID, _R_GRID)
+
+
+def r_max(bandwidth_hz: float) -> float:
+    """Best achievable R (full-band scale, 0-148) of speech with this audio bandwidth (Hz):
+    piecewise linear in log frequency through :data:`BANDWIDTH_ANCHORS`, flat above 20 kHz, and
+    continuing the narrow-to-wide-band slope below 3.4 kHz (floor 0)."""
+    f = np.log(max(bandwidth_hz, 100.0))
+    xs = [np.log(b) for b, _ in BANDWIDTH_ANCHORS]
+    ys = [r for _, r in BANDWIDTH_ANCHORS]
+    if f < xs[0]:
+        slope = (ys[1] - ys[0]) / (xs[1] - xs[0])
+        return max(0.0, ys[0] + slope * (f - xs[0]))
+    return float(np.interp(f, xs, ys))
+
+
+def high_band_credit(bandwidth_hz: float) -> float:
+    """R points the bandwidth above the teacher's 8 kHz adds (0 at or below 8 kHz)."""
+    return max(0.0, r_max(bandwidth_hz) - r_max(TEACHER_BANDWIDTH_HZ))
+
+
+def combine(teacher_mos: float, bandwidth_hz: float, high_band: bool = True) -> float:
+    """The pseudo-MOS (1-4.5) from a 16 kHz teacher's MOS and the clip's effective bandwidth (Hz)."""
+    r_fb = R_WB_FACTOR * float(r_from_mos(teacher_mos))
+    if high_band:
+        r_fb += high_band_credit(bandwidth_hz)
+    return float(mos_from_r(r_fb / R_FB_FACTOR))
+
+
+@dataclass(frozen=True)
+class Label:
+    """A clip's label and its components (all go to the manifest)."""
+
+    mos: float
+    teacher_mos: float
+    bandwidth_hz: float
+    high_band_r: float
+
+
+class DistillMOS:
+    """The Distill-MOS teacher (PyPI ``distillmos``, weights inside the package), one CPU thread.
+
+    ``score(audio, rate)``: mono float32 ``(samples,)`` -> MOS in [1, 5].
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            import distillmos
+            import torch
+        except ImportError as e:
+            raise RuntimeError(
+                "the Distill-MOS teacher needs torch and distillmos (pip install 'samos[train,data]')"
+            ) from e
+        torch.set_num_threads(threads)
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints where its weights came from
+            self._model = distillmos.ConvTransformerSQAModel().eval()
+        self._torch = torch
+        self._lock = threading.Lock()
+
+    def score(self, audio: np.ndarray, rate: int) -> float:
+        w16 = resample(audio, rate, SSL_RATE)
+        with self._lock, self._torch.inference_mode():
+            return float(self._model(self._torch.from_numpy(np.ascontiguousarray(w16))[None]).item())
+
+
+class Labeller:
+    """Labels 48 kHz clips: teacher on the degraded clip plus the bandwidth of the speech path."""
+
+    def __init__(self, teacher: DistillMOS | None, high_band: bool = True) -> None:
+        self.teacher = teacher
+        self.high_band = high_band
+
+    def label(self, degraded: np.ndarray, bandwidth_hz: float, rate: int = SPEC_RATE) -> Label:
+        """``degraded``: float32 ``(samples,)`` at ``rate``; ``bandwidth_hz``: effective bandwidth of
+        the speech path (source and band-limiting stages, without noise)."""
+        t = self.teacher.score(degraded, rate) if self.teacher is not None else 4.5
+        credit = high_band_credit(bandwidth_hz) if self.high_band else 0.0
+        mos = combine(t, bandwidth_hz, self.high_band)
+        return Label(float(np.clip(mos, 1.0, 5.0)), t, float(bandwidth_hz), credit)

@@ -1,0 +1,94 @@
+"""Pseudo-MOS labels: E-model pieces, the combination, and the real Distill-MOS teacher on real speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from samos.audio import SPEC_RATE, load_audio, resample
+from samos.data.simulate import degrade
+from samos.data.simulate.labels import (
+    BANDWIDTH_ANCHORS,
+    Labeller,
+    combine,
+    high_band_credit,
+    mos_from_r,
+    r_from_mos,
+    r_max,
+)
+from samos.data.simulate.measure import effective_bandwidth_hz
+
+CLEAN = Path("/work/shared/data/p835/clean48k/f1.wav")
+KLETTRES = Path("/usr/share/klettres/en/syllab")
+
+
+def test_g107_curve_endpoints_and_inverse() -> None:
+    assert float(mos_from_r(0)) == 1.0 and float(mos_from_r(3.0)) == 1.0  # the cubic's dip is clamped
+    assert np.all(np.diff(mos_from_r(np.linspace(0, 120, 500))) >= 0)
+    assert float(mos_from_r(100)) == 4.5
+    assert float(mos_from_r(93.2)) == pytest.approx(4.41, abs=0.01)  # the G.107 default connection
+    for m in (1.2, 2.0, 3.0, 4.0, 4.4):
+        assert float(mos_from_r(r_from_mos(m))) == pytest.approx(m, abs=1e-3)
+
+
+def test_bandwidth_ceiling_hits_the_published_anchors_and_is_monotone() -> None:
+    for bw, r in BANDWIDTH_ANCHORS:
+        assert r_max(bw) == pytest.approx(r)
+    values = [r_max(b) for b in (1000, 2000, 3400, 5000, 7000, 8000, 12000, 16000, 20000, 24000)]
+    assert values == sorted(values)
+    assert r_max(24000) == r_max(20000) == 148.0
+    assert high_band_credit(8000) == 0.0 and high_band_credit(4000) == 0.0
+    assert high_band_credit(20000) == pytest.approx(148.0 - r_max(8000))
+
+
+@pytest.mark.parametrize("teacher", [1.0, 1.5, 2.5, 3.5, 4.2, 5.0])
+def test_combination_is_bounded_and_monotone(teacher: float) -> None:
+    by_bw = [combine(teacher, bw) for bw in (3400, 8000, 12000, 16000, 20000)]
+    assert all(1.0 <= m <= 5.0 for m in by_bw)
+    assert by_bw == sorted(by_bw)
+    assert combine(teacher, 20000) >= combine(max(1.0, teacher - 0.5), 20000)
+    assert combine(teacher, 8000, high_band=False) == combine(teacher, 20000, high_band=False)
+
+
+def _speech() -> np.ndarray:
+    if CLEAN.exists():
+        audio, sr = load_audio(CLEAN)
+    elif KLETTRES.is_dir():
+        parts = [load_audio(p) for p in sorted(KLETTRES.glob("*.ogg"))[:6]]
+        audio, sr = np.concatenate([a for a, _ in parts]), parts[0][1]
+    else:
+        pytest.skip("no clean full-band speech on this machine")
+    return resample(audio, sr, SPEC_RATE)[: 5 * SPEC_RATE]
+
+
+@pytest.fixture(scope="module")
+def labeller() -> Labeller:
+    pytest.importorskip("distillmos")
+    import torch
+
+    torch.set_num_threads(1)
+    from samos.data.simulate.labels import DistillMOS
+
+    return Labeller(DistillMOS())
+
+
+def test_labels_order_clearly_better_and_worse_versions(labeller: Labeller) -> None:
+    clean = _speech()
+    lp8 = degrade.lowpass(clean, SPEC_RATE, 8000)
+    lp4 = degrade.lowpass(clean, SPEC_RATE, 4000)
+    noise = degrade.coloured_noise("white", len(lp4), SPEC_RATE, np.random.default_rng(0))
+    lp4_noisy = degrade.add_noise(lp4, SPEC_RATE, noise, 5.0)
+    versions = [clean, lp8, lp4, lp4_noisy]
+    labels = [
+        labeller.label(x, effective_bandwidth_hz(y, SPEC_RATE))
+        for x, y in zip(versions, [clean, lp8, lp4, lp4], strict=True)
+    ]
+    mos = [lab.mos for lab in labels]
+    assert mos[0] > mos[1] > mos[2] > mos[3], mos
+    assert all(1.0 <= m <= 5.0 for m in mos)
+    # the 8 kHz low-pass measures a little above 8 kHz (its transition band): at most a sliver of credit
+    assert labels[0].high_band_r > 10 and labels[1].high_band_r < 1.5 and labels[2].high_band_r == 0.0
+    again = labeller.label(lp4_noisy, effective_bandwidth_hz(lp4, SPEC_RATE))
+    assert again == labels[3]  # deterministic
