@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, AudioError) as e:  # TrainingError, ConfigError, CheckpointError, SSLWeightsError ...
         print(f"samos train: {e}", file=sys.stderr)
         return 1
-    print(f"done in {time.perf_counter() - t0:.1f} s: {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"done in {time.perf_counter() - t0:.1f} s: {out}")
     return 0
 
 
