@@ -53,7 +53,14 @@ class Monitor:
         self.cfg = cfg
         self.scorer = scorer
         self.metrics = MonitorMetrics()
-        self.publisher = Publisher(self.metrics, cfg.ws.client_queue, cfg.ws.max_clients, cfg.auth.token)
+        self.publisher = Publisher(
+            self.metrics,
+            cfg.ws.client_queue,
+            cfg.ws.max_clients,
+            cfg.auth.token,
+            max_message_bytes=cfg.ws.max_message_bytes,
+            allowed_origins=cfg.ws.allowed_origins,
+        )
         self.worker = InferenceWorker(scorer, cfg.worker.max_batch, cfg.worker.queue_size, self.metrics)
         self.streams: dict[str, _Stream] = {}
         self.ws_address: tuple[str, int] | None = None

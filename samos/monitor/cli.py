@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--webhook", metavar="URL", help="POST alerts to this URL")
     p.add_argument("--token", help=f"subscriber/publisher token (or set {TOKEN_ENV})")
     p.add_argument("--keep-running", action="store_true", help="keep serving after every source ended")
+    p.add_argument("--backend", metavar="inprocess|ray://HOST:PORT|triton://HOST:PORT",
+                   help="where windows are scored (default from the config: inprocess)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
@@ -88,6 +90,7 @@ def build_config(args: argparse.Namespace) -> MonitorConfig:
     return replace(
         cfg,
         model=args.model or cfg.model,
+        backend=args.backend or cfg.backend,
         window=w,
         worker=worker,
         ws=ws,
@@ -130,17 +133,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "give at least one source: --device, --file or --webrtc (--list-devices lists cards)"
             )
-        from samos.runtime.scorer import Scorer
+        from samos.monitor.backends import open_backend
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            scorer = Scorer(
-                cfg.model,
-                providers=cfg.worker.providers,
-                threads=cfg.worker.threads,
-                max_batch=cfg.worker.max_batch,
-                max_seconds=cfg.window.window_seconds,  # the TensorRT profile must admit our windows
-            )
+            scorer = open_backend(cfg)  # inprocess: the Scorer; ray:// / triton://: a remote client
         for w in caught:  # e.g. a GPU provider that is not available: one readable line each
             print(f"monitor: note: {w.message}", file=sys.stderr)
     except ValueError as e:  # ConfigError, ModelFileError, bad provider names

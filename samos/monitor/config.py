@@ -124,6 +124,14 @@ class WebsocketConfig:
     client_queue: int = 256
     """Messages buffered per client; when full the oldest is dropped and counted."""
     max_clients: int = 256
+    max_message_bytes: int = 65536
+    """Largest message a client may send; a larger one closes its connection (code 1009)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins (``https://host:port``) allowed besides pages of the same host; ``"*"``: any."""
+
+    def __post_init__(self) -> None:
+        if self.client_queue < 1 or self.max_clients < 1 or self.max_message_bytes < 256:
+            raise ConfigError("ws.client_queue and ws.max_clients must be >= 1, ws.max_message_bytes >= 256")
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,16 @@ class HttpConfig:
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
+    max_peers: int = 32
+    """WebRTC publishers connected at once (further offers get 503)."""
+    max_body_bytes: int = 65536
+    """Largest accepted request body (a browser's offer is 3-10 KB); larger ones get 413."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed to POST /offer besides the monitor's own pages; ``"*"``: any."""
+
+    def __post_init__(self) -> None:
+        if self.max_peers < 1 or self.max_body_bytes < 1024:
+            raise ConfigError("http.max_peers must be >= 1 and http.max_body_bytes >= 1024")
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,14 @@ class MonitorConfig:
     """JSONL log of every score and alert (None: no log)."""
     exit_when_done: bool = True
     """Stop once every source has ended (never while WebRTC ingest is on)."""
+    backend: str = "inprocess"
+    """Where windows are scored: ``inprocess``, ``ray://HOST:PORT`` or ``triton://HOST:PORT``
+    (see samos.monitor.backends)."""
+
+    def __post_init__(self) -> None:
+        from samos.monitor.backends import parse_backend
+
+        parse_backend(self.backend)
 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "monitor.yaml"

@@ -8,14 +8,16 @@ Routes:
   in use with ``-2``, ``-3`` ... (the answer's ``name`` is the stream name to subscribe to). The
   publisher's token (when ``cfg.auth.token`` is set) is ``Authorization: Bearer T``, the body's
   ``token`` or ``?token=``.
-  Errors are ``{"error": "..."}`` with 400 (bad offer), 401 (token), 413 (body too large),
-  415 (not JSON), 503 (too many peers).
+  Errors are ``{"error": "..."}`` with 400 (bad offer), 401 (token), 403 (a browser page of another
+  origin, unless listed in ``cfg.http.allowed_origins``), 413 (body too large), 415 (not JSON),
+  503 (too many peers).
 - ``GET /`` publish page, ``GET /overlay`` overlay page, ``GET /static/...`` their scripts.
 - ``GET /config.json`` -- ``{"ws_url", "auth_required", ...}``: where the pages find the websocket.
 - ``GET /metrics`` -- Prometheus text (the monitor's registry plus the signalling counters).
 - ``GET /healthz`` -- ``{"status": "ok", "peers": n}``.
 
-On shutdown every peer connection is closed.
+On shutdown every peer connection is closed. Tokens never reach the logs: the access loggers of
+aiohttp and websockets get a :class:`~samos.monitor.security.RedactSecrets` filter.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from samos import __version__
 from samos.monitor.config import MonitorConfig
-from samos.monitor.publish import token_ok
+from samos.monitor.security import install_redaction, origin_allowed, token_ok
 from samos.monitor.sources.webrtc import OfferError, WebRTCOptions, WebRTCSource, accept_offer
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,9 @@ async def _offer(request: web.Request) -> web.Response:
         log.info("POST /offer from %s refused (%d): %s", request.remote, status, message)
         return _error(status, message, **headers)
 
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.host, getattr(cfg.http, "allowed_origins", ()), same_port=True):
+        return refuse(403, f"origin {origin!r} may not publish here (see http.allowed_origins)", "forbidden")
     if request.content_type != "application/json":
         return refuse(
             415, f"Content-Type must be application/json, got {request.content_type!r}", "bad_request"
@@ -317,6 +322,7 @@ def build_http_app(
 ) -> web.Application:
     """The aiohttp application serving signalling, pages and metrics for ``monitor``."""
     limits = limits or SignallingLimits.from_config(cfg.http)
+    install_redaction([cfg.auth.token] if cfg.auth.token else [])
     # aiohttp refuses larger bodies itself (413) -- one KiB of slack so our check gives the message.
     app = web.Application(client_max_size=limits.max_body_bytes + 1024)
     metrics = _SignallingMetrics()

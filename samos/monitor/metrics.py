@@ -52,6 +52,9 @@ class MonitorMetrics(CollectorRegistry):
             "Windows dropped unscored because the inference queue was full",
             registry=r,
         )
+        self.worker_restarts = Counter(
+            "samos_worker_restarts_total", "Times the inference thread died and was restarted", registry=r
+        )
         self.clients = Gauge("samos_ws_clients", "Connected websocket clients", registry=r)
         self.ws_dropped = Counter(
             "samos_ws_messages_dropped_total", "Messages dropped for slow websocket clients", registry=r
@@ -59,6 +62,12 @@ class MonitorMetrics(CollectorRegistry):
         self.streams = Gauge("samos_streams", "Streams running now", registry=r)
         self.loop_lag = Gauge(
             "samos_event_loop_lag_seconds", "Lateness of a periodic event-loop timer", registry=r
+        )
+        self.loop_lag_hist = Histogram(
+            "samos_event_loop_lag",
+            "Lateness of each tick of the event-loop timer, seconds (spikes between scrapes are kept)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
         )
         self.alerts = Counter(
             "samos_alerts_total", "Alert events per stream", ["stream", "event"], registry=r
@@ -80,4 +89,6 @@ class MonitorMetrics(CollectorRegistry):
         while True:
             t0 = time.perf_counter()
             await asyncio.sleep(period)
-            self.loop_lag.set(max(0.0, time.perf_counter() - t0 - period))
+            lag = max(0.0, time.perf_counter() - t0 - period)
+            self.loop_lag.set(lag)
+            self.loop_lag_hist.observe(lag)

@@ -9,12 +9,18 @@ at any time (``null``/missing/``["*"]``: all streams). Auth (when a token is con
 ``?token=T`` (a wrong token is refused with HTTP 401 before the upgrade) or, without it in the URL,
 a first message ``{"type": "subscribe", "token": T, ...}`` within ``AUTH_TIMEOUT`` seconds (else the
 socket is closed with code 1008).
+
+Limits and bad input: at most ``max_clients`` connections (authenticated or still authenticating;
+more get HTTP 503); a message larger than ``max_message_bytes`` closes the connection with code
+1009; a binary frame, invalid JSON or an unknown message type is answered with an ``error``
+message (``{"type": "error", "stream": null, "error": "..."}``) and otherwise ignored. A browser
+page from another host (Origin header) is refused with HTTP 403 unless listed in
+``allowed_origins``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections import deque
@@ -29,17 +35,18 @@ from websockets.http11 import Request, Response
 from samos import __version__
 from samos.monitor import schema
 from samos.monitor.metrics import MonitorMetrics
+from samos.monitor.security import install_redaction, origin_allowed, token_ok
+
+__all__ = ["AUTH_TIMEOUT", "CLOSE_POLICY", "Client", "Publisher", "error_message", "token_ok"]
 
 log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 5.0
 CLOSE_POLICY = 1008
 
 
-def token_ok(given: str | None, expected: str | None) -> bool:
-    """Constant-time token check; no expected token means open access."""
-    if expected is None:
-        return True
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+def error_message(text: str) -> dict[str, Any]:
+    """A message to one client about its own bad input (not part of any stream)."""
+    return {"schema": schema.SCHEMA, "type": "error", "stream": None, "seq": 0, "error": text}
 
 
 def _parse_streams(value: Any) -> frozenset[str] | None:
@@ -106,12 +113,18 @@ class Publisher:
         client_queue: int = 256,
         max_clients: int = 256,
         token: str | None = None,
+        max_message_bytes: int = 64 * 1024,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
         self.metrics = metrics
         self.client_queue = client_queue
         self.max_clients = max_clients
         self.token = token
+        self.max_message_bytes = max_message_bytes
+        self.allowed_origins = allowed_origins
         self.clients: set[Client] = set()
+        self.connections = 0
+        """Open connections, including those still authenticating (bounded by ``max_clients``)."""
         self._starts: dict[str, str] = {}
         self._server: Server | None = None
 
@@ -135,13 +148,14 @@ class Publisher:
     # ------------------------------------------------------------------------------------ server
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on host:port (port 0: any free one); returns the bound address."""
+        install_redaction([self.token] if self.token else [])
         self._server = await serve(
             self._handle,
             host,
             port,
             process_request=self._check_request,
             compression=None,
-            max_size=64 * 1024,
+            max_size=self.max_message_bytes,
             ping_interval=20,
         )
         sock = next(iter(self._server.sockets))
@@ -165,7 +179,11 @@ class Publisher:
         query = parse_qs(urlsplit(request.path).query)
         if self.token is not None and "token" in query and not token_ok(query["token"][0], self.token):
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid token\n")
-        if len(self.clients) >= self.max_clients:
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.headers.get("Host"), self.allowed_origins, same_port=False):
+            log.info("websocket connection from origin %r refused", origin)
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self.connections >= self.max_clients:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many clients\n")
         try:
             _parse_streams(query.get("streams", [None])[0])
@@ -174,6 +192,13 @@ class Publisher:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        try:
+            await self._serve_client(ws)
+        finally:
+            self.connections -= 1
+
+    async def _serve_client(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
         streams = _parse_streams(query.get("streams", [None])[0])
         if self.token is not None and "token" not in query:
@@ -210,17 +235,26 @@ class Publisher:
             return False
 
     async def _read(self, ws: ServerConnection, client: Client) -> None:
-        """Apply ``subscribe`` messages; ignore anything else; return when the socket closes."""
+        """Apply ``subscribe`` messages, answer anything else with an ``error`` message; return when
+        the socket closes."""
         try:
             async for raw in ws:
                 try:
+                    if isinstance(raw, bytes):
+                        raise ValueError("binary messages are not accepted; send JSON text")
                     msg = json.loads(raw)
-                    if isinstance(msg, dict) and msg.get("type") == "subscribe":
-                        client.streams = _parse_streams(msg.get("streams"))
-                        for name, text in self._starts.items():
-                            if client.wants(name):
-                                client.offer(text)
-                except ValueError as e:
+                    if not isinstance(msg, dict):
+                        raise ValueError("a message must be a JSON object")
+                    if msg.get("type") != "subscribe":
+                        raise ValueError(
+                            f"unknown message type {msg.get('type')!r}; only 'subscribe' is accepted"
+                        )
+                    client.streams = _parse_streams(msg.get("streams"))
+                    for name, text in self._starts.items():
+                        if client.wants(name):
+                            client.offer(text)
+                except ValueError as e:  # JSONDecodeError and UnicodeDecodeError included
                     log.info("websocket client %s: bad message ignored (%s)", ws.id, e)
+                    client.offer(schema.encode(error_message(str(e)[:200])))
         except ConnectionClosed:
             pass

@@ -4,6 +4,13 @@
 and its future fails with :class:`WindowDropped` (counted). The worker thread takes up to
 ``max_batch`` pending windows of the same length (oldest first), calls ``scorer.score`` once, and
 resolves the futures on the loop with ``call_soon_threadsafe`` (one callback per batch).
+
+The thread is supervised: when it dies (anything that is not an ``Exception`` escaping the scorer,
+such as ``SystemExit`` or ``KeyboardInterrupt`` raised in it, or a bug in the worker itself), the
+windows of the batch it held fail with :class:`WorkerCrashed`, and a supervisor task on the loop
+starts a new thread after a back-off (``restart_delay`` doubling up to ``max_restart_delay``; reset
+once a thread has lived ``stable_seconds``). Queued windows wait for the new thread; the streams'
+own state (rolling MOS, alerts, sequence numbers) lives in the Monitor and is untouched.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ log = logging.getLogger(__name__)
 
 class WindowDropped(Exception):
     """The window was dropped unscored: the inference queue was full (the model cannot keep up)."""
+
+
+class WorkerCrashed(RuntimeError):
+    """The inference thread died while scoring this window (it is restarted; the stream goes on)."""
 
 
 class ScorerLike(Protocol):
@@ -64,26 +75,73 @@ class InferenceWorker:
         max_batch: int = 16,
         queue_size: int = 256,
         metrics: MonitorMetrics | None = None,
+        restart_delay: float = 0.1,
+        max_restart_delay: float = 5.0,
+        stable_seconds: float = 30.0,
     ) -> None:
         if max_batch < 1 or queue_size < 1:
             raise ValueError("max_batch and queue_size must be >= 1")
+        if not 0 < restart_delay <= max_restart_delay:
+            raise ValueError("restart delays must satisfy 0 < restart_delay <= max_restart_delay")
         self.scorer = scorer
         self.max_batch = max_batch
         self.queue_size = queue_size
         self.metrics = metrics
         self.dropped = 0
         self.batches = 0
+        self.restarts = 0
+        """Times the inference thread died and was started again."""
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.stable_seconds = stable_seconds
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._died: asyncio.Event | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._started_at = 0.0
 
     def start(self) -> None:
-        """Start the worker thread (call from the event loop that will await the results)."""
+        """Start the worker thread and its supervisor (call from the loop that awaits the results)."""
         self._loop = asyncio.get_running_loop()
+        self._died = asyncio.Event()
+        self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="samos-inference:supervisor")
+
+    def _spawn(self) -> None:
+        self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="samos-inference", daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """True while an inference thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    async def _supervise(self) -> None:
+        """Restart the thread each time it dies, with exponential back-off."""
+        assert self._died is not None
+        delay = self.restart_delay
+        while True:
+            await self._died.wait()
+            self._died.clear()
+            if self._closing:
+                return
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join, 1.0)
+            if time.monotonic() - self._started_at >= self.stable_seconds:
+                delay = self.restart_delay
+            log.error("inference worker died; restarting it in %.2f s", delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, self.max_restart_delay)
+            if self._closing:
+                return
+            self.restarts += 1
+            if self.metrics is not None:
+                self.metrics.worker_restarts.inc()
+            self._spawn()
 
     def submit(self, wave16: np.ndarray, wave48: np.ndarray) -> asyncio.Future[tuple[float, float]]:
         """Queue one window (``[T]`` at 16 kHz, ``[3T]`` at 48 kHz); the future gives (mos, std)."""
@@ -112,6 +170,10 @@ class InferenceWorker:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, timeout)
             if self._thread.is_alive():
@@ -135,7 +197,29 @@ class InferenceWorker:
             return batch
 
     def _run(self) -> None:
+        batch: list[_Job] = []
+        try:
+            self._serve(batch)
+        except BaseException as e:  # noqa: BLE001 - the thread dies: fail its batch, let the supervisor restart
+            log.error("inference worker died (%s: %s)", type(e).__name__, e)
+            crash = WorkerCrashed(f"the inference worker died ({type(e).__name__}: {e}); it is restarted")
+            self._post(_resolve, [j.future for j in batch], crash)
+            if self._died is not None:
+                self._post(self._died.set)
+
+    def _post(self, callback: Any, *args: Any) -> bool:
+        """Run ``callback(*args)`` on the loop; False once the loop is closed."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # loop closed
+            return False
+        return True
+
+    def _serve(self, held: list[_Job]) -> None:
+        """Score batches until closed; ``held`` always holds the batch being scored."""
         while (batch := self._take()) is not None:
+            held[:] = batch
             batch = [j for j in batch if not j.future.cancelled()]
             if not batch:
                 continue
@@ -152,10 +236,8 @@ class InferenceWorker:
                 self.metrics.inference.observe(time.perf_counter() - t0)
                 self.metrics.batch_size.observe(len(batch))
             self.batches += 1
-            assert self._loop is not None
-            try:
-                self._loop.call_soon_threadsafe(_resolve, [j.future for j in batch], result)
-            except RuntimeError:  # loop closed
+            held.clear()
+            if not self._post(_resolve, [j.future for j in batch], result):
                 return
 
 

@@ -45,8 +45,9 @@ def chromium_path() -> str:
 
 
 def _load_monitor_conftest() -> Any:
-    path = Path(__file__).resolve().parents[1] / "monitor" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("samos_monitor_test_fixtures", path)
+    """The monitor tests' helpers module (tiny level-dependent ONNX model), imported by path."""
+    path = Path(__file__).resolve().parents[1] / "monitor" / "monitor_helpers.py"
+    spec = importlib.util.spec_from_file_location("samos_monitor_test_helpers", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import level_mos, speech_like
 from fake_source import ListSource, split
+from monitor_helpers import level_mos, speech_like
 from websockets.asyncio.client import connect
 
 from samos.monitor.app import Monitor

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import speech_like
+from monitor_helpers import speech_like
 
 from samos.audio import resample
 from samos.monitor.diagnostics import VadParams, analyse, bandwidth

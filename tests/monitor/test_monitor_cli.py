@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from conftest import speech_like
+from monitor_helpers import speech_like
 from websockets.asyncio.client import connect
 
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]

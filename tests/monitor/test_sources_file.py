@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import speech_like
+from monitor_helpers import speech_like
 
 from samos.monitor.source import Source, SourceEnded, SourceError
 from samos.monitor.sources.file import FileSource, derive_name

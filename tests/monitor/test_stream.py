@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import level_mos, speech_like
 from fake_source import split
+from monitor_helpers import level_mos, speech_like
 
 from samos.monitor.config import WindowConfig
 from samos.monitor.source import AudioChunk

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import speech_like
+from monitor_helpers import speech_like
 
 from samos.monitor.metrics import MonitorMetrics
 from samos.monitor.worker import InferenceWorker, WindowDropped

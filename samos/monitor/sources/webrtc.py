@@ -249,6 +249,8 @@ class WebRTCSource:
                     reason = "peer closed the track"
                     break
                 timeout = self.options.inactivity_timeout
+                if self._shed_backlog(track, frame):
+                    continue
                 if not self._push(frame):
                     reason = "unsupported audio frame"
                     break
@@ -268,6 +270,32 @@ class WebRTCSource:
             log.warning("%s: peer connection did not close in %.1f s", self.name, self.options.close_timeout)
         elif not task.cancelled() and task.exception() is not None:
             log.warning("%s: closing the peer connection failed: %r", self.name, task.exception())
+
+    def _shed_backlog(self, track: MediaStreamTrack, frame: av.AudioFrame) -> bool:
+        """Bound aiortc's own decoded-frame queue (unbounded) to ``buffer_seconds``.
+
+        When the event loop falls behind, frames pile up there faster than the pump takes them.
+        Beyond the limit, ``frame`` (the oldest) and the next oldest are dropped and counted as
+        overflow, as in our own buffer: their samples reach the next chunk's ``dropped`` and the
+        RTP timeline stays exact. Returns True when ``frame`` was dropped.
+        """
+        queue = getattr(track, "_queue", None)
+        limit = max(1, int(self.options.buffer_seconds * self.rate / 960))  # 20 ms Opus frames
+        if not isinstance(queue, asyncio.Queue) or queue.qsize() <= limit:
+            return False
+        old: av.AudioFrame | None = frame
+        while old is not None:
+            samples = int(old.samples)
+            lost = self._timeline.gap(old.pts, old.time_base, samples)
+            self.stats.lost_samples += lost
+            self.stats.overflow_samples += samples
+            self._pending_drop += lost + samples
+            if queue.qsize() <= limit:
+                break
+            old = queue.get_nowait()
+            if old is None:  # aiortc's end-of-track marker is always the last item: keep it
+                queue.put_nowait(None)
+        return True
 
     def _push(self, frame: av.AudioFrame) -> bool:
         if self._ended.is_set():
