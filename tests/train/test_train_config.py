@@ -14,7 +14,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 def test_paper_config_is_the_paper_recipe() -> None:
     cfg = load_train_config(CONFIGS / "paper.yaml")
-    assert cfg.model.ssl.bundle == "WAV2VEC2_XLSR_2B" and cfg.model.ssl.layer == 8
+    assert cfg.model.ssl.bundle == "WAV2VEC2_XLSR_2B" and cfg.model.ssl.layer == 9
     assert cfg.pretrain is not None and cfg.finetune is not None
     for step in (cfg.pretrain, cfg.finetune):
         assert (step.lr, step.weight_decay, step.batch_size, step.gamma, step.crop_seconds) == (
