@@ -20,6 +20,7 @@ when the parent module calls ``.train()``.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import importlib.resources
 import json
@@ -40,7 +41,7 @@ class SSLWeightsError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ base
-class SSLEncoder(nn.Module):
+class SSLEncoder(nn.Module, abc.ABC):
     """Base class: a (by default frozen) encoder of 16 kHz audio.
 
     ``forward(wave16 [B, T] float32 in [-1, 1]) -> [B, frames, dim]``.
@@ -68,13 +69,13 @@ class SSLEncoder(nn.Module):
         # A frozen encoder keeps eval mode (dropout off, BatchNorm on running statistics).
         return super().train(False if self.frozen else mode)
 
+    @abc.abstractmethod
     def num_frames(self, samples: int) -> int:
         """Output frames for an input of ``samples`` 16 kHz samples."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild this encoder's architecture without its weight source."""
-        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------ wav2vec2 family
