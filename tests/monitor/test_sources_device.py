@@ -62,6 +62,7 @@ async def main():
     except SourceError as e:
         out["ambiguous"] = str(e)
     src = DeviceSource.open("samos_test", queue_seconds=0.2)
+    await asyncio.sleep(1.0)  # let the unclocked file device overrun the 0.2 s queue before reading
     chunks = [await src.recv() for _ in range(200)]
     await src.close()
     x = np.concatenate([c.samples[:, 0] for c in chunks[:5]])
@@ -82,7 +83,8 @@ def test_capture_through_alsa_file_plugin(alsa_home: tuple[Path, np.ndarray]) ->
     assert "samos_test" in out["devices"] and "matches 2" in out["ambiguous"]
     assert out["name"] == "samos_test" and out["rate"] == 48_000 and out["shape"] == [960, 1]
     assert 0.2 < out["peak"] < 0.26  # the 8000/32768 tone
-    # the ALSA file device is not clocked: it outruns the loop, so blocks are evicted and counted
+    # the ALSA file device is not clocked: during the 1 s pause it overruns the 0.2 s queue, so blocks
+    # are evicted and counted
     assert out["evicted"] > 0 and out["dropped"] > 0
     head = np.array(out["head"])
     candidates = np.nonzero(samples[: len(samples) - 200] == head[0])[0]
