@@ -77,7 +77,6 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.slow  # intermittent here (about 1 run in 3 ends the stream or hangs): see docs/RELIABILITY.md
 def test_sound_card_vanishes_and_comes_back(tmp_path: Path, model_path: Path) -> None:
     """Real PortAudio/ALSA: the capture stream stops and the device leaves the device list for
     1.5 s; the source reopens it with back-off and the same stream goes on."""

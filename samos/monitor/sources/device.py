@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from samos.monitor.aio import within
 from samos.monitor.channel import ChannelClosed, ThreadChannel
 from samos.monitor.source import AudioChunk, SourceEnded, SourceError
 
@@ -260,7 +261,7 @@ class DeviceSource:
             try:
                 chunk = self._channel.get_nowait()  # fast path: no timer task per block
                 if chunk is None:
-                    chunk = await asyncio.wait_for(self._channel.get(), self.reopen.stall_seconds)
+                    chunk = await within(self._channel.get(), self.reopen.stall_seconds)
             except ChannelClosed:
                 if self._closed:
                     raise SourceEnded from None

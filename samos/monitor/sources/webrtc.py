@@ -40,6 +40,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 import av
 
 from samos.audio import SPEC_RATE
+from samos.monitor.aio import within
 from samos.monitor.source import AudioChunk, SourceEnded
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ class WebRTCSource:
         try:
             while not self._ended.is_set():
                 try:
-                    frame = cast(av.AudioFrame, await asyncio.wait_for(track.recv(), timeout=timeout))
+                    frame = cast(av.AudioFrame, await within(track.recv(), timeout))
                 except TimeoutError:
                     reason = f"no audio for {timeout:g} s"
                     break
