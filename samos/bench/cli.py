@@ -1,4 +1,4 @@
-"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy`` or ``windows``.
+"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows`` or ``soak``.
 
 Each benchmark is a module exposing ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen
 one is imported (the accuracy benchmark needs torch, the others do not), and its own arguments are
@@ -19,6 +19,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "stream": ("samos.bench.stream", "the monitor under load: many live streams, latency and drops"),
     "accuracy": ("samos.bench.accuracy", "agreement with human ratings, vs peers"),
+    "soak": ("samos.bench.soak", "the monitor on loopback: WebRTC publishers x websocket subscribers"),
     "windows": (
         "samos.bench.windows",
         "monitor window and hop: accuracy on changing calls against latency and CPU",

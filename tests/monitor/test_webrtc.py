@@ -164,10 +164,12 @@ async def test_two_peers_deliver_the_tone_at_48k() -> None:
     assert (source.name, source.rate, source.kind) == ("s1", 48_000, "webrtc")
     chunks, reason = await drain(source)
     assert "no audio for 1 s" in reason  # the sender's media ended; the track itself never does
-    assert all(
-        c.rate == RATE and c.samples.shape == (FRAME,) and c.samples.dtype == np.float32 for c in chunks
+    assert all(  # whole 20 ms frames (several at once only when the reader fell behind)
+        c.rate == RATE and c.samples.ndim == 1 and c.frames % FRAME == 0 and c.samples.dtype == np.float32
+        for c in chunks
     )
-    assert len(chunks) >= track.sent - 5  # aiortc's jitter buffer keeps the last 4 (prefetch) frames
+    frames = sum(c.frames for c in chunks) // FRAME
+    assert frames >= track.sent - 5  # aiortc's jitter buffer keeps the last 4 (prefetch) frames
     assert sum(c.dropped for c in chunks) == 0
     received = np.concatenate([c.samples for c in chunks])[FRAME * 10 :]  # skip the codec's start-up
     spectrum = np.abs(np.fft.rfft(received * np.hanning(len(received))))
@@ -187,7 +189,8 @@ async def test_timestamp_gaps_are_reported_as_dropped_samples() -> None:
     track = ArrayTrack(tone(1.0), skip={10: 5 * FRAME, 30: 2 * FRAME})
     sender, source = await connect(track)
     chunks, _ = await drain(source)
-    drops = [(i, c.dropped) for i, c in enumerate(chunks) if c.dropped]
+    starts = np.cumsum([0] + [c.frames for c in chunks[:-1]]) // FRAME  # frame index of each chunk
+    drops = [(int(k), c.dropped) for k, c in zip(starts, chunks, strict=True) if c.dropped]
     assert [d for _, d in drops] == [5 * FRAME, 2 * FRAME]
     assert drops[0][0] in (11, 12)  # on the frame after the gap (the encoder may shift by one frame)
     assert source.stats.lost_samples == 7 * FRAME
@@ -258,6 +261,24 @@ async def test_a_slow_consumer_loses_the_oldest_audio_and_is_told() -> None:
     assert dropped > 10 * FRAME
     assert dropped == source.stats.overflow_samples
     assert chunks[0].dropped > 0  # reported on the oldest chunk that survived
+    await source.close()
+    await sender.close()
+
+
+async def test_a_reader_that_fell_behind_gets_the_backlog_at_once_and_gaps_stay_in_place() -> None:
+    track = ArrayTrack(tone(1.0, freq=440.0), skip={30: 3 * FRAME})
+    sender, source = await connect(track)
+    first = await asyncio.wait_for(source.recv(), 10.0)
+    await asyncio.sleep(0.4)  # ~20 frames queue up meanwhile
+    chunks, _ = await drain(source)
+    assert max(c.frames for c in chunks) >= 5 * FRAME  # joined: far fewer, longer chunks
+    assert len(chunks) < track.sent - 10
+    # the 3-frame gap is still reported before the first frame that followed it, at the same place
+    # in the timeline as with one frame per chunk
+    starts = (first.frames + np.cumsum([0] + [c.frames for c in chunks[:-1]])) // FRAME
+    drops = [(int(k), c.dropped) for k, c in zip(starts, chunks, strict=True) if c.dropped]
+    assert [d for _, d in drops] == [3 * FRAME]
+    assert drops[0][0] in (31, 32)
     await source.close()
     await sender.close()
 

@@ -2,6 +2,8 @@
 that signals through a real HTTP ``/offer`` endpoint.
 
 Imported by tests as ``from webrtc_peers import ...`` (pytest puts this folder on sys.path).
+``publish`` is the load generator's (``samos.bench.webrtc_load``): it raises ``PublishError`` when the
+monitor refuses an offer.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import fractions
 import time
 from pathlib import Path
 
-import aiohttp
 import av
 import numpy as np
 import soundfile as sf
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from samos.bench.webrtc_load import publish  # noqa: F401 - the tests publish through the package's helper
 
 RATE = 48_000
 FRAME = 960  # 20 ms at 48 kHz
@@ -102,29 +105,6 @@ async def offer_for(track: MediaStreamTrack | None, *, video: bool = False) -> R
         pc.addTransceiver("video", direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
     return pc
-
-
-async def publish(
-    session: aiohttp.ClientSession,
-    base_url: str,
-    track: MediaStreamTrack,
-    *,
-    name: str | None = None,
-    token: str | None = None,
-) -> tuple[RTCPeerConnection, dict]:
-    """POST the sender's offer to ``{base_url}/offer`` and apply the answer; returns (pc, answer JSON)."""
-    pc = await offer_for(track)
-    body: dict[str, str] = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
-    if name is not None:
-        body["name"] = name
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.post(f"{base_url}/offer", json=body, headers=headers) as resp:
-        answer = await resp.json()
-        if resp.status != 200:
-            await pc.close()
-            raise AssertionError(f"/offer answered {resp.status}: {answer}")
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
-    return pc, answer
 
 
 def drop_rtp_packets(pc: RTCPeerConnection, lose: set[int]) -> list[int]:

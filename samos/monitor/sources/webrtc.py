@@ -55,6 +55,10 @@ class OfferError(ValueError):
     """An SDP offer that cannot be answered (malformed, no audio to receive, no common codec)."""
 
 
+MAX_JOIN = 50
+"""At most this many queued frames (1 s of 20 ms frames) are returned by one ``recv``."""
+
+
 @dataclass(frozen=True)
 class WebRTCOptions:
     """Timing and buffering of one WebRTC source.
@@ -169,8 +173,22 @@ class WebRTCSource:
             self._wakeup.clear()
             await self._wakeup.wait()
         chunk = self._chunks.popleft()
+        if self._chunks and not self._chunks[0].dropped:
+            chunk = self._join(chunk)
         self._buffered -= chunk.frames
         return chunk
+
+    def _join(self, first: AudioChunk) -> AudioChunk:
+        """``first`` and the chunks queued right after it, as one chunk (up to, not including, the next
+        one that follows lost audio, so every gap stays where it was). A reader that keeps up gets one
+        20 ms frame per call; one that fell behind gets the backlog at once, so the per-chunk work
+        downstream (resampling, windowing, task switches) shrinks exactly when the loop is loaded."""
+        parts = [first.samples]
+        last = first
+        while self._chunks and not self._chunks[0].dropped and len(parts) < MAX_JOIN:
+            last = self._chunks.popleft()
+            parts.append(last.samples)
+        return AudioChunk(np.concatenate(parts), first.rate, first.dropped, last.t_capture)
 
     async def close(self) -> None:
         """Stop the pump, discard buffered audio and close the peer connection (idempotent, bounded

@@ -1,0 +1,317 @@
+"""``samos bench soak``: the monitor under load for a while, on loopback, with real peers and clients.
+
+A real ``monitor`` process (``--webrtc``, ``--ws``, the model and window/hop you give it, by default
+those of configs/monitor.yaml) receives N real aiortc publishers (``samos.bench.webrtc_load``:
+pre-encoded Opus over ICE/DTLS/SRTP, paced in real time, in ``--publisher-procs`` processes) while
+M websocket subscribers (this process) read every stream. Measured:
+
+- ``delivered_min`` / ``delivered_mean``: per stream, the score messages the slowest subscriber
+  received divided by the windows expected from the audio its publisher sent;
+- ``lost_messages``: messages missing from the per-stream ``seq`` of the subscribers, plus those the
+  server told them it dropped (``dropped_messages``); a subscriber that keeps up must lose none;
+- ``rss_growth``: the monitor's resident memory (VmRSS, sampled every second) from the end of the
+  warm-up (25% of the run, at least 5 s) to the mean of the last 10%;
+- ``latency_p50_ms`` / ``latency_p95_ms``: from ``t_capture`` (when a window's last RTP frame reached
+  the monitor) to the score's arrival at a subscriber (same machine, same monotonic clock);
+- ``cpu_s_per_stream_s``: the monitor's CPU time per second of audio it received.
+
+``passed`` is true when every window was delivered (``delivered_min >= 0.95``: the last window of a
+stream may be cut by teardown), nothing was lost, every stream ended with its ``stream_end``, and
+memory grew less than 10%. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
+LOADER = [sys.executable, "-m", "samos.bench.webrtc_load"]
+DELIVERED_MIN = 0.95
+RSS_GROWTH_MAX = 0.10
+
+
+class SoakError(RuntimeError):
+    """The soak could not run (the monitor or a publisher process failed), with what it said."""
+
+
+@dataclass
+class Subscriber:
+    """One websocket client's view: per-stream scores and seq gaps, reported drops, latencies."""
+
+    scores: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last_seq: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    told_dropped: int = 0
+    ended: dict[str, str] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    def take(self, m: dict[str, Any], now: float) -> None:
+        self.told_dropped += m.get("dropped_messages", 0)
+        s = m.get("stream")
+        if s is None:
+            return
+        if s in self.last_seq:
+            self.gaps += max(0, m["seq"] - self.last_seq[s] - 1)
+        self.last_seq[s] = m["seq"]
+        if m["type"] == "score":
+            self.scores[s] += 1
+            self.latencies.append(now - m["t_capture"])
+        elif m["type"] == "stream_end":
+            self.ended[s] = f"{m.get('reason')} after {m.get('seconds', 0.0):.1f} s"
+
+
+def expected_windows(seconds: float, window: float, hop: float) -> int:
+    """Windows the monitor makes of ``seconds`` of audio (regular hops; shorter than a window: one)."""
+    return int((seconds - window) // hop) + 1 if seconds >= window else 1
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SoakError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_monitor(args: list[str], log: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    """Start ``monitor`` with ``args``; its log goes to ``log``. Returns it and its ws/http URLs."""
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *MONITOR, *args, stdout=asyncio.subprocess.PIPE, stderr=err
+        )
+    assert proc.stdout is not None
+    found: dict[str, str] = {}
+    while "ws" not in found or "http" not in found:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+        if not line:
+            await proc.wait()
+            said = await asyncio.to_thread(log.read_text)
+            raise SoakError(f"the monitor exited ({proc.returncode}): {said[-2000:]}")
+        if m := re.search(r"websocket (ws://\S+)", line):
+            found["ws"] = m.group(1)
+        if m := re.search(r"publish page (http://\S+?)/ ", line):
+            found["http"] = m.group(1)
+    return proc, found
+
+
+async def subscribe(url: str, sub: Subscriber, stop: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, max_queue=None, open_timeout=60, compression=None) as ws:
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
+            sub.take(json.loads(raw), time.monotonic())
+
+
+async def start_publishers(
+    base: str, n: int, procs: int, seconds: float, token: str | None
+) -> list[asyncio.subprocess.Process]:
+    """``n`` publishers in ``procs`` processes; returns once all of them are connected."""
+    out = []
+    sizes = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+    first = 0
+    for size in (s for s in sizes if s):
+        cmd = [*LOADER, base, str(size), str(seconds), "--first", str(first)]
+        if token:
+            cmd += ["--token", token]
+        p = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out.append(p)
+        first += size
+    for p in out:
+        assert p.stdout is not None and p.stderr is not None
+        line = (await asyncio.wait_for(p.stdout.readline(), 60 + 5 * n)).decode().strip()
+        if line != "ready":
+            raise SoakError(f"a publisher process failed: {line} {(await p.stderr.read()).decode()[-2000:]}")
+    return out
+
+
+async def run_soak(
+    *,
+    publishers: int,
+    subscribers: int,
+    seconds: float,
+    window: float,
+    hop: float,
+    monitor_args: list[str],
+    log: Path,
+    publisher_procs: int = 1,
+    token: str | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """One soak (see module doc); ``monitor_args`` are added to the monitor's command line."""
+    proc, where = await start_monitor(
+        [
+            *monitor_args,
+            "--ws",
+            "127.0.0.1:0",
+            "--webrtc",
+            "127.0.0.1:0",
+            "--window",
+            str(window),
+            "--hop",
+            str(hop),
+        ],
+        log,
+    )
+    subs = [Subscriber() for _ in range(subscribers)]
+    stop = asyncio.Event()
+    url = where["ws"] + (f"?token={token}" if token else "")
+    readers = [asyncio.create_task(subscribe(url, s, stop), name=f"soak-sub-{i}") for i, s in enumerate(subs)]
+    rss: list[tuple[float, float]] = []
+    pubs: list[asyncio.subprocess.Process] = []
+    sent: dict[str, float] = {}
+    try:
+        await asyncio.sleep(1.0)
+        pubs = await start_publishers(where["http"], publishers, publisher_procs, seconds, token)
+        t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
+        results = [asyncio.create_task(p.stdout.readline()) for p in pubs if p.stdout is not None]
+        next_note = t0 + 60
+        while not all(r.done() for r in results):
+            rss.append((time.monotonic() - t0, rss_mb(proc.pid)))
+            if progress is not None and time.monotonic() >= next_note:
+                progress(f"[soak] {time.monotonic() - t0:.0f} s, monitor RSS {rss[-1][1]:.0f} MB")
+                next_note += 60
+            await asyncio.wait(results, timeout=1.0)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        for r in results:
+            line = r.result().decode().strip()
+            if not line:
+                raise SoakError("a publisher process ended without a result")
+            sent.update(json.loads(line)["sent_seconds"])
+        deadline = time.monotonic() + 30
+        while not all(set(sent) <= set(s.ended) for s in subs) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)  # the readers record stream_end; polling their state is simplest
+    finally:
+        stop.set()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for p in pubs:
+            if p.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                await p.wait()
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 30)
+    names = sorted(sent)
+    warm = [r for t, r in rss if t >= max(5.0, 0.25 * seconds)] or [r for _, r in rss]
+    base, tail = warm[0], warm[-max(1, len(warm) // 10) :]
+    lat = sorted(x for s in subs for x in s.latencies)
+    delivered = {
+        n: min(s.scores.get(n, 0) for s in subs) / expected_windows(sent[n], window, hop) for n in names
+    }
+    short = {n: round(t, 1) for n, t in sent.items() if t < 0.98 * seconds}
+    report: dict[str, Any] = {
+        "publishers": publishers,
+        "subscribers": subscribers,
+        "seconds": seconds,
+        "window_s": window,
+        "hop_s": hop,
+        "delivered_min": round(min(delivered.values()), 4) if delivered else 0.0,
+        "delivered_mean": round(statistics.fmean(delivered.values()), 4) if delivered else 0.0,
+        "lost_messages": sum(s.gaps for s in subs),
+        "reported_dropped": sum(s.told_dropped for s in subs),
+        "all_ended": all(set(names) <= set(s.ended) for s in subs),
+        "streams_cut_short": short,
+        "end_reasons": dict(sorted(subs[0].ended.items())) if subs else {},
+        "rss_warm_mb": round(base, 1),
+        "rss_end_mb": round(statistics.fmean(tail), 1),
+        "rss_growth": round(statistics.fmean(tail) / base - 1.0, 4),
+        "rss_max_mb": round(max(r for _, r in rss), 1),
+        "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
+        "latency_p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+        "scores_received": len(lat),
+        "cpu_s_per_stream_s": round(cpu / max(1e-9, sum(sent.values())), 4),
+    }
+    report["passed"] = bool(
+        report["delivered_min"] >= DELIVERED_MIN
+        and report["lost_messages"] == 0
+        and report["reported_dropped"] == 0
+        and report["all_ended"]
+        and not short
+        and report["rss_growth"] < RSS_GROWTH_MAX
+    )
+    return report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--publishers", type=int, default=32, help="WebRTC publishers (default 32)")
+    p.add_argument("--subscribers", type=int, default=200, help="websocket subscribers (default 200)")
+    p.add_argument("--seconds", type=float, default=600.0, help="audio each publisher sends (default 600)")
+    p.add_argument(
+        "--publisher-procs", type=int, default=None, help="processes for the publishers (default: 1 per 16)"
+    )
+    p.add_argument("--model", default=None, help="ONNX model for the monitor (default: the embedded one)")
+    p.add_argument("--window", type=float, default=None, help="window, s (default: configs/monitor.yaml)")
+    p.add_argument("--hop", type=float, default=None, help="hop, s (default: configs/monitor.yaml)")
+    p.add_argument("--threads", type=int, default=1, help="the monitor's inference threads (default 1)")
+    p.add_argument(
+        "--token", default=None, help="run the monitor with this token (publishers and subscribers use it)"
+    )
+    p.add_argument("--log", type=Path, default=Path("soak-monitor.log"), help="the monitor's log file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from samos.monitor.config import load_config
+
+    cfg = load_config(None)
+    window = args.window if args.window is not None else cfg.window.window_seconds
+    hop = args.hop if args.hop is not None else cfg.window.hop_seconds
+    if min(args.publishers, args.subscribers) < 1 or args.seconds <= 0 or not 0 < hop <= window:
+        print(
+            "samos bench soak: need publishers, subscribers >= 1, seconds > 0, 0 < hop <= window",
+            file=sys.stderr,
+        )
+        return 2
+    monitor_args = ["--providers", "cpu", "--threads", str(args.threads), "--verbose"]
+    if args.model:
+        monitor_args += ["--model", args.model]
+    if args.token:
+        monitor_args += ["--token", args.token]
+    procs = args.publisher_procs or max(1, -(-args.publishers // 16))
+    try:
+        report = asyncio.run(
+            run_soak(
+                publishers=args.publishers,
+                subscribers=args.subscribers,
+                seconds=args.seconds,
+                window=window,
+                hop=hop,
+                monitor_args=monitor_args,
+                log=args.log,
+                publisher_procs=procs,
+                token=args.token,
+                progress=lambda s: print(s, file=sys.stderr, flush=True),
+            )
+        )
+    except (SoakError, OSError, TimeoutError) as e:
+        print(f"samos bench soak: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for k, v in report.items():
+            print(f"{k:20s} {v}")
+    return 0 if report["passed"] else 1
