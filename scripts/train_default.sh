@@ -83,8 +83,8 @@ else
   samos train --config "$RUN_CFG" --out "$OUT"
 fi
 
-# fp32 only: `samos export --fp16` currently writes a graph onnxruntime cannot load (see MODEL_CARD.md);
-# ship an fp16 copy once it loads and stays within 0.02 MOS of fp32 on P.835.
+# fp32 only: an fp16 export differs from fp32 by up to 0.14 MOS on the P.835 clips (MODEL_CARD.md), beyond
+# the 0.02 budget; ship one only when it stays within it on real speech.
 stamp "exporting $OUT/final.pt -> $MODEL (fp32, parity-checked against torch)"
 samos export --checkpoint "$OUT/final.pt" --out "$MODEL" --verify --window-seconds 4
 
