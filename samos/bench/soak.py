@@ -279,7 +279,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(None)
     window = args.window if args.window is not None else cfg.window.window_seconds
     hop = args.hop if args.hop is not None else cfg.window.hop_seconds
-    if min(args.publishers, args.subscribers) < 1 or args.seconds <= 0 or not 0 < hop <= window:
+    if (
+        min(args.publishers, args.subscribers, args.publisher_procs or 1) < 1
+        or args.seconds <= 0
+        or not 0 < hop <= window
+    ):
         print(
             "samos bench soak: need publishers, subscribers >= 1, seconds > 0, 0 < hop <= window",
             file=sys.stderr,
