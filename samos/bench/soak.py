@@ -30,6 +30,7 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -262,7 +263,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--publisher-procs", type=int, default=None, help="processes for the publishers (default: 1 per 16)"
     )
-    p.add_argument("--model", default=None, help="ONNX model for the monitor (default: the embedded one)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="ONNX model for the monitor (default: the embedded one); 'level': a tiny loudness model, so "
+        "that the pipeline and not inference is measured (samos.bench.level_model)",
+    )
     p.add_argument("--window", type=float, default=None, help="window, s (default: configs/monitor.yaml)")
     p.add_argument("--hop", type=float, default=None, help="hop, s (default: configs/monitor.yaml)")
     p.add_argument("--threads", type=int, default=1, help="the monitor's inference threads (default 1)")
@@ -290,7 +296,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     monitor_args = ["--providers", "cpu", "--threads", str(args.threads), "--verbose"]
-    if args.model:
+    tmp = tempfile.TemporaryDirectory(prefix="samos-soak-")
+    if args.model == "level":
+        from samos.bench.level_model import make_level_model
+
+        monitor_args += [
+            "--model",
+            str(make_level_model(Path(tmp.name) / "level.onnx", window_seconds=window)),
+        ]
+    elif args.model:
         monitor_args += ["--model", args.model]
     if args.token:
         monitor_args += ["--token", args.token]
@@ -313,6 +327,8 @@ def run(args: argparse.Namespace) -> int:
     except (SoakError, OSError, TimeoutError) as e:
         print(f"samos bench soak: {e}", file=sys.stderr)
         return 1
+    finally:
+        tmp.cleanup()
     if args.json:
         print(json.dumps(report))
     else:
