@@ -300,10 +300,12 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "level":
         from samos.bench.level_model import make_level_model
 
-        monitor_args += [
-            "--model",
-            str(make_level_model(Path(tmp.name) / "level.onnx", window_seconds=window)),
-        ]
+        try:
+            level = make_level_model(Path(tmp.name) / "level.onnx", window_seconds=window)
+        except RuntimeError as e:  # no onnx package
+            print(f"samos bench soak: {e}", file=sys.stderr)
+            return 2
+        monitor_args += ["--model", str(level)]
     elif args.model:
         monitor_args += ["--model", args.model]
     if args.token:
