@@ -274,7 +274,8 @@ class Monitor:
                     self.webhook.post(msg)
 
     def _emit(self, st: _Stream, msg: dict[str, Any]) -> None:
-        self.publisher.publish(msg)
+        # On disk first: a subscriber may get the message the moment it is published, and whatever a
+        # subscriber saw must survive a crash right after.
         if self.jsonl is not None and msg["type"] in ("score", "alert"):
             try:
                 self.jsonl.write(msg)
@@ -282,3 +283,4 @@ class Monitor:
                 log.error("JSONL log %s: %s; logging stopped", self.jsonl.path, e)
                 self.jsonl.close()
                 self.jsonl = None
+        self.publisher.publish(msg)

@@ -1,8 +1,11 @@
 """The websocket server: fan-out of schema messages to subscribers, never slowed by a slow client.
 
-Each client has a bounded queue (drop-oldest, counted) and its own relay task; ``publish`` only
-appends encoded text to queues, so it never waits on a socket. A client that lost messages gets
-``"dropped_messages": n`` (lost since its previous message) in its next message.
+Each client has a bounded queue (drop-oldest, counted) and its own relay task; ``publish`` never
+waits on a socket. A client that keeps up (nothing queued, nothing waiting in its socket's write
+buffer) gets the message written at once, with one encoding for all such clients (websockets'
+``broadcast``); only a client that is behind has it queued for its relay. Messages reach each client
+in order either way. A client that lost messages gets ``"dropped_messages": n`` (lost since its
+previous message) in its next message.
 
 Subscribing: ``ws://host:port/?streams=a,b`` or a message ``{"type": "subscribe", "streams": [..]}``
 at any time (``null``/missing/``["*"]``: all streams). Auth (when a token is configured):
@@ -28,7 +31,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -73,9 +76,18 @@ class Client:
         self.dropped_pending = 0
         self.drained = asyncio.Event()
         self.drained.set()
+        self.sending = False
 
     def wants(self, stream: str | None) -> bool:
         return stream is None or self.streams is None or stream in self.streams
+
+    def keeps_up(self) -> bool:
+        """Nothing queued or lost, no send in progress and nothing waiting in the socket's write buffer:
+        a message may be written now without overtaking or growing anything."""
+        if self.queue or self.dropped_pending or self.sending:
+            return False
+        transport = self.ws.transport
+        return transport is not None and not transport.is_closing() and transport.get_write_buffer_size() == 0
 
     def offer(self, text: str) -> bool:
         """Queue a message; returns False when the oldest had to be dropped."""
@@ -101,7 +113,11 @@ class Client:
             if self.dropped_pending:
                 text = f'{{"dropped_messages":{self.dropped_pending},' + text[1:]
                 self.dropped_pending = 0
-            await self.ws.send(text)
+            self.sending = True
+            try:
+                await self.ws.send(text)
+            finally:
+                self.sending = False
 
 
 class Publisher:
@@ -137,9 +153,16 @@ class Publisher:
             self._starts[stream] = text
         elif stream is not None and msg["type"] == "stream_end":
             self._starts.pop(stream, None)
+        now: list[ServerConnection] = []
         for c in self.clients:
-            if c.wants(stream) and not c.offer(text):
+            if not c.wants(stream):
+                continue
+            if c.keeps_up():
+                now.append(c.ws)
+            elif not c.offer(text):
                 self.metrics.ws_dropped.inc()
+        if now:
+            broadcast(now, text)
 
     @property
     def streams(self) -> list[str]:
