@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
@@ -16,24 +17,11 @@ from samos.data.dataset import RatedAudioDataset
 from samos.data.manifest import Item, Manifest
 from samos.model.ssl import build_ssl_encoder
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from train_helpers import TINY_MODEL  # noqa: E402
+
 torch.set_num_threads(1)
-TINY_ARCH = {
-    "extractor_conv_layer_config": [
-        [8, 10, 5],
-        [8, 3, 2],
-        [8, 3, 2],
-        [8, 3, 2],
-        [8, 3, 2],
-        [8, 2, 2],
-        [8, 2, 2],
-    ],
-    "encoder_embed_dim": 16,
-    "encoder_num_layers": 2,
-    "encoder_num_heads": 2,
-    "encoder_ff_interm_features": 32,
-    "encoder_pos_conv_kernel": 16,
-    "encoder_pos_conv_groups": 4,
-}
+TINY_ARCH = TINY_MODEL["ssl"]["arch"]  # the training tests' tiny random wav2vec2
 
 
 def tiny_encoder(layer: int = 1, seed: int = 0):  # noqa: ANN201
