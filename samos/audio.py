@@ -85,7 +85,9 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """One-shot resampling of a mono float32 waveform (soxr, the same filter as the streaming path)."""
     if sr_in == sr_out:
         return np.ascontiguousarray(audio, dtype=np.float32)
-    out = soxr.resample(np.ascontiguousarray(audio, dtype=np.float32), sr_in, sr_out, quality=RESAMPLE_QUALITY)
+    out = soxr.resample(
+        np.ascontiguousarray(audio, dtype=np.float32), sr_in, sr_out, quality=RESAMPLE_QUALITY
+    )
     return np.asarray(out, dtype=np.float32)
 
 
@@ -150,7 +152,9 @@ def _load_with_av(path: Path) -> tuple[np.ndarray, int]:
     try:
         import av
     except ImportError as e:  # pragma: no cover - av is a declared dependency of the extras that decode
-        raise AudioError(f"{path}: soundfile cannot read it and PyAV is not installed (pip install av)") from e
+        raise AudioError(
+            f"{path}: soundfile cannot read it and PyAV is not installed (pip install av)"
+        ) from e
     with av.open(str(path)) as container:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:

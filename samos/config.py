@@ -52,7 +52,9 @@ class SSLConfig:
     def __post_init__(self) -> None:
         if self.family != "none" and self.layer < 1:
             raise ConfigError(f"ssl.layer must be >= 1 (1 = first transformer layer), got {self.layer}")
-        if self.family in ("wav2vec2", "hubert", "wavlm") and not (self.bundle or self.checkpoint or self.arch):
+        if self.family in ("wav2vec2", "hubert", "wavlm") and not (
+            self.bundle or self.checkpoint or self.arch
+        ):
             raise ConfigError("ssl: give one of bundle, checkpoint or arch for a wav2vec2-family encoder")
 
     @property

@@ -98,18 +98,29 @@ async def start_monitor(args: list[str], log: Path) -> tuple[asyncio.subprocess.
             *MONITOR, *args, stdout=asyncio.subprocess.PIPE, stderr=err
         )
     assert proc.stdout is not None
+    found = await monitor_addresses(proc.stdout, want_http=True)
+    if found is None:
+        await proc.wait()
+        said = await asyncio.to_thread(log.read_text)
+        raise SoakError(f"the monitor exited ({proc.returncode}): {said[-2000:]}")
+    return proc, found
+
+
+async def monitor_addresses(
+    stdout: asyncio.StreamReader, want_http: bool, timeout: float = 120.0
+) -> dict[str, str] | None:
+    """The URLs a starting ``monitor`` prints: ``ws`` (websocket) and, with ``want_http``, ``http``
+    (base URL of the publish page); None when its output ends first (it exited)."""
     found: dict[str, str] = {}
-    while "ws" not in found or "http" not in found:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+    while "ws" not in found or (want_http and "http" not in found):
+        line = (await asyncio.wait_for(stdout.readline(), timeout)).decode()
         if not line:
-            await proc.wait()
-            said = await asyncio.to_thread(log.read_text)
-            raise SoakError(f"the monitor exited ({proc.returncode}): {said[-2000:]}")
+            return None
         if m := re.search(r"websocket (ws://\S+)", line):
             found["ws"] = m.group(1)
         if m := re.search(r"publish page (http://\S+?)/ ", line):
             found["http"] = m.group(1)
-    return proc, found
+    return found
 
 
 async def subscribe(url: str, sub: Subscriber, stop: asyncio.Event) -> None:

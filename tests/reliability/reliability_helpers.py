@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from samos.bench.soak import monitor_addresses
 
 MONITOR_TESTS = Path(__file__).resolve().parents[1] / "monitor"
 if str(MONITOR_TESTS) not in sys.path:  # webrtc_peers.py: real aiortc sender peers
@@ -126,17 +127,10 @@ async def start_cli(
     if err_file is not None:
         err_file.close()  # the child has its own descriptor
     assert proc.stdout is not None
-    found: dict[str, str] = {}
-    want_http = "--webrtc" in args
-    while "ws" not in found or (want_http and "http" not in found):
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        if not line:
-            err = (await proc.stderr.read()).decode() if proc.stderr is not None else ""
-            if stderr is not None:
-                err = await asyncio.to_thread(stderr.read_text)
-            raise AssertionError(f"monitor exited early: {err[-3000:]}")
-        if m := re.search(r"websocket (ws://\S+)", line):
-            found["ws"] = m.group(1)
-        if m := re.search(r"publish page (http://\S+?)/ ", line):
-            found["http"] = m.group(1)
+    found = await monitor_addresses(proc.stdout, want_http="--webrtc" in args, timeout=60)
+    if found is None:
+        err = (await proc.stderr.read()).decode() if proc.stderr is not None else ""
+        if stderr is not None:
+            err = await asyncio.to_thread(stderr.read_text)
+        raise AssertionError(f"monitor exited early: {err[-3000:]}")
     return proc, found
