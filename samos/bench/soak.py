@@ -13,7 +13,10 @@ M websocket subscribers (this process) read every stream. Measured:
   warm-up (25% of the run, at least 5 s) to the mean of the last 10%;
 - ``latency_p50_ms`` / ``latency_p95_ms``: from ``t_capture`` (when a window's last RTP frame reached
   the monitor) to the score's arrival at a subscriber (same machine, same monotonic clock);
-- ``cpu_s_per_stream_s``: the monitor's CPU time per second of audio it received.
+- ``cpu_s_per_stream_s``: the monitor's CPU time per second of audio it received;
+- ``event_loop_lag``: while the publishers streamed, the fractions of the monitor's 250 ms
+  event-loop ticks that were more than 0.1 s and 0.5 s late (from its ``/metrics``); aioice's ICE
+  consent checks give up after 0.5 s.
 
 ``passed`` is true when every window was delivered (``delivered_min >= 0.95``: the last window of a
 stream may be cut by teardown), nothing was lost, every stream ended with its ``stream_end``, and
@@ -76,6 +79,38 @@ class Subscriber:
 def expected_windows(seconds: float, window: float, hop: float) -> int:
     """Windows the monitor makes of ``seconds`` of audio (regular hops; shorter than a window: one)."""
     return int((seconds - window) // hop) + 1 if seconds >= window else 1
+
+
+async def lag_buckets(base_url: str) -> dict[str, float] | None:
+    """Cumulative buckets of the monitor's event-loop lag histogram (``samos_event_loop_lag``, one
+    sample per 250 ms tick) from its own ``/metrics``: ``{le: count}``; None when unreadable."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/metrics") as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, OSError):
+        return None
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("samos_event_loop_lag_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[le] = float(line.rsplit(" ", 1)[1])
+    return buckets if {"0.1", "0.5", "+Inf"} <= set(buckets) else None
+
+
+def lag_summary(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    """Ticks between two bucket snapshots and the fractions more than 0.1 s and 0.5 s late."""
+    if before is None or after is None:
+        return None
+    n = {le: after[le] - before.get(le, 0.0) for le in ("0.1", "0.5", "+Inf")}
+    if n["+Inf"] <= 0:
+        return None
+    return {
+        "ticks": n["+Inf"],
+        "over_0_1_s": round(1 - n["0.1"] / n["+Inf"], 5),
+        "over_0_5_s": round(1 - n["0.5"] / n["+Inf"], 5),
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -198,6 +233,7 @@ async def run_soak(
         await asyncio.sleep(1.0)
         pubs = await start_publishers(where["http"], publishers, publisher_procs, seconds, token)
         t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
+        lag0 = await lag_buckets(where["http"])
         results = [asyncio.create_task(p.stdout.readline()) for p in pubs if p.stdout is not None]
         next_note = t0 + 60
         while not all(r.done() for r in results):
@@ -207,6 +243,7 @@ async def run_soak(
                 next_note += 60
             await asyncio.wait(results, timeout=1.0)
         cpu = cpu_seconds(proc.pid) - cpu0
+        lag = lag_summary(lag0, await lag_buckets(where["http"]))
         for r in results:
             line = r.result().decode().strip()
             if not line:
@@ -255,6 +292,7 @@ async def run_soak(
         "latency_p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
         "scores_received": len(lat),
         "cpu_s_per_stream_s": round(cpu / max(1e-9, sum(sent.values())), 4),
+        "event_loop_lag": lag,
     }
     report["passed"] = bool(
         report["delivered_min"] >= DELIVERED_MIN

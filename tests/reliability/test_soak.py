@@ -53,6 +53,8 @@ async def test_soak_short(model_path: Path, tmp_path: Path) -> None:
     check(report)
     assert report["publishers"] == 4 and report["scores_received"] >= 20 * 4 * 30
     assert 0 < report["cpu_s_per_stream_s"] < 1.0
+    lag = report["event_loop_lag"]
+    assert lag is not None and lag["ticks"] > 40  # 20 s of 250 ms ticks
 
 
 @pytest.mark.slow
@@ -85,6 +87,14 @@ async def test_opus_packets_replay_paced_and_end() -> None:
     assert bytes(got[3]) == packets[0] and track.sent == 5
     with pytest.raises(MediaStreamError):
         await track.recv()
+
+
+def test_lag_summary_counts_late_ticks_between_snapshots() -> None:
+    before = {"0.1": 10.0, "0.5": 10.0, "+Inf": 10.0}
+    after = {"0.1": 16.0, "0.5": 18.0, "+Inf": 20.0}  # 10 new ticks: 4 over 0.1 s, 2 of them over 0.5 s
+    assert soak.lag_summary(before, after) == {"ticks": 10.0, "over_0_1_s": 0.4, "over_0_5_s": 0.2}
+    assert soak.lag_summary(None, after) is None
+    assert soak.lag_summary(after, after) is None
 
 
 def test_expected_windows_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
