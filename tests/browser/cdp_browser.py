@@ -62,12 +62,17 @@ class Cdp:
     ) -> Any:
         """Poll ``expression`` until it is truthy; fail after ``timeout`` s showing ``debug``'s value."""
         deadline = time.monotonic() + timeout
+        error: RuntimeError | None = None
         while True:
-            value = await self.evaluate(expression)
+            try:
+                value = await self.evaluate(expression)
+            except RuntimeError as e:  # still loading: e.g. document.body is null for a moment
+                value, error = None, e
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what} within {timeout:g} s; page says {await self.evaluate(debug)!r}")
+                said = await self.evaluate(debug)
+                raise AssertionError(f"{what} within {timeout:g} s; page says {said!r}; last error: {error}")
             await asyncio.sleep(0.25)
 
 
