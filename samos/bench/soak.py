@@ -11,12 +11,21 @@ M websocket subscribers (this process) read every stream. Measured:
   server told them it dropped (``dropped_messages``); a subscriber that keeps up must lose none;
 - ``rss_growth``: the monitor's resident memory (VmRSS, sampled every second) from the end of the
   warm-up (25% of the run, at least 5 s) to the mean of the last 10%;
-- ``latency_p50_ms`` / ``latency_p95_ms``: from ``t_capture`` (when a window's last RTP frame reached
-  the monitor) to the score's arrival at a subscriber (same machine, same monotonic clock);
+- ``e2e_p50_ms`` / ``e2e_p95_ms``: end to end, from when the publisher sent a window's last packet to
+  the score's arrival at the first subscriber (same machine, same monotonic clock). It includes what
+  the monitor cannot see itself: packets waiting in the kernel's receive queues. It is an upper
+  bound: the stream clock starts at the first packet received, so packets lost while DTLS comes up
+  (typically 2-4, 20 ms each) count as delay;
+- ``latency_p50_ms`` / ``latency_p95_ms``: the monitor's own part, from ``t_capture`` (when a window's
+  last frame reached the monitor's code) to the score's arrival, over all subscribers;
 - ``cpu_s_per_stream_s``: the monitor's CPU time per second of audio it received;
 - ``event_loop_lag``: while the publishers streamed, the fractions of the monitor's 250 ms
   event-loop ticks that were more than 0.1 s and 0.5 s late (from its ``/metrics``); aioice's ICE
   consent checks give up after 0.5 s.
+
+``--compare`` runs the same soak twice, first with the monitor's ingest as stock asyncio and aiortc
+give it (``--event-loop asyncio --webrtc-handoff aiortc``), then as samos runs it (uvloop, batched
+hand-off), and prints both side by side with their ratios.
 
 ``passed`` is true when every window was delivered (``delivered_min >= 0.95``: the last window of a
 stream may be cut by teardown), nothing was lost, every stream ended with its ``stream_end``, and
@@ -60,6 +69,9 @@ class Subscriber:
     told_dropped: int = 0
     ended: dict[str, str] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    record_ends: bool = False
+    """Keep ``(stream, t_end, arrival)`` of every score in ``ends`` (one subscriber is enough)."""
+    ends: list[tuple[str, float, float]] = field(default_factory=list)
 
     def take(self, m: dict[str, Any], now: float) -> None:
         self.told_dropped += m.get("dropped_messages", 0)
@@ -72,6 +84,8 @@ class Subscriber:
         if m["type"] == "score":
             self.scores[s] += 1
             self.latencies.append(now - m["t_capture"])
+            if self.record_ends:
+                self.ends.append((s, m["t_end"], now))
         elif m["type"] == "stream_end":
             self.ended[s] = f"{m.get('reason')} after {m.get('seconds', 0.0):.1f} s"
 
@@ -111,6 +125,11 @@ def lag_summary(before: dict[str, float] | None, after: dict[str, float] | None)
         "over_0_1_s": round(1 - n["0.1"] / n["+Inf"], 5),
         "over_0_5_s": round(1 - n["0.5"] / n["+Inf"], 5),
     }
+
+
+def percentile_ms(xs: list[float], q: float) -> float | None:
+    """The ``q`` quantile (nearest rank) of sorted seconds ``xs``, in ms; None when empty."""
+    return round(1000 * xs[int(q * (len(xs) - 1))], 1) if xs else None
 
 
 def rss_mb(pid: int) -> float:
@@ -159,15 +178,25 @@ async def monitor_addresses(
 
 
 async def subscribe(url: str, sub: Subscriber, stop: asyncio.Event) -> None:
+    """One websocket client reading every message into ``sub`` until ``stop`` is set. No timer per
+    message: with 200 clients the load generator must stay cheaper than what it loads."""
     from websockets.asyncio.client import connect
 
-    async with connect(url, max_queue=None, open_timeout=60, compression=None) as ws:
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 1.0)
-            except TimeoutError:
-                continue
+    async def read(ws: Any) -> None:
+        async for raw in ws:
             sub.take(json.loads(raw), time.monotonic())
+
+    async with connect(url, max_queue=None, open_timeout=60, compression=None) as ws:
+        reader = asyncio.ensure_future(read(ws))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (reader, stopped):
+                t.cancel()
+            await asyncio.gather(stopped, return_exceptions=True)
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]
 
 
 async def start_publishers(
@@ -222,13 +251,14 @@ async def run_soak(
         ],
         log,
     )
-    subs = [Subscriber() for _ in range(subscribers)]
+    subs = [Subscriber(record_ends=i == 0) for i in range(subscribers)]
     stop = asyncio.Event()
     url = where["ws"] + (f"?token={token}" if token else "")
     readers = [asyncio.create_task(subscribe(url, s, stop), name=f"soak-sub-{i}") for i, s in enumerate(subs)]
     rss: list[tuple[float, float]] = []
     pubs: list[asyncio.subprocess.Process] = []
     sent: dict[str, float] = {}
+    started: dict[str, float] = {}
     try:
         await asyncio.sleep(1.0)
         pubs = await start_publishers(where["http"], publishers, publisher_procs, seconds, token)
@@ -248,7 +278,9 @@ async def run_soak(
             line = r.result().decode().strip()
             if not line:
                 raise SoakError("a publisher process ended without a result")
-            sent.update(json.loads(line)["sent_seconds"])
+            result = json.loads(line)
+            sent.update(result["sent_seconds"])
+            started.update(result["started"])
         deadline = time.monotonic() + 30
         while not all(set(sent) <= set(s.ended) for s in subs) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)  # the readers record stream_end; polling their state is simplest
@@ -267,6 +299,7 @@ async def run_soak(
     warm = [r for t, r in rss if t >= max(5.0, 0.25 * seconds)] or [r for _, r in rss]
     base, tail = warm[0], warm[-max(1, len(warm) // 10) :]
     lat = sorted(x for s in subs for x in s.latencies)
+    e2e = sorted(now - started[n] - t_end for n, t_end, now in subs[0].ends if n in started) if subs else []
     delivered = {
         n: min(s.scores.get(n, 0) for s in subs) / expected_windows(sent[n], window, hop) for n in names
     }
@@ -288,8 +321,10 @@ async def run_soak(
         "rss_end_mb": round(statistics.fmean(tail), 1),
         "rss_growth": round(statistics.fmean(tail) / base - 1.0, 4),
         "rss_max_mb": round(max(r for _, r in rss), 1),
-        "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
-        "latency_p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+        "e2e_p50_ms": percentile_ms(e2e, 0.50),
+        "e2e_p95_ms": percentile_ms(e2e, 0.95),
+        "latency_p50_ms": percentile_ms(lat, 0.50),
+        "latency_p95_ms": percentile_ms(lat, 0.95),
         "scores_received": len(lat),
         "cpu_s_per_stream_s": round(cpu / max(1e-9, sum(sent.values())), 4),
         "event_loop_lag": lag,
@@ -325,10 +360,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--token", default=None, help="run the monitor with this token (publishers and subscribers use it)"
     )
     p.add_argument("--log", type=Path, default=Path("soak-monitor.log"), help="the monitor's log file")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run twice: stock asyncio + aiortc hand-off, then samos's ingest; print both and the ratios",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    from samos.monitor.aio import loop_factory
+    from samos.monitor.aio import run as run_loop
     from samos.monitor.config import load_config
 
     cfg = load_config(None)
@@ -360,21 +402,31 @@ def run(args: argparse.Namespace) -> int:
     if args.token:
         monitor_args += ["--token", args.token]
     procs = args.publisher_procs or max(1, -(-args.publishers // 16))
-    try:
-        report = asyncio.run(
+
+    def one(extra: list[str], log: Path) -> dict[str, Any]:
+        return run_loop(
             run_soak(
                 publishers=args.publishers,
                 subscribers=args.subscribers,
                 seconds=args.seconds,
                 window=window,
                 hop=hop,
-                monitor_args=monitor_args,
-                log=args.log,
+                monitor_args=monitor_args + extra,
+                log=log,
                 publisher_procs=procs,
                 token=args.token,
                 progress=lambda s: print(s, file=sys.stderr, flush=True),
-            )
+            ),
+            loop_factory("auto"),  # the load generator's own loop: as cheap as the monitor's
         )
+
+    try:
+        if args.compare:
+            baseline = one(STOCK_INGEST, args.log.with_suffix(".stock.log"))
+            report: dict[str, Any] = {"stock": baseline, "samos": one([], args.log)}
+            report["passed"] = report["samos"]["passed"]
+        else:
+            report = one([], args.log)
     except (SoakError, OSError, TimeoutError) as e:
         print(f"samos bench soak: {e}", file=sys.stderr)
         return 1
@@ -382,7 +434,43 @@ def run(args: argparse.Namespace) -> int:
         tmp.cleanup()
     if args.json:
         print(json.dumps(report))
+    elif args.compare:
+        print(side_by_side(report["stock"], report["samos"]))
     else:
         for k, v in report.items():
             print(f"{k:20s} {v}")
     return 0 if report["passed"] else 1
+
+
+STOCK_INGEST = ["--event-loop", "asyncio", "--webrtc-handoff", "aiortc"]
+"""The monitor's flags for ingest as stock asyncio and aiortc do it (``--compare``'s first run)."""
+_COMPARED = (
+    "delivered_min",
+    "delivered_mean",
+    "lost_messages",
+    "e2e_p50_ms",
+    "e2e_p95_ms",
+    "latency_p95_ms",
+    "cpu_s_per_stream_s",
+    "rss_growth",
+)
+
+
+def side_by_side(stock: dict[str, Any], ours: dict[str, Any]) -> str:
+    """Two soak reports as a table: each figure for stock ingest, for samos's, and samos / stock."""
+    rows = [f"{'':20s} {'stock':>10s} {'samos':>10s} {'samos/stock':>12s}"]
+    for key in _COMPARED:
+        a, b = stock.get(key), ours.get(key)
+        numbers = key != "rss_growth" and isinstance(a, int | float) and isinstance(b, int | float) and a
+        ratio = f"{b / a:12.2f}" if numbers else f"{'-':>12s}"
+        rows.append(f"{key:20s} {_cell(a)} {_cell(b)} {ratio}")
+    for name in ("over_0_1_s", "over_0_5_s"):
+        a = (stock.get("event_loop_lag") or {}).get(name)
+        b = (ours.get("event_loop_lag") or {}).get(name)
+        rows.append(f"{'loop_late_' + name[5:]:20s} {_cell(a)} {_cell(b)} {'-':>12s}")
+    rows.append(f"{'passed':20s} {stock['passed']!s:>10s} {ours['passed']!s:>10s}")
+    return "\n".join(rows)
+
+
+def _cell(x: Any) -> str:
+    return f"{x:10.4g}" if isinstance(x, int | float) and not isinstance(x, bool) else f"{x!s:>10s}"

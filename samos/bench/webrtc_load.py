@@ -12,7 +12,8 @@ As a script (used by ``samos bench soak``, one process per group of publishers):
     python -m samos.bench.webrtc_load BASE_URL N SECONDS [--first I] [--token T] [--wav FILE]
 
 connects publishers ``pub-I`` .. ``pub-{I+N-1}`` one at a time, prints ``ready``, streams SECONDS of
-audio each, closes them and prints one JSON line ``{"sent_seconds": {name: seconds}}``.
+audio each, closes them and prints one JSON line ``{"sent_seconds": {name: seconds}, "started": {name:
+t}}`` (``t``: ``time.monotonic()`` of each stream's first packet, the same clock on one machine).
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ class OpusReplayTrack(MediaStreamTrack):
         self._t0: float | None = None
         self.sent = 0
 
+    @property
+    def started(self) -> float | None:
+        """``time.monotonic()`` when the first packet was handed to the sender (None: not yet); packet
+        ``k`` is handed over at ``started + k * 0.02`` s."""
+        return self._t0
+
     async def recv(self) -> av.Packet:
         if self._t0 is None:
             self._t0 = time.monotonic()
@@ -117,8 +124,9 @@ async def publish(
 
 async def run_publishers(
     base_url: str, n: int, seconds: float, audio: np.ndarray, *, first: int = 0, token: str | None = None
-) -> dict[str, float]:
-    """Connect ``n`` publishers, print ``ready``, stream, close; returns seconds sent per stream name."""
+) -> dict[str, dict[str, float]]:
+    """Connect ``n`` publishers, print ``ready``, stream, close. Returns per stream name the seconds
+    sent (``sent_seconds``) and when its first packet was sent (``started``, ``time.monotonic()``)."""
     import aiohttp
 
     packets = encode_opus(audio)
@@ -136,7 +144,10 @@ async def run_publishers(
         finally:
             for pc, _, _ in peers:
                 await pc.close()
-    return {name: t.sent * FRAME / RATE for _, name, t in peers}
+    return {
+        "sent_seconds": {name: t.sent * FRAME / RATE for _, name, t in peers},
+        "started": {name: t.started for _, name, t in peers if t.started is not None},
+    }
 
 
 def speech(path: str | None = None) -> np.ndarray:
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             args.base_url, args.n, args.seconds, speech(args.wav), first=args.first, token=args.token
         )
     )
-    print(json.dumps({"sent_seconds": sent}), flush=True)
+    print(json.dumps(sent), flush=True)
     return 0
 
 

@@ -60,6 +60,7 @@ class Monitor:
             cfg.auth.token,
             max_message_bytes=cfg.ws.max_message_bytes,
             allowed_origins=cfg.ws.allowed_origins,
+            batch_seconds=cfg.ws.batch_seconds,
         )
         self.worker = InferenceWorker(scorer, cfg.worker.max_batch, cfg.worker.queue_size, self.metrics)
         self.streams: dict[str, _Stream] = {}

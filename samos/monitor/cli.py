@@ -19,6 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from samos.config import ConfigError
+from samos.monitor.aio import EVENT_LOOPS, loop_factory, loop_name
+from samos.monitor.aio import run as run_loop
 from samos.monitor.config import MonitorConfig, load_config, override, parse_hostport
 from samos.monitor.source import Source, SourceError
 
@@ -62,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-running", action="store_true", help="keep serving after every source ended")
     p.add_argument("--backend", metavar="inprocess|ray://HOST:PORT|triton://HOST:PORT",
                    help="where windows are scored (default from the config: inprocess)")
+    p.add_argument("--webrtc-handoff", choices=("batched", "aiortc"),
+                   help="decoded audio to the loop: batched (default) or aiortc's own, per frame")
+    p.add_argument("--event-loop", choices=EVENT_LOOPS,
+                   help="auto (default): uvloop where installed, else asyncio's own loop")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
@@ -86,6 +92,7 @@ def build_config(args: argparse.Namespace) -> MonitorConfig:
     if args.webrtc:
         host, port = parse_hostport(args.webrtc, "--webrtc")
         http = replace(http, enabled=True, host=host, port=port)
+    http = override(http, webrtc_handoff=args.webrtc_handoff)
     token = args.token or os.environ.get(TOKEN_ENV) or cfg.auth.token
     return replace(
         cfg,
@@ -97,6 +104,7 @@ def build_config(args: argparse.Namespace) -> MonitorConfig:
         http=http,
         auth=replace(cfg.auth, token=token),
         log=args.log or cfg.log,
+        event_loop=args.event_loop or cfg.event_loop,
         alerts=override(cfg.alerts, webhook=args.webhook),
         source=override(
             cfg.source, realtime=False if args.no_realtime else None, loop=True if args.loop else None
@@ -135,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             )
         from samos.monitor.backends import open_backend
 
+        factory = loop_factory(cfg.event_loop)  # a ValueError names what is missing
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scorer = open_backend(cfg)  # inprocess: the Scorer; ray:// / triton://: a remote client
@@ -143,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # ConfigError, ModelFileError, bad provider names
         print(f"monitor: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(cfg, scorer, args.device, args.file))
+    return run_loop(serve(cfg, scorer, args.device, args.file), factory)
 
 
 async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str]) -> list[Source]:
@@ -207,6 +216,7 @@ async def serve(cfg: MonitorConfig, scorer: Any, devices: list[str], files: list
 
 def _announce(monitor: Any, scorer: Any) -> None:
     print(f"monitor: model {getattr(scorer, 'path', '?')} on {getattr(scorer, 'provider', '?')}", flush=True)
+    logging.getLogger(__name__).info("event loop: %s", loop_name())
     if monitor.ws_address:
         h, p = monitor.ws_address
         print(f"monitor: websocket ws://{h}:{p}/", flush=True)

@@ -128,10 +128,15 @@ class WebsocketConfig:
     """Largest message a client may send; a larger one closes its connection (code 1009)."""
     allowed_origins: tuple[str, ...] = ()
     """Browser origins (``https://host:port``) allowed besides pages of the same host; ``"*"``: any."""
+    batch_seconds: float = 0.1
+    """Messages published within this many seconds are written to each client together (one socket
+    write instead of one per message); 0: each message at once."""
 
     def __post_init__(self) -> None:
         if self.client_queue < 1 or self.max_clients < 1 or self.max_message_bytes < 256:
             raise ConfigError("ws.client_queue and ws.max_clients must be >= 1, ws.max_message_bytes >= 256")
+        if not 0.0 <= self.batch_seconds <= 1.0:
+            raise ConfigError(f"ws.batch_seconds must be in [0, 1], got {self.batch_seconds}")
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,9 @@ class HttpConfig:
     """Largest accepted request body (a browser's offer is 3-10 KB); larger ones get 413."""
     allowed_origins: tuple[str, ...] = ()
     """Browser origins allowed to POST /offer besides the monitor's own pages; ``"*"``: any."""
+    webrtc_handoff: Literal["batched", "aiortc"] = "batched"
+    """How decoded audio gets from aiortc's decoder threads to the loop: ``batched`` (one wake-up
+    per batch, see samos.monitor.sources.handoff) or ``aiortc`` (its own, costlier per frame)."""
 
     def __post_init__(self) -> None:
         if self.max_peers < 1 or self.max_body_bytes < 1024:
@@ -197,6 +205,8 @@ class MonitorConfig:
     backend: str = "inprocess"
     """Where windows are scored: ``inprocess``, ``ray://HOST:PORT`` or ``triton://HOST:PORT``
     (see samos.monitor.backends)."""
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    """``auto``: uvloop where installed (needed for many WebRTC peers), else asyncio's loop."""
 
     def __post_init__(self) -> None:
         from samos.monitor.backends import parse_backend

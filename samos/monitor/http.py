@@ -37,6 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from samos import __version__
 from samos.monitor.config import MonitorConfig
 from samos.monitor.security import install_redaction, origin_allowed, token_ok
+from samos.monitor.sources import handoff
 from samos.monitor.sources.webrtc import OfferError, WebRTCOptions, WebRTCSource, accept_offer
 
 log = logging.getLogger(__name__)
@@ -322,6 +323,7 @@ def build_http_app(
 ) -> web.Application:
     """The aiohttp application serving signalling, pages and metrics for ``monitor``."""
     limits = limits or SignallingLimits.from_config(cfg.http)
+    log.info("webrtc hand-off: %s", handoff.use(cfg.http.webrtc_handoff))
     install_redaction([cfg.auth.token] if cfg.auth.token else [])
     # aiohttp refuses larger bodies itself (413) -- one KiB of slack so our check gives the message.
     app = web.Application(client_max_size=limits.max_body_bytes + 1024)

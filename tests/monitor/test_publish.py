@@ -122,3 +122,57 @@ async def test_slow_client_loses_oldest_messages_and_is_told(server: tuple[Publi
                 seqs.append(m["seq"])
         assert told == dropped and len(seqs) + told == n
         assert seqs == sorted(seqs)
+
+
+@pytest.mark.parametrize("server", [{"batch_seconds": 0.3}], indirect=True)
+async def test_messages_published_together_reach_a_client_in_one_write(server: tuple[Publisher, str]) -> None:
+    pub, url = server
+    s = StreamMessages("a")
+    async with connect(url) as ws:
+        assert (await recv_json(ws))["type"] == "hello"
+        await wait_clients(pub, 1)
+        (client,) = pub.clients
+        writes: list[int] = []
+        transport = client.ws.transport
+        real_write = transport.write
+
+        def counting_write(data: bytes) -> None:
+            writes.append(len(data))
+            real_write(data)
+
+        transport.write = counting_write  # type: ignore[method-assign]
+        for i in range(5):
+            pub.publish(s.stream_start("file", 16_000, 4.0, 1.0, {"i": i}))
+        assert not writes  # nothing is written before the batch is due
+        got = [await recv_json(ws) for _ in range(5)]
+        assert [(m["seq"], m["model"]["i"]) for m in got] == [(i, i) for i in range(5)]
+        assert len(writes) == 1  # five frames, one socket write
+
+
+@pytest.mark.parametrize("server", [{"batch_seconds": 0.3}], indirect=True)
+async def test_a_client_joining_before_a_batch_is_sent_gets_each_message_once(
+    server: tuple[Publisher, str],
+) -> None:
+    pub, url = server
+    a = StreamMessages("a")
+    pub.publish(a.stream_start("file", 16_000, 4.0, 1.0, {}))  # pending when the client joins
+    async with connect(url) as ws:
+        assert (await recv_json(ws))["type"] == "hello"
+        start = await recv_json(ws)  # replayed from the live streams
+        assert start["type"] == "stream_start" and start["seq"] == 0
+        await wait_clients(pub, 1)
+        pub.publish(a.stream_end(reason="ended", windows=0, seconds=0.0, rolling_mos=None))
+        end = await recv_json(ws)
+        assert end["type"] == "stream_end" and end["seq"] == 1  # no second stream_start before it
+
+
+@pytest.mark.parametrize("server", [{"batch_seconds": 1.0}], indirect=True)
+async def test_close_sends_what_is_pending(server: tuple[Publisher, str]) -> None:
+    pub, url = server
+    a = StreamMessages("a")
+    async with connect(url) as ws:
+        assert (await recv_json(ws))["type"] == "hello"
+        await wait_clients(pub, 1)
+        pub.publish(a.stream_start("file", 16_000, 4.0, 1.0, {}))
+        await pub.close(drain_timeout=1.0)  # well before the 1 s batch is due
+        assert (await recv_json(ws, timeout=0.5))["type"] == "stream_start"

@@ -241,7 +241,7 @@ async def test_peer_close_ends_the_stream_promptly() -> None:
     options = WebRTCOptions(inactivity_timeout=30.0, close_timeout=3.0)
     sender, source = await connect(ArrayTrack(tone(30.0)), options)
     first = await asyncio.wait_for(source.recv(), 10.0)
-    assert first.frames == FRAME
+    assert first.frames >= FRAME and first.frames % FRAME == 0
     await sender.close()
     t0 = time.monotonic()
     _, reason = await drain(source, limit=10.0)
@@ -283,6 +283,39 @@ async def test_a_reader_that_fell_behind_gets_the_backlog_at_once_and_gaps_stay_
     await sender.close()
 
 
+async def test_recv_hands_out_batches_and_never_holds_a_frame_longer_than_batch_seconds() -> None:
+    options = WebRTCOptions(connect_timeout=10.0, inactivity_timeout=1.0, batch_seconds=0.1)
+    sender, source = await connect(ArrayTrack(tone(2.0)), options)
+    chunks: list[AudioChunk] = []
+    waited: list[float] = []
+    while True:
+        try:
+            chunk = await asyncio.wait_for(source.recv(), 10.0)
+        except SourceEnded:
+            break
+        chunks.append(chunk)
+        # t_capture is when the chunk's last frame arrived; its first came (frames - 1) x 20 ms earlier
+        waited.append(time.monotonic() - chunk.t_capture + (chunk.frames / FRAME - 1) * 0.02)
+    frames = [c.frames // FRAME for c in chunks]
+    assert sum(frames) >= 95  # 2 s of 20 ms frames (the last one may be cut)
+    assert np.median(frames) >= 4  # ~5 frames (100 ms) per chunk, not 1
+    assert max(waited) < 0.1 + 0.15, waited  # batch_seconds plus scheduling slack on a loaded CI box
+    await source.close()
+    await sender.close()
+
+
+async def test_batch_seconds_zero_hands_out_each_frame_as_it_arrives() -> None:
+    options = WebRTCOptions(connect_timeout=10.0, inactivity_timeout=1.0, batch_seconds=0.0)
+    sender, source = await connect(ArrayTrack(tone(1.0)), options)
+    chunks, _ = await drain(source)
+    assert sum(c.frames for c in chunks) >= 45 * FRAME
+    assert np.median([c.frames for c in chunks]) == FRAME
+    with pytest.raises(ValueError, match="batch_seconds"):
+        WebRTCOptions(batch_seconds=2.0)
+    await source.close()
+    await sender.close()
+
+
 async def test_video_is_answered_inactive_and_audio_still_flows() -> None:
     sender = await offer_for(ArrayTrack(tone(0.6)), video=True)
     source, answer = await accept_offer(sender.localDescription.sdp, "offer", "av", FAST)
@@ -292,7 +325,7 @@ async def test_video_is_answered_inactive_and_audio_still_flows() -> None:
     assert "a=inactive" in video and "a=recvonly" in audio
     await sender.setRemoteDescription(answer)
     chunks, _ = await drain(source)
-    assert len(chunks) > 10
+    assert sum(c.frames for c in chunks) > 10 * FRAME
     await source.close()
     await sender.close()
     assert not await no_tasks_left()

@@ -16,6 +16,11 @@ What aiortc does not do for us, and this module does:
   samples are reported in ``dropped`` too.
 - A track does not end when the sender's media ends (only when the connection closes), so the
   source ends after an inactivity timeout, or when the connection fails or closes.
+
+Cost per 20 ms frame matters: a monitor ingests 50 frames per second per peer on one event loop.
+The pump keeps no per-frame timer (one watchdog per source checks for inactivity), frames are
+down-mixed without float64 temporaries, and :meth:`WebRTCSource.recv` hands out ``batch_seconds``
+of audio at a time, so everything downstream runs a few times per second per stream, not 50.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import cast
 
 import numpy as np
@@ -67,14 +71,20 @@ class WebRTCOptions:
     ``inactivity_timeout``: seconds without a frame after which the stream is declared ended.
     ``buffer_seconds``: audio held between the pump and ``recv`` before the oldest is dropped.
     ``close_timeout``: seconds to wait for the pump task and the peer connection to stop.
+    ``batch_seconds``: ``recv`` waits until this much audio is buffered, or until the oldest buffered
+    frame is this old, before it returns: the latency it adds is at most this, while the work per
+    second downstream drops by the same factor. 0: return each frame as it arrives.
     """
 
     connect_timeout: float = 20.0
     inactivity_timeout: float = 5.0
     buffer_seconds: float = 5.0
     close_timeout: float = 5.0
+    batch_seconds: float = 0.1
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.batch_seconds <= 1.0:
+            raise ValueError(f"WebRTCOptions.batch_seconds must be in [0, 1] s, got {self.batch_seconds!r}")
         for key in ("connect_timeout", "inactivity_timeout", "buffer_seconds", "close_timeout"):
             value = getattr(self, key)
             if not value > 0:
@@ -103,6 +113,9 @@ def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     """
     data = frame.to_ndarray()
     channels = frame.layout.nb_channels
+    if data.dtype == np.int16 and channels == 2 and not frame.format.is_planar:  # what Opus gives: fast path
+        pairs = data.reshape(-1, 2)
+        return (pairs[:, 0].astype(np.float32) + pairs[:, 1]) * np.float32(0.5 / 32768)
     if frame.format.is_planar:
         planes = data.reshape(channels, -1)
     else:
@@ -128,8 +141,9 @@ class _Timeline:
             if self.expected is not None:
                 self.expected += samples
             return 0
-        base = Fraction(time_base.numerator, time_base.denominator)  # type: ignore[attr-defined]
-        start = round(pts * base * self.rate)
+        num, den = time_base.numerator, time_base.denominator  # type: ignore[attr-defined]
+        # exact: round(pts * num / den * rate), half up, in integers (no Fraction per frame)
+        start = (2 * pts * num * self.rate + den) // (2 * den)
         missing = 0 if self.expected is None else max(0, start - self.expected)
         self.expected = max(start + samples, self.expected or 0)
         return missing
@@ -161,22 +175,45 @@ class WebRTCSource:
         self._pump_task: asyncio.Task[None] | None = None
         self._pc_close_task: asyncio.Task[None] | None = None
         self._timeline = _Timeline(self.rate)
+        self._batch_samples = max(1, round(self.options.batch_seconds * self.rate))
+        self._last_frame = -1.0  # monotonic s of the last frame from the track
+        self._stalled: str | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         pc.on("connectionstatechange", self._on_connection_state)
 
     # ------------------------------------------------------------------ Source protocol
     async def recv(self) -> AudioChunk:
-        """Next chunk, waiting for it; raises :class:`SourceEnded` once the stream is over and
-        everything buffered has been returned."""
-        while not self._chunks:
-            if self._ended.is_set():
+        """Next chunk, waiting for it (and for up to ``batch_seconds`` of audio, see
+        :class:`WebRTCOptions`); raises :class:`SourceEnded` once the stream is over and everything
+        buffered has been returned."""
+        batch = self.options.batch_seconds
+        while not self._ready():
+            if self._ended.is_set() and not self._chunks:
                 raise SourceEnded(f"{self.name}: {self.stats.end_reason or 'ended'}")
             self._wakeup.clear()
-            await self._wakeup.wait()
+            if not self._chunks:
+                await self._wakeup.wait()
+                continue
+            try:
+                await within(self._wakeup.wait(), self._chunks[0].t_capture + batch - time.monotonic())
+            except TimeoutError:
+                break  # the oldest frame has waited batch_seconds: hand out what there is
         chunk = self._chunks.popleft()
         if self._chunks and not self._chunks[0].dropped:
             chunk = self._join(chunk)
         self._buffered -= chunk.frames
         return chunk
+
+    def _ready(self) -> bool:
+        """A chunk may be handed out now: a full batch is buffered, the oldest frame waited long
+        enough, or no more audio will come."""
+        if not self._chunks:
+            return False
+        return (
+            self._buffered >= self._batch_samples
+            or self._ended.is_set()
+            or time.monotonic() >= self._chunks[0].t_capture + self.options.batch_seconds
+        )
 
     def _join(self, first: AudioChunk) -> AudioChunk:
         """``first`` and the chunks queued right after it, as one chunk (up to, not including, the next
@@ -255,29 +292,60 @@ class WebRTCSource:
             self._finish(f"peer connection {state}")
 
     async def _pump(self, track: MediaStreamTrack) -> None:
-        timeout = self.options.connect_timeout
         reason = "pump cancelled"
+        self._arm_watchdog(self.options.connect_timeout)
         try:
             while not self._ended.is_set():
                 try:
-                    frame = cast(av.AudioFrame, await within(track.recv(), timeout))
-                except TimeoutError:
-                    reason = f"no audio for {timeout:g} s"
-                    break
+                    frame = cast(av.AudioFrame, await track.recv())
                 except MediaStreamError:
                     reason = "peer closed the track"
                     break
-                timeout = self.options.inactivity_timeout
+                except asyncio.CancelledError:
+                    if self._stalled is None:
+                        raise  # close() or shutdown
+                    current = asyncio.current_task()
+                    if current is not None:
+                        current.uncancel()
+                    reason = self._stalled
+                    break
+                if self._last_frame < 0 and self._watchdog is not None:  # the first frame: now
+                    self._watchdog.cancel()  # the inactivity timeout applies
+                    self._arm_watchdog(self.options.inactivity_timeout)
+                self._last_frame = time.monotonic()
                 if self._shed_backlog(track, frame):
                     continue
                 if not self._push(frame):
                     reason = "unsupported audio frame"
                     break
         finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
             self._finish(reason)
         # The stream is over for good: free the connection now rather than when close() is called
         # (not reached on cancellation, where close() does it).
         await self._close_pc()
+
+    def _arm_watchdog(self, delay: float) -> None:
+        """One timer per source instead of one per frame (see :meth:`_check_stall`)."""
+        self._watchdog = asyncio.get_running_loop().call_later(delay, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """Stop the pump when no frame came for ``connect_timeout`` (none yet) or ``inactivity_timeout``
+        seconds; otherwise check again when the latter would run out."""
+        task = self._pump_task
+        if task is None or task.done():
+            return
+        if self._last_frame >= 0:  # audio came: the inactivity timeout applies
+            limit = self.options.inactivity_timeout
+            idle = time.monotonic() - self._last_frame
+            if idle < limit:
+                self._arm_watchdog(limit - idle)
+                return
+        else:
+            limit = self.options.connect_timeout
+        self._stalled = f"no audio for {limit:g} s"
+        task.cancel()
 
     async def _close_pc(self) -> None:
         """Close the peer connection once; callers only wait (a cancelled waiter leaves it running)."""
@@ -345,7 +413,8 @@ class WebRTCSource:
         self._pending_drop = 0
         self._chunks.append(chunk)
         self._buffered += chunk.frames
-        self._wakeup.set()
+        if len(self._chunks) == 1 or self._buffered >= self._batch_samples:
+            self._wakeup.set()  # a first frame starts recv's batch timer; a full batch ends it
         return True
 
 

@@ -1,0 +1,143 @@
+"""The batched hand-off of decoded audio from aiortc's decoder threads: same audio, fewer wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from aiortc import rtcrtpreceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from webrtc_peers import FRAME, RATE, ArrayTrack, offer_for, speech_clip
+
+from samos.bench.webrtc_load import encode_opus
+from samos.monitor.source import SourceEnded
+from samos.monitor.sources import handoff
+from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer
+
+pytestmark = pytest.mark.timeout(60)
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+
+
+@pytest.fixture(autouse=True)
+def restore_handoff() -> Iterator[None]:
+    yield
+    handoff.use("aiortc")
+
+
+def opus_frames(seconds: float) -> list[JitterFrame]:
+    """Real Opus packets of speech as aiortc's jitter buffer hands them to the decoder."""
+    packets = encode_opus(speech_clip(seconds))
+    return [JitterFrame(data=p, timestamp=i * FRAME) for i, p in enumerate(packets)]
+
+
+async def run_worker(worker, items: list) -> tuple[list, int, bool]:
+    """Feed ``items`` to ``worker`` in its own thread; returns (what reached the track's queue, how many
+    loop callbacks delivered it, decode_error)."""
+    loop = asyncio.get_running_loop()
+    input_q: queue.Queue = queue.Queue()
+    for item in items:
+        input_q.put(item)
+    output_q: asyncio.Queue = asyncio.Queue()
+    wakeups = 0
+    real_call = loop.call_soon_threadsafe
+
+    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
+        nonlocal wakeups
+        wakeups += 1
+        return real_call(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
+    error = threading.Event()
+    try:
+        thread = threading.Thread(target=worker, args=(loop, input_q, output_q, error), daemon=True)
+        thread.start()
+        out = []
+        while (item := await asyncio.wait_for(output_q.get(), 10.0)) is not None:
+            out.append(item)
+        await asyncio.to_thread(thread.join, 5.0)
+    finally:
+        del loop.call_soon_threadsafe
+    return out, wakeups, error.is_set()
+
+
+async def test_batched_worker_decodes_exactly_what_aiortc_decodes_with_fewer_wakeups() -> None:
+    frames = opus_frames(2.0)
+    items = [(OPUS, f) for f in frames] + [None]  # all queued at once: a loop that fell behind
+    ours, ours_wakeups, ours_error = await run_worker(handoff.batched_decoder_worker, items)
+    # aiortc's worker uses run_coroutine_threadsafe: one call_soon_threadsafe per frame
+    theirs, theirs_wakeups, theirs_error = await run_worker(handoff.AIORTC_WORKER, items)
+    assert not ours_error and not theirs_error
+    assert len(ours) == len(theirs) == len(frames)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.pts == b.pts and a.sample_rate == b.sample_rate == RATE
+        np.testing.assert_array_equal(a.to_ndarray(), b.to_ndarray())
+    assert theirs_wakeups >= len(frames)
+    assert ours_wakeups <= 3  # everything was queued: one hand-off (plus the end marker's, at most)
+
+
+async def test_a_frame_that_fails_to_decode_is_skipped_and_flagged() -> None:
+    good = opus_frames(0.2)
+    # a code-3 Opus packet that claims 48 frames of 120 ms: libopus refuses it
+    bad = JitterFrame(data=b"\xff\xff" + b"\x00" * 8, timestamp=len(good) * FRAME)
+    later = [JitterFrame(data=f.data, timestamp=(len(good) + 1 + i) * FRAME) for i, f in enumerate(good)]
+    items = [(OPUS, f) for f in good] + [(OPUS, bad)] + [(OPUS, f) for f in later] + [None]
+    out, _, error = await run_worker(handoff.batched_decoder_worker, items)
+    assert error
+    assert len(out) == 2 * len(good)  # the decoder kept its state: everything after it decoded
+
+
+def test_use_swaps_the_worker_for_new_receivers_and_back() -> None:
+    assert handoff.use("batched") == "batched" == handoff.current()
+    assert rtcrtpreceiver.decoder_worker is handoff.batched_decoder_worker
+    assert handoff.use("aiortc") == "aiortc" == handoff.current()
+    assert rtcrtpreceiver.decoder_worker is handoff.AIORTC_WORKER
+    with pytest.raises(ValueError, match="batched"):
+        handoff.use("fast")  # type: ignore[arg-type]
+
+
+def test_an_aiortc_with_another_worker_signature_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def other_worker(loop, input_q, output_q, decode_error, extra):  # noqa: ANN001 - a future aiortc's
+        raise AssertionError("never started here")
+
+    monkeypatch.setattr(handoff, "AIORTC_WORKER", other_worker)
+    assert not handoff.compatible()
+    assert handoff.use("batched") == "aiortc"
+    assert rtcrtpreceiver.decoder_worker is other_worker
+    assert "keeping aiortc's hand-off" in caplog.text
+    assert tuple(inspect.signature(handoff.batched_decoder_worker).parameters) == handoff._EXPECTED
+
+
+@pytest.mark.parametrize("mode", ["batched", "aiortc"])
+async def test_a_real_peer_connection_through_either_handoff(mode: handoff.Handoff) -> None:
+    handoff.use(mode)
+    audio = speech_clip(1.5)
+    sender = await offer_for(ArrayTrack(audio))
+    options = WebRTCOptions(connect_timeout=10.0, inactivity_timeout=1.0, close_timeout=3.0)
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", mode, options)
+    await sender.setRemoteDescription(answer)
+    received = []
+    while True:
+        try:
+            received.append((await asyncio.wait_for(source.recv(), 10.0)).samples)
+        except SourceEnded:
+            break
+    got = np.concatenate(received)
+    assert len(got) >= len(audio) - 10 * FRAME  # frames sent before DTLS is up are lost either way
+    # Opus is lossy, delays by a few ms and the first frames may be lost: align, then compare
+    a, b = audio[:RATE], got[:RATE]
+    xc = np.fft.irfft(np.fft.rfft(b, 2 * RATE) * np.conj(np.fft.rfft(a, 2 * RATE)))
+    shift = int(np.argmax(xc))  # got[i] ~ audio[i - shift] (mod 2 s: negative shifts wrap)
+    shift = shift - 2 * RATE if shift > RATE else shift
+    x, y = (got[shift:], audio) if shift >= 0 else (got, audio[-shift:])
+    n = min(len(x), len(y))
+    assert np.corrcoef(x[:n], y[:n])[0, 1] > 0.9
+    await source.close()
+    await sender.close()
