@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from samos.audio import SSL_RATE
+
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
 LOADER = [sys.executable, "-m", "samos.bench.webrtc_load"]
 DELIVERED_MIN = 0.95
@@ -90,9 +92,16 @@ class Subscriber:
             self.ended[s] = f"{m.get('reason')} after {m.get('seconds', 0.0):.1f} s"
 
 
-def expected_windows(seconds: float, window: float, hop: float) -> int:
-    """Windows the monitor makes of ``seconds`` of audio (regular hops; shorter than a window: one)."""
-    return int((seconds - window) // hop) + 1 if seconds >= window else 1
+def expected_windows(seconds: float, window: float, hop: float, min_final: float = 1.0) -> int:
+    """Windows the monitor's ``Windower`` makes of ``seconds`` of audio: every hop, plus the final one
+    when at least half a hop is left after the last (shorter than a window: one if at least
+    ``min_final`` s). In 16 kHz samples, as the windower counts."""
+    total, size, step = (round(x * SSL_RATE) for x in (seconds, window, hop))
+    if total < size:
+        return 1 if total >= min(round(min_final * SSL_RATE), size) else 0
+    n = (total - size) // step + 1
+    last_end = (n - 1) * step + size
+    return n + (1 if 2 * (total - last_end) >= step else 0)
 
 
 async def lag_buckets(base_url: str) -> dict[str, float] | None:
@@ -301,7 +310,8 @@ async def run_soak(
     lat = sorted(x for s in subs for x in s.latencies)
     e2e = sorted(now - started[n] - t_end for n, t_end, now in subs[0].ends if n in started) if subs else []
     delivered = {
-        n: min(s.scores.get(n, 0) for s in subs) / expected_windows(sent[n], window, hop) for n in names
+        n: min(s.scores.get(n, 0) for s in subs) / max(1, expected_windows(sent[n], window, hop))
+        for n in names
     }
     short = {n: round(t, 1) for n, t in sent.items() if t < 0.98 * seconds}
     report: dict[str, Any] = {

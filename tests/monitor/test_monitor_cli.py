@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import soundfile as sf
 from monitor_helpers import speech_like
 from websockets.asyncio.client import connect
@@ -96,7 +97,8 @@ async def test_sound_card_stream(alsa_home: tuple[Path, np.ndarray], model_path:
     assert all(m["diagnostics"]["rate"] == 48_000 for m in msgs if m["type"] == "score")
 
 
-def test_runs_to_the_end_and_logs_every_window(tmp_path: Path, model_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", ["auto", "asyncio"])
+def test_runs_to_the_end_and_logs_every_window(tmp_path: Path, model_path: Path, event_loop: str) -> None:
     sf.write(tmp_path / "a.wav", speech_like(6.0, 16_000), 16_000)
     log = tmp_path / "scores.jsonl"
     r = subprocess.run(
@@ -112,6 +114,8 @@ def test_runs_to_the_end_and_logs_every_window(tmp_path: Path, model_path: Path)
             str(log),
             "--providers",
             "cpu",
+            "--event-loop",
+            event_loop,
         ],
         capture_output=True,
         text=True,
@@ -137,6 +141,13 @@ def test_clear_errors(tmp_path: Path, model_path: Path) -> None:
     assert r.returncode == 2 and "ws.prot" in r.stderr
     r = run("--model", str(tmp_path / "none.onnx"), "--file", "x.wav")
     assert r.returncode == 2 and "none.onnx" in r.stderr and "Traceback" not in r.stderr
+    no_uvloop = (
+        "import sys; sys.modules['uvloop'] = None\n"
+        "from samos.monitor.cli import main\n"
+        f"sys.exit(main(['--event-loop', 'uvloop', '--model', {str(model_path)!r}, '--file', 'x.wav']))"
+    )
+    r = subprocess.run([sys.executable, "-c", no_uvloop], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "uvloop is not installed" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_samos_dispatcher_and_list_devices(alsa_home: tuple[Path, np.ndarray]) -> None:

@@ -52,6 +52,9 @@ async def test_soak_short(model_path: Path, tmp_path: Path) -> None:
     report = await _soak(model_path, tmp_path, 4, 20, 20.0)
     check(report)
     assert report["publishers"] == 4 and report["scores_received"] >= 20 * 4 * 30
+    # end to end (publisher's send -> subscriber) includes the window's batching and the kernel's
+    # queues: positive, and far below the seconds a backlog would show
+    assert 0 < report["e2e_p50_ms"] <= report["e2e_p95_ms"] < 3000
     assert 0 < report["cpu_s_per_stream_s"] < 1.0
     lag = report["event_loop_lag"]
     assert lag is not None and lag["ticks"] > 40  # 20 s of 250 ms ticks
@@ -89,6 +92,30 @@ async def test_opus_packets_replay_paced_and_end() -> None:
         await track.recv()
 
 
+@pytest.mark.parametrize("seconds", [0.5, 0.99, 1.0, 3.3, 4.0, 4.49, 4.5, 9.75, 20.0, 20.26])
+@pytest.mark.parametrize(("window", "hop"), [(1.0, 0.5), (4.0, 1.0)])
+def test_expected_windows_is_what_the_windower_makes(seconds: float, window: float, hop: float) -> None:
+    from samos.monitor.normalise import Segment
+    from samos.monitor.window import Windower
+
+    w = Windower(window, hop, min(1.0, window))
+    n = round(seconds * 16_000)
+    made = w.push(Segment(np.zeros(n, np.float32), np.zeros(3 * n, np.float32), 0.0)) + w.flush()
+    assert soak.expected_windows(seconds, window, hop) == len(made)
+
+
+def test_side_by_side_prints_both_runs_and_their_ratios() -> None:
+    stock = {"delivered_min": 0.5, "e2e_p95_ms": 8000.0, "rss_growth": -0.01, "passed": False,
+             "event_loop_lag": {"over_0_1_s": 0.02, "over_0_5_s": 0.0}}
+    ours = {"delivered_min": 1.0, "e2e_p95_ms": 500.0, "rss_growth": 0.01, "passed": True,
+            "event_loop_lag": None}
+    rows = {line.split()[0]: line.split()[1:] for line in soak.side_by_side(stock, ours).splitlines()[1:]}
+    assert rows["delivered_min"] == ["0.5", "1", "2.00"]
+    assert rows["e2e_p95_ms"] == ["8000", "500", "0.06"]
+    assert rows["rss_growth"][-1] == "-"  # a ratio of two small signed growths means nothing
+    assert rows["passed"] == ["False", "True"]
+
+
 def test_lag_summary_counts_late_ticks_between_snapshots() -> None:
     before = {"0.1": 10.0, "0.5": 10.0, "+Inf": 10.0}
     after = {"0.1": 16.0, "0.5": 18.0, "+Inf": 20.0}  # 10 new ticks: 4 over 0.1 s, 2 of them over 0.5 s
@@ -99,7 +126,9 @@ def test_lag_summary_counts_late_ticks_between_snapshots() -> None:
 
 def test_expected_windows_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert soak.expected_windows(10.0, 4.0, 1.0) == 7
+    assert soak.expected_windows(10.6, 4.0, 1.0) == 8  # 0.6 s after the last window: a final one
     assert soak.expected_windows(2.0, 4.0, 1.0) == 1
+    assert soak.expected_windows(0.5, 4.0, 1.0) == 0
     p = argparse.ArgumentParser()
     soak.add_arguments(p)
     assert soak.run(p.parse_args(["--publishers", "0"])) == 2

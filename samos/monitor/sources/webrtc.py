@@ -152,8 +152,9 @@ class _Timeline:
 class WebRTCSource:
     """The audio of one WebRTC peer connection, as a :class:`~samos.monitor.source.Source`.
 
-    Chunks are mono float32 ``[960]`` (20 ms) at 48 kHz, ``dropped`` counts samples lost to packet
-    loss or buffer overflow just before the chunk. Build it with :func:`accept_offer`.
+    Chunks are mono float32 ``[n * 960]`` (whole 20 ms frames; about ``batch_seconds`` of them) at
+    48 kHz, ``dropped`` counts samples lost to packet loss or buffer overflow just before the chunk.
+    Build it with :func:`accept_offer`.
     """
 
     kind = "webrtc"
@@ -217,9 +218,9 @@ class WebRTCSource:
 
     def _join(self, first: AudioChunk) -> AudioChunk:
         """``first`` and the chunks queued right after it, as one chunk (up to, not including, the next
-        one that follows lost audio, so every gap stays where it was). A reader that keeps up gets one
-        20 ms frame per call; one that fell behind gets the backlog at once, so the per-chunk work
-        downstream (resampling, windowing, task switches) shrinks exactly when the loop is loaded."""
+        one that follows lost audio, so every gap stays where it was). A reader that keeps up gets about
+        ``batch_seconds`` per call; one that fell behind gets the backlog at once (up to ``MAX_JOIN``
+        frames), so the per-chunk work downstream shrinks exactly when the loop is loaded."""
         parts = [first.samples]
         last = first
         while self._chunks and not self._chunks[0].dropped and len(parts) < MAX_JOIN:
@@ -305,7 +306,7 @@ class WebRTCSource:
                     if self._stalled is None:
                         raise  # close() or shutdown
                     current = asyncio.current_task()
-                    if current is not None:
+                    if current is not None and hasattr(current, "uncancel"):  # 3.11+
                         current.uncancel()
                     reason = self._stalled
                     break
