@@ -34,13 +34,16 @@ def check(report: dict[str, Any]) -> None:
     assert report["passed"]
 
 
-async def _soak(model: Path, tmp: Path, publishers: int, subscribers: int, seconds: float) -> dict[str, Any]:
+async def _soak(
+    model: Path, tmp: Path, publishers: int, subscribers: int, seconds: float, window: float = WINDOW,
+    hop: float = HOP
+) -> dict[str, Any]:
     return await soak.run_soak(
         publishers=publishers,
         subscribers=subscribers,
         seconds=seconds,
-        window=WINDOW,
-        hop=HOP,
+        window=window,
+        hop=hop,
         monitor_args=["--model", str(model), "--providers", "cpu", "--threads", "1"],
         log=tmp / "monitor.log",
         publisher_procs=max(1, publishers // 16),
@@ -62,15 +65,19 @@ async def test_soak_short(model_path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-async def test_soak_full(model_path: Path, tmp_path: Path) -> None:
+async def test_soak_full(tmp_path: Path) -> None:
+    from samos.bench.level_model import make_level_model
+
     env = os.environ.get
     check(
         await _soak(
-            model_path,
+            make_level_model(tmp_path / "level4.onnx", window_seconds=4.0),
             tmp_path,
             publishers=int(env("SAMOS_SOAK_PUBLISHERS", "32")),
             subscribers=int(env("SAMOS_SOAK_SUBSCRIBERS", "200")),
             seconds=float(env("SAMOS_SOAK_SECONDS", "600")),
+            window=4.0,  # the monitor's defaults (configs/monitor.yaml), as `samos bench soak` runs it
+            hop=1.0,
         )
     )
 
