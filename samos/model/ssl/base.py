@@ -1,0 +1,50 @@
+"""The SSL encoder interface and its error (see :mod:`samos.model.ssl`)."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from torch import nn
+
+
+class SSLWeightsError(ValueError):
+    """SSL encoder weights that cannot be found or do not fit the requested architecture."""
+
+
+# ------------------------------------------------------------------------------------------ base
+class SSLEncoder(nn.Module, abc.ABC):
+    """Base class: a (by default frozen) encoder of 16 kHz audio.
+
+    ``forward(wave16 [B, T] float32 in [-1, 1]) -> [B, frames, dim]``.
+    """
+
+    dim: int
+    layer: int
+    frame_hop: int
+    """16 kHz samples per output frame (320 = 20 ms for every encoder here)."""
+    min_samples: int
+    """Shortest input (16 kHz samples) that yields at least one frame."""
+
+    def __init__(self, *, frozen: bool) -> None:
+        super().__init__()
+        self.frozen = frozen
+
+    def freeze(self) -> None:
+        """No gradients, eval mode (and kept there by :meth:`train`)."""
+        self.frozen = True
+        for p in self.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> SSLEncoder:
+        # A frozen encoder keeps eval mode (dropout off, BatchNorm on running statistics).
+        return super().train(False if self.frozen else mode)
+
+    @abc.abstractmethod
+    def num_frames(self, samples: int) -> int:
+        """Output frames for an input of ``samples`` 16 kHz samples."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint needs to rebuild this encoder's architecture without its weight source."""
