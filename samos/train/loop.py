@@ -15,15 +15,11 @@ deterministic per clip (see :mod:`samos.data.dataset`).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 import random
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +27,22 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
-from tqdm import tqdm
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from samos.config import ConfigError, to_dict
-from samos.data.cache import FeatureCache, encoder_identity, feature_key, file_sha256
+from samos.data.cache import FeatureCache, encoder_identity
 from samos.data.dataset import RatedAudioDataset, collate
 from samos.data.manifest import Manifest, SkipReport, read_manifests, validate
 from samos.data.synthetic import generate
 from samos.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from samos.model.samos_model import SAMOS
+from samos.train.artefacts import rng_state, save_last, set_rng_state, write_history
+from samos.train.common import SINGLE, Log, TrainingError
 from samos.train.config import DataConfig, StepConfig, TrainConfig
 from samos.train.distributed import Dist, init_distributed, shutdown
+from samos.train.epoch import TrainablePart, evaluate_loader, train_epoch
+from samos.train.feature_cache import fill_cache
 from samos.train.metrics import agreement
-
-
-class TrainingError(ValueError):
-    """A run that cannot start or continue (no usable data, bad resume state, ...)."""
-
-
-Log = Callable[[str], None]
-SINGLE = Dist()
-"""The single-process default (no torchrun)."""
 
 
 def _print(msg: str) -> None:
@@ -102,276 +92,6 @@ def load_split(
         raise TrainingError(f"[{split}] no usable items in {', '.join(map(str, paths))}")
     log(f"[{split}] {len(manifest)} clips from {', '.join(map(str, paths))}")
     return manifest
-
-
-# ---------------------------------------------------------------------------------- feature cache
-class _CropSource(Dataset):
-    """16 kHz crops + cache keys of a dataset's items (for filling the cache with a DataLoader)."""
-
-    def __init__(self, ds: RatedAudioDataset, enc_id: dict[str, Any]) -> None:
-        self.ds, self.enc_id = ds, enc_id
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        try:
-            w16, _, start, length = self.ds.load_views(i)
-            key = feature_key(file_sha256(self.ds.manifest[i].path), self.enc_id, start, length)
-        except (ValueError, OSError) as e:
-            return {"skip": (str(self.ds.manifest[i].path), f"unreadable_at_load: {str(e)[:120]}")}
-        return {"key": key, "wave16": torch.from_numpy(np.ascontiguousarray(w16))}
-
-
-def _collate_crops(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return batch
-
-
-def fill_cache(
-    model: SAMOS,
-    ds: RatedAudioDataset,
-    cache: FeatureCache,
-    enc_id: dict[str, Any],
-    device: torch.device,
-    batch_size: int,
-    num_workers: int,
-    desc: str,
-    dist: Dist = SINGLE,
-) -> SkipReport:
-    """Compute and store the SSL features of every item's deterministic crop not yet cached.
-
-    Under torchrun each rank fills every ``world``-th item; the atomic writes make that safe.
-    """
-    report = SkipReport()
-    source: Dataset = _CropSource(ds, enc_id)
-    if dist.enabled:
-        source = Subset(source, list(range(dist.rank, len(ds), dist.world)))
-    loader = DataLoader(source, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate_crops)
-    model.eval()
-    for batch in tqdm(
-        loader, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, disable=not dist.is_main
-    ):
-        todo = []
-        for b in batch:
-            if "skip" in b:
-                report.add("unreadable_at_load", *b["skip"])
-            elif b["key"] in cache:
-                cache.stats.hits += 1
-            else:
-                cache.stats.misses += 1
-                todo.append(b)
-        if not todo:
-            continue
-        by_len: dict[int, list[dict[str, Any]]] = {}
-        for b in todo:
-            by_len.setdefault(int(b["wave16"].shape[0]), []).append(b)
-        with torch.no_grad():
-            for group in by_len.values():
-                w16 = torch.stack([b["wave16"] for b in group]).to(device)
-                feats = model.ssl_features(w16).float().cpu().numpy()
-                for b, f in zip(group, feats, strict=True):
-                    cache.put(b["key"], f)
-    return report
-
-
-# ------------------------------------------------------------------------------------- one epoch
-@dataclass
-class EpochResult:
-    loss: float
-    preds: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    vars: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    skipped: SkipReport = field(default_factory=SkipReport)
-
-
-class TrainablePart(nn.Module):
-    """``forward(feats | None, wave16 | None, wave48 | None) -> (mean, var)``: what DDP wraps.
-
-    Cached SSL features skip the encoder; otherwise it runs here (under ``no_grad`` when frozen), so
-    an unfrozen encoder's gradients are synchronised by DDP too.
-    """
-
-    def __init__(self, model: SAMOS) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self, feats: torch.Tensor | None, wave16: torch.Tensor | None, wave48: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if feats is None and self.model.ssl is not None:
-            if wave16 is None:
-                raise TrainingError("the SSL branch needs either cached features or wave16")
-            feats = self.model.ssl_features(wave16)
-        return self.model.forward_features(feats, wave48)
-
-
-def _forward(
-    model: SAMOS, batch: dict[str, Any], device: torch.device, head: nn.Module | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    def get(key: str) -> torch.Tensor | None:
-        return batch[key].to(device) if key in batch else None
-
-    return (head or TrainablePart(model))(get("feats"), get("wave16"), get("wave48"))
-
-
-def _note_skips(report: SkipReport, batch: dict[str, Any]) -> None:
-    for path, reason in batch["skipped"]:
-        report.add(reason.split(":")[0], path, reason)
-
-
-def train_epoch(
-    model: SAMOS,
-    loader: DataLoader,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    loss_fn: nn.Module,
-    device: torch.device,
-    max_steps: int | None,
-    desc: str,
-    head: nn.Module | None = None,
-    dist: Dist = SINGLE,
-) -> EpochResult:
-    """One pass over ``loader``; ``head``: the (DDP-wrapped) trainable part, default the model's."""
-    model.train()
-    report = SkipReport()
-    total, count = 0.0, 0.0
-    bar = tqdm(
-        loader,
-        desc=desc,
-        leave=False,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        total=min(len(loader), max_steps) if max_steps else len(loader),
-        disable=not dist.is_main,
-    )
-    for step, batch in enumerate(bar):
-        if max_steps is not None and step >= max_steps:
-            break
-        _note_skips(report, batch)
-        if batch["size"] == 0:
-            continue
-        mean, var = _forward(model, batch, device, head)
-        target = batch["mos"].to(device)
-        loss = loss_fn(mean, target, var)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        total += float(loss.detach()) * batch["size"]
-        count += batch["size"]
-        bar.set_postfix(loss=f"{total / max(count, 1):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-    bar.close()
-    total, count = dist.sum(total, count)
-    return EpochResult(loss=total / count if count else math.nan, skipped=report)
-
-
-@torch.no_grad()
-def evaluate_loader(
-    model: SAMOS, loader: DataLoader, loss_fn: nn.Module, device: torch.device, desc: str, dist: Dist = SINGLE
-) -> EpochResult:
-    """Predictions over a loader, in manifest order; ``loss`` = mean Gaussian NLL.
-
-    Under torchrun every rank scores its shard and all ranks get the gathered result.
-    """
-    model.eval()
-    report = SkipReport()
-    idx, means, vars_, labels = [], [], [], []
-    for batch in tqdm(
-        loader, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, disable=not dist.is_main
-    ):
-        _note_skips(report, batch)
-        if batch["size"] == 0:
-            continue
-        mean, var = _forward(model, batch, device)
-        idx.append(batch["index"].numpy())
-        means.append(mean.float().cpu().numpy())
-        vars_.append(var.float().cpu().numpy())
-        labels.append(batch["mos"].numpy())
-    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
-    parts = dist.all_gather((cat(idx), cat(means), cat(vars_), cat(labels), report))
-    if dist.enabled:
-        report = SkipReport()
-        for part in parts:
-            report.merge(part[4])
-    all_idx = np.concatenate([p[0] for p in parts])
-    if not all_idx.size:
-        return EpochResult(loss=math.nan, skipped=report)
-    # a DistributedSampler repeats a few items to even out the shards: keep each index once
-    _, first = np.unique(all_idx, return_index=True)
-    pick = lambda k: np.concatenate([p[k] for p in parts])[first]  # noqa: E731
-    preds, vars_all, labels_all = pick(1), pick(2), pick(3)
-    nll = loss_fn(torch.from_numpy(preds), torch.from_numpy(labels_all), torch.from_numpy(vars_all))
-    return EpochResult(loss=float(nll), preds=preds, vars=vars_all, labels=labels_all, skipped=report)
-
-
-# ------------------------------------------------------------------------------------ artefacts
-def write_history(step_dir: Path, history: list[dict[str, Any]]) -> None:
-    """``metrics.csv``, ``metrics.json`` and ``curves.png`` (learning curves) of one step."""
-    if not history:
-        return
-    cols = list(history[0].keys())
-    tmp = step_dir / "metrics.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(history)
-    os.replace(tmp, step_dir / "metrics.csv")
-    tmp = step_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(history, indent=1, default=float))
-    os.replace(tmp, step_dir / "metrics.json")
-    plot_curves(history, step_dir / "curves.png")
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    tr = [(h["epoch"], h["train_loss"]) for h in history if h["train_loss"] == h["train_loss"]]
-    if tr:
-        a1.plot(*zip(*tr, strict=True), "o-", label="train NLL")
-    a1.plot(ep, [h["val_loss"] for h in history], "s-", label="valid NLL")
-    a1.set_xlabel("epoch")
-    a1.set_ylabel("Gaussian NLL")
-    a1.legend()
-    a1.grid(alpha=0.3)
-    a2.plot(ep, [h["val_pcc"] for h in history], "o-", label="valid PCC")
-    a2.plot(ep, [h["val_srcc"] for h in history], "s-", label="valid SRCC")
-    a2.set_xlabel("epoch")
-    a2.set_ylabel("correlation")
-    a2.legend()
-    a2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "python" in state:
-        random.setstate((3, tuple(state["python"]), None))
-
-
-def save_last(path: Path, model: SAMOS, metadata: dict[str, Any], train_state: dict[str, Any]) -> None:
-    """A samos checkpoint plus ``train_state`` (for ``--resume``), written atomically."""
-    save_checkpoint(path, model, metadata=metadata)
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    obj["train_state"] = train_state
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------- one step
@@ -471,7 +191,7 @@ def run_step(
         model.load_state_dict(obj["state_dict"], strict=False)
         opt.load_state_dict(ts["optimizer"])
         sched.load_state_dict(ts["scheduler"])
-        _set_rng_state(ts["rng"])
+        set_rng_state(ts["rng"])
         history = list(ts["history"])
         best_pcc = float(ts["best_pcc"])
         start_epoch = int(ts["epoch"]) + 1
@@ -538,7 +258,7 @@ def run_step(
                 "epoch": epoch,
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "best_pcc": best_pcc,
                 "history": history,
             }
