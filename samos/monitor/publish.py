@@ -201,7 +201,10 @@ class Publisher:
             if not mine:
                 continue
             if c.keeps_up():
-                c.write_now([encoded.get(i) or encoded.setdefault(i, text.encode()) for i, text in mine])
+                try:
+                    c.write_now([encoded.get(i) or encoded.setdefault(i, text.encode()) for i, text in mine])
+                except Exception as e:  # noqa: BLE001 - a socket closing under us; its handler cleans up
+                    log.debug("websocket client %s: write failed (%r)", c.ws.id, e)
                 continue
             for _, text in mine:
                 if not c.offer(text):

@@ -176,3 +176,24 @@ async def test_close_sends_what_is_pending(server: tuple[Publisher, str]) -> Non
         pub.publish(a.stream_start("file", 16_000, 4.0, 1.0, {}))
         await pub.close(drain_timeout=1.0)  # well before the 1 s batch is due
         assert (await recv_json(ws, timeout=0.5))["type"] == "stream_start"
+
+
+async def test_a_write_that_fails_for_one_client_does_not_stop_the_others(
+    server: tuple[Publisher, str],
+) -> None:
+    pub, url = server
+    a = StreamMessages("a")
+    async with connect(url) as first, connect(url) as second:
+        for ws in (first, second):
+            assert (await recv_json(ws))["type"] == "hello"
+        await wait_clients(pub, 2)
+        broken = next(iter(pub.clients))  # whichever the fan-out meets first
+
+        def fail(data: bytes) -> None:
+            raise RuntimeError("transport gone")
+
+        broken.ws.transport.write = fail  # type: ignore[method-assign]
+        for _ in range(3):
+            pub.publish(a.stream_start("file", 16_000, 4.0, 1.0, {}))
+        healthy = second if broken.ws.remote_address == first.local_address else first
+        assert [(await recv_json(healthy))["seq"] for _ in range(3)] == [0, 1, 2]
