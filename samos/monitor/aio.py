@@ -56,7 +56,7 @@ def run(main: Coroutine[Any, Any, T], factory: Callable[[], asyncio.AbstractEven
 
 
 def loop_name() -> str:
-    """``"uvloop"`` or ``"asyncio"``: what the running loop is (for logs and /metrics)."""
+    """``"uvloop"`` or ``"asyncio"``: what the running loop is (logged at start-up)."""
     return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
 
 if sys.version_info >= (3, 11):
