@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from samos.audio import SSL_RATE
+from samos.monitor.window import Windower
 
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
 LOADER = [sys.executable, "-m", "samos.bench.webrtc_load"]
@@ -93,15 +94,9 @@ class Subscriber:
 
 
 def expected_windows(seconds: float, window: float, hop: float, min_final: float = 1.0) -> int:
-    """Windows the monitor's ``Windower`` makes of ``seconds`` of audio: every hop, plus the final one
-    when at least half a hop is left after the last (shorter than a window: one if at least
-    ``min_final`` s). In 16 kHz samples, as the windower counts."""
-    total, size, step = (round(x * SSL_RATE) for x in (seconds, window, hop))
-    if total < size:
-        return 1 if total >= min(round(min_final * SSL_RATE), size) else 0
-    n = (total - size) // step + 1
-    last_end = (n - 1) * step + size
-    return n + (1 if 2 * (total - last_end) >= step else 0)
+    """Windows the monitor's ``Windower`` makes of ``seconds`` of audio (``min_final`` capped at the
+    window, as the monitor's command line does)."""
+    return Windower(window, hop, min(min_final, window)).count(round(seconds * SSL_RATE))
 
 
 async def lag_buckets(base_url: str) -> dict[str, float] | None:

@@ -71,6 +71,16 @@ class Windower:
         """Stream seconds pushed so far."""
         return self.total / SSL_RATE
 
+    def count(self, total: int) -> int:
+        """How many windows :meth:`push` and :meth:`flush` make of a whole stream of ``total`` 16 kHz
+        samples, without the audio (for benchmarks that know only how long a stream was). Follows
+        the same rules: a window every hop, then the final one (see the module doc)."""
+        if total < self.size:
+            return 1 if 0 < total and total >= self.min_final else 0
+        n = (total - self.size) // self.hop + 1
+        last_end = (n - 1) * self.hop + self.size
+        return n + (1 if 2 * (total - last_end) >= self.hop else 0)
+
     def push(self, seg: Segment) -> list[Window]:
         """Add a segment; return the windows it completes (oldest first)."""
         if len(seg.wave48) != RATE_RATIO * len(seg.wave16):

@@ -73,3 +73,16 @@ def test_rejects_bad_geometry_and_misaligned_segments() -> None:
         Windower(1.0, 2.0)
     with pytest.raises(ValueError):
         Windower(1.0, 0.5).push(Segment(np.zeros(10, np.float32), np.zeros(29, np.float32), 0.0))
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.5, 0.99, 1.0, 3.3, 4.0, 4.49, 4.5, 9.75, 20.0, 20.26])
+@pytest.mark.parametrize(
+    ("window", "hop", "min_final"), [(1.0, 0.5, 1.0), (4.0, 1.0, 1.0), (4.0, 0.5, 0.3)]
+)
+def test_count_is_what_push_and_flush_make(
+    seconds: float, window: float, hop: float, min_final: float
+) -> None:
+    w = Windower(window, hop, min_final)
+    n = round(seconds * 16_000)
+    made = w.push(Segment(np.zeros(n, np.float32), np.zeros(3 * n, np.float32), 0.0)) + w.flush()
+    assert Windower(window, hop, min_final).count(n) == len(made)

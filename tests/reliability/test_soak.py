@@ -99,18 +99,6 @@ async def test_opus_packets_replay_paced_and_end() -> None:
         await track.recv()
 
 
-@pytest.mark.parametrize("seconds", [0.5, 0.99, 1.0, 3.3, 4.0, 4.49, 4.5, 9.75, 20.0, 20.26])
-@pytest.mark.parametrize(("window", "hop"), [(1.0, 0.5), (4.0, 1.0)])
-def test_expected_windows_is_what_the_windower_makes(seconds: float, window: float, hop: float) -> None:
-    from samos.monitor.normalise import Segment
-    from samos.monitor.window import Windower
-
-    w = Windower(window, hop, min(1.0, window))
-    n = round(seconds * 16_000)
-    made = w.push(Segment(np.zeros(n, np.float32), np.zeros(3 * n, np.float32), 0.0)) + w.flush()
-    assert soak.expected_windows(seconds, window, hop) == len(made)
-
-
 def test_side_by_side_prints_both_runs_and_their_ratios() -> None:
     stock = {"delivered_min": 0.5, "e2e_p95_ms": 8000.0, "rss_growth": -0.01, "passed": False,
              "event_loop_lag": {"over_0_1_s": 0.02, "over_0_5_s": 0.0}}
