@@ -193,16 +193,16 @@ class Publisher:
             self._flush_at.cancel()
             self._flush_at = None
         pending, self._pending = self._pending, []
-        if not pending:
+        if not pending or not self.clients:
             return
-        encoded: dict[int, bytes] = {}
+        encoded = {i: text.encode() for i, _, text in pending}  # once for all clients
         for c in self.clients:
             mine = [(i, text) for i, stream, text in pending if i >= c.joined and c.wants(stream)]
             if not mine:
                 continue
             if c.keeps_up():
                 try:
-                    c.write_now([encoded.get(i) or encoded.setdefault(i, text.encode()) for i, text in mine])
+                    c.write_now([encoded[i] for i, _ in mine])
                 except Exception as e:  # noqa: BLE001 - a socket closing under us; its handler cleans up
                     log.debug("websocket client %s: write failed (%r)", c.ws.id, e)
                 continue
