@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Set up samos in .venv/ at the repository root, system packages included.
+# Set up samos in .venv/ at the repository root, system packages included, from the committed lock.
 #   scripts/setup.sh runtime   the monitor and `samos score` only (no torch): what the demo needs
+#   scripts/setup.sh gpu       the same with onnxruntime-gpu (CUDA) instead of onnxruntime (CPU)
 #   scripts/setup.sh dev       everything: training, export, benchmarks, tests (torch 2.11, ~4.6 GB)
-# Idempotent: a second run installs nothing new.
+# Python packages come only from requirements/<profile>.txt: exact versions with hashes, exported from
+# uv.lock (scripts/lock.sh re-locks after a change to pyproject.toml). Idempotent: a second run with
+# the same lock installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
 apt_packages=(libportaudio2 libsndfile1)
-extras="cpu,monitor,webrtc"
-if [ "$profile" = dev ]; then
-  # chromium: browser end-to-end tests; alsa-utils: the fake ALSA capture device in tests;
-  # espeak-ng, sox, klettres-data, fillets-ng-data(-cs): clean speech for `samos data simulate`.
-  apt_packages+=(chromium alsa-utils espeak-ng sox klettres-data fillets-ng-data fillets-ng-data-cs)
-  extras="cpu,train,monitor,webrtc,bench,data,dev,serve"
-elif [ "$profile" != runtime ]; then
-  echo "usage: scripts/setup.sh [runtime|dev]" >&2; exit 2
-fi
+case "$profile" in
+  runtime|gpu) ;;
+  dev)
+    # chromium: browser end-to-end tests; alsa-utils: the fake ALSA capture device in tests;
+    # espeak-ng, sox, klettres-data, fillets-ng-data(-cs): clean speech for `samos data simulate`.
+    apt_packages+=(chromium alsa-utils espeak-ng sox klettres-data fillets-ng-data fillets-ng-data-cs) ;;
+  *) echo "usage: scripts/setup.sh [runtime|gpu|dev]" >&2; exit 2 ;;
+esac
+lock="requirements/$profile.txt"
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -30,15 +33,21 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 py="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv with $($py --version)"
-  "$py" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip setuptools wheel
-fi
-stamp=".venv/.samos-$profile-$(sha256sum pyproject.toml | cut -c1-16)"
+pip=(.venv/bin/python -m pip install -q --require-hashes --no-deps)
+stamp=".venv/.samos-$profile-$(cat requirements/bootstrap.txt "$lock" pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing samos[$extras] (first time: a few minutes)"
-  .venv/bin/pip install -q -e ".[$extras]"
+  if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $($py --version)"
+    "$py" -m venv .venv
+  fi
+  # onnxruntime and onnxruntime-gpu share one import: switching profiles must not leave both.
+  other=$([ "$profile" = gpu ] && echo onnxruntime || echo onnxruntime-gpu)
+  .venv/bin/python -m pip uninstall -q -y "$other" 2>/dev/null || true
+  echo "setup: installing the $profile profile from $lock (first time: a few minutes)"
+  "${pip[@]}" -r requirements/bootstrap.txt
+  "${pip[@]}" -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  rm -f .venv/.samos-"$profile"-*
   touch "$stamp"
 fi
 echo "setup: ready ($profile): .venv/bin/samos, .venv/bin/monitor"
