@@ -17,10 +17,13 @@ from typing import Any
 
 from samos.monitor.alerts import JsonlLog, Webhook
 from samos.monitor.config import MonitorConfig
+from samos.monitor.history import History
 from samos.monitor.metrics import MonitorMetrics
 from samos.monitor.publish import Publisher
+from samos.monitor.schema import encode
 from samos.monitor.source import Source, SourceEnded
 from samos.monitor.stream import Pending, StreamProcessor, StreamResults
+from samos.monitor.summary import CallSummary
 from samos.monitor.worker import InferenceWorker, ScorerLike, WindowDropped, describe
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class _Stream:
     proc: StreamProcessor
     results: StreamResults
     queue: asyncio.Queue[tuple[Pending, asyncio.Future[tuple[float, float]] | None] | None]
+    summary: CallSummary
     windows: int = 0
     reader: asyncio.Task[None] = field(init=False)
     task: asyncio.Task[None] = field(init=False)
@@ -64,6 +68,8 @@ class Monitor:
         )
         self.worker = InferenceWorker(scorer, cfg.worker.max_batch, cfg.worker.queue_size, self.metrics)
         self.streams: dict[str, _Stream] = {}
+        self.history = History(cfg.history)
+        """Every stream's state and recent messages, for the console and /api/streams."""
         self.ws_address: tuple[str, int] | None = None
         """(host, port) the websocket server listens on, once started."""
         self.http_address: tuple[str, int] | None = None
@@ -131,6 +137,7 @@ class Monitor:
             proc=StreamProcessor(source.rate, w, self.min_seconds),
             results=StreamResults(name, self.cfg.aggregate, self.cfg.alerts),
             queue=asyncio.Queue(self.cfg.worker.inflight_per_stream),
+            summary=CallSummary(self.cfg.alerts.threshold),
         )
         self.streams[name] = st
         self._idle.clear()
@@ -208,6 +215,12 @@ class Monitor:
                 if not t.done():
                     t.cancel()
             await asyncio.gather(st.reader, scorer, return_exceptions=True)
+            summary = st.results.messages.stream_summary(
+                reason=reason, summary=st.summary.result(st.proc.windower.seconds)
+            )
+            self._emit(st, summary)
+            if self.webhook is not None:
+                self.webhook.post(summary)
             self._emit(
                 st,
                 st.results.messages.stream_end(
@@ -275,13 +288,16 @@ class Monitor:
                     self.webhook.post(msg)
 
     def _emit(self, st: _Stream, msg: dict[str, Any]) -> None:
+        text = encode(msg)
+        st.summary.add(msg)
+        self.history.record(msg, text, time.time())
         # On disk first: a subscriber may get the message the moment it is published, and whatever a
         # subscriber saw must survive a crash right after.
-        if self.jsonl is not None and msg["type"] in ("score", "alert"):
+        if self.jsonl is not None and msg["type"] in ("score", "alert", "stream_summary"):
             try:
                 self.jsonl.write(msg)
             except OSError as e:  # a full disk must not stop the monitor
                 log.error("JSONL log %s: %s; logging stopped", self.jsonl.path, e)
                 self.jsonl.close()
                 self.jsonl = None
-        self.publisher.publish(msg)
+        self.publisher.publish(msg, text)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from samos.config import ConfigError, from_dict, load_yaml
+from samos.monitor.history import HistoryConfig
 
 
 def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
@@ -198,8 +199,9 @@ class MonitorConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     log: str | None = None
-    """JSONL log of every score and alert (None: no log)."""
+    """JSONL log of every score, alert and call summary (None: no log)."""
     exit_when_done: bool = True
     """Stop once every source has ended (never while WebRTC ingest is on)."""
     backend: str = "inprocess"

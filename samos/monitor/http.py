@@ -11,7 +11,14 @@ Routes:
   Errors are ``{"error": "..."}`` with 400 (bad offer), 401 (token), 403 (a browser page of another
   origin, unless listed in ``cfg.http.allowed_origins``), 413 (body too large), 415 (not JSON),
   503 (too many peers).
-- ``GET /`` publish page, ``GET /overlay`` overlay page, ``GET /static/...`` their scripts.
+- ``GET /`` publish page, ``GET /overlay`` overlay page, ``GET /console`` the operator's console,
+  ``GET /static/...`` their scripts.
+- ``GET /api/streams`` -- ``{"streams": [state, ...], "time", "threshold", "history_minutes"}``: every
+  live stream, then the recently ended ones (samos.monitor.history); ``GET
+  /api/streams/{name}/history?since=SEQ`` -- ``{"stream", "messages": [...]}``: the stream's kept
+  ``score`` and ``alert`` messages with ``seq > SEQ`` (default: all), oldest first. Both need the
+  subscribers' token when one is set (``Authorization: Bearer T`` or ``?token=``): 401 otherwise;
+  404 for an unknown stream, 400 for a bad ``since``.
 - ``GET /config.json`` -- ``{"ws_url", "auth_required", ...}``: where the pages find the websocket.
 - ``GET /metrics`` -- Prometheus text (the monitor's registry plus the signalling counters).
 - ``GET /healthz`` -- ``{"status": "ok", "peers": n}``.
@@ -26,6 +33,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +44,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from samos import __version__
 from samos.monitor.config import MonitorConfig
+from samos.monitor.schema import clean, encode
 from samos.monitor.security import install_redaction, origin_allowed, token_ok
 from samos.monitor.sources import handoff
 from samos.monitor.sources.webrtc import OfferError, WebRTCOptions, WebRTCSource, accept_offer
@@ -251,6 +260,59 @@ async def _offer(request: web.Request) -> web.Response:
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "name": name})
 
 
+def _viewer_refused(request: web.Request) -> web.Response | None:
+    """401 unless the request carries the subscribers' token (when one is configured)."""
+    expected = request.app[CONFIG].auth.token
+    if expected is None:
+        return None
+    token = _bearer(request) or request.query.get("token")
+    if token is not None and token_ok(token, expected):
+        return None
+    reason = "missing token" if token is None else "invalid token"
+    return _error(401, reason, **{"WWW-Authenticate": "Bearer"})
+
+
+def _history_of(request: web.Request) -> Any:
+    return getattr(request.app[MONITOR], "history", None)
+
+
+async def _api_streams(request: web.Request) -> web.Response:
+    if (refused := _viewer_refused(request)) is not None:
+        return refused
+    history, cfg = _history_of(request), request.app[CONFIG]
+    if history is None:
+        return _error(503, "this monitor keeps no history")
+    now = time.time()
+    body = {
+        "streams": history.streams(now),
+        "time": now,
+        "threshold": cfg.alerts.threshold,
+        "history_minutes": cfg.history.minutes,
+    }
+    return web.Response(
+        text=encode(clean(body)), content_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _api_history(request: web.Request) -> web.Response:
+    if (refused := _viewer_refused(request)) is not None:
+        return refused
+    history = _history_of(request)
+    if history is None:
+        return _error(503, "this monitor keeps no history")
+    name = request.match_info["name"]
+    try:
+        since = int(request.query.get("since", "-1"))
+    except ValueError:
+        return _error(400, f"since must be a message seq (an integer), got {request.query.get('since')!r}")
+    texts = history.messages(name, since)
+    if texts is None:
+        return _error(404, f"no stream {name!r} (live or recently ended)")
+    # The messages are kept encoded: join them instead of decoding and encoding again.
+    body = '{"stream":' + json.dumps(name) + ',"messages":[' + ",".join(texts) + "]}"
+    return web.Response(text=body, content_type="application/json", headers={"Cache-Control": "no-store"})
+
+
 def _page(filename: str) -> Any:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / filename, headers={"Cache-Control": "no-cache"})
@@ -337,6 +399,9 @@ def build_http_app(
     app.router.add_get("/", _page("publish.html"))
     app.router.add_get("/publish", _page("publish.html"))
     app.router.add_get("/overlay", _page("overlay.html"))
+    app.router.add_get("/console", _page("console.html"))
+    app.router.add_get("/api/streams", _api_streams)
+    app.router.add_get("/api/streams/{name}/history", _api_history)
     app.router.add_get("/config.json", _config_json)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)

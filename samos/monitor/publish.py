@@ -170,10 +170,10 @@ class Publisher:
         self._flush_at: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ publishing (event loop only)
-    def publish(self, msg: dict[str, Any]) -> None:
+    def publish(self, msg: dict[str, Any], text: str | None = None) -> None:
         """Queue ``msg`` for every client subscribed to its stream (never blocks); it is sent within
-        ``batch_seconds``."""
-        text = schema.encode(msg)
+        ``batch_seconds``. ``text``: ``msg`` already encoded (schema.encode), when the caller has it."""
+        text = schema.encode(msg) if text is None else text
         stream: str | None = msg.get("stream")
         if stream is not None and msg["type"] == "stream_start":
             self._starts[stream] = text

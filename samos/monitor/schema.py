@@ -2,7 +2,8 @@
 
 Every message is a JSON object with ``schema``, ``type``, ``stream`` and ``seq`` (per stream, from 0,
 incremented by one per message of that stream; ``hello`` has ``stream: null`` and ``seq: 0``).
-Types: ``hello``, ``stream_start``, ``score``, ``stream_end``, ``alert``. See docs/MONITOR.md.
+Types: ``hello``, ``stream_start``, ``score``, ``alert``, ``stream_summary``, ``stream_end``. See
+docs/MONITOR.md.
 Numbers that are not finite become ``null``. Pure: no I/O.
 """
 
@@ -126,6 +127,13 @@ class StreamMessages:
             threshold=threshold,
             duration_seconds=_num(duration_seconds),
         )
+        return msg
+
+    def stream_summary(self, *, reason: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """The call's quality summary (samos.monitor.summary.CallSummary.result), sent just before
+        ``stream_end``; ``reason`` as there."""
+        msg = self._base("stream_summary")
+        msg.update(reason=reason, **clean(summary))
         return msg
 
     def stream_end(

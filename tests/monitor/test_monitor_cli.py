@@ -122,8 +122,11 @@ def test_runs_to_the_end_and_logs_every_window(tmp_path: Path, model_path: Path,
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    windows = [json.loads(x) for x in log.read_text().splitlines()]
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    windows = [r for r in records if r["type"] == "score"]
     assert [w["window"] for w in windows] == [0, 1, 2]  # 4 s windows at 0, 1, 2 s of 6 s
+    assert [r["type"] for r in records] == ["score"] * 3 + ["stream_summary"]
+    assert records[-1]["windows"] == 3 and records[-1]["duration_seconds"] == 6.0
     assert all(w["status"] == "ok" and w["mos"] is not None for w in windows)
 
 

@@ -58,7 +58,8 @@ async def test_sigterm_drains_closes_peers_and_loses_nothing(tmp_path: Path, mod
         ends = {m["stream"]: m for m in msgs if m["type"] == "stream_end"}
         assert set(ends) == {"talk", answer["name"]} and all(e["reason"] == "stopped" for e in ends.values())
         assert seq_gaps(msgs) == 0
-        published = {(m["stream"], m["seq"]) for m in msgs if m["type"] in ("score", "alert")}
+        logged_types = ("score", "alert", "stream_summary")
+        published = {(m["stream"], m["seq"]) for m in msgs if m["type"] in logged_types}
         logged = {(r["stream"], r["seq"]) for r in records(tmp_path / "log.jsonl")}
         assert logged >= published  # every message a subscriber saw is on disk ...
         first_seen = min(m["seq"] for m in msgs if m["type"] == "score" and m["stream"] == "talk")
@@ -81,7 +82,8 @@ async def test_sigkill_leaves_a_complete_log(tmp_path: Path, model_path: Path) -
         seen = {(m["stream"], m["seq"]) for m in msgs if m["type"] == "score"}
         logged = records(tmp_path / "log.jsonl")
         assert seen <= {(r["stream"], r["seq"]) for r in logged}
-        assert all(r["type"] in ("score", "alert") and r["schema"] == "samos.monitor/1" for r in logged)
+        assert all(r["type"] in ("score", "alert", "stream_summary") for r in logged)
+        assert all(r["schema"] == "samos.monitor/1" for r in logged)
     finally:
         if proc.returncode is None:
             proc.kill()
