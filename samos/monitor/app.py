@@ -142,6 +142,7 @@ class Monitor:
         self.streams[name] = st
         self._idle.clear()
         self.metrics.streams.set(len(self.streams))
+        self.metrics.alert_open.labels(name).set(0)
         self._emit(
             st,
             st.results.messages.stream_start(
@@ -284,6 +285,7 @@ class Monitor:
             self._emit(st, msg)
             if msg["type"] == "alert":
                 self.metrics.alerts.labels(st.name, msg["event"]).inc()
+                self.metrics.alert_open.labels(st.name).set(1 if msg["event"] == "raise" else 0)
                 if self.webhook is not None:
                     self.webhook.post(msg)
 

@@ -72,17 +72,21 @@ class MonitorMetrics(CollectorRegistry):
         self.alerts = Counter(
             "samos_alerts_total", "Alert events per stream", ["stream", "event"], registry=r
         )
+        self.alert_open = Gauge(
+            "samos_stream_alert_open", "1 while a stream's low-quality alert is open", ["stream"], registry=r
+        )
 
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self)
 
     def forget_stream(self, stream: str) -> None:
-        """Remove the per-stream MOS gauge of an ended stream (counters stay)."""
-        try:
-            self.mos.remove(stream)
-        except KeyError:
-            pass
+        """Remove the per-stream gauges of an ended stream (counters stay)."""
+        for gauge in (self.mos, self.alert_open):
+            try:
+                gauge.remove(stream)
+            except KeyError:
+                pass
 
     async def watch_loop_lag(self, period: float = 0.25) -> None:
         """Run forever: set the loop-lag gauge from how late a ``period`` sleep wakes up."""

@@ -127,3 +127,34 @@ async def test_streams_history_summary_and_tokens(tmp_path: Path, scorer: Any) -
     finally:
         await mon.stop()
         await runner.cleanup()
+
+
+async def test_a_long_call_keeps_history_memory_flat(tmp_path: Path, scorer: Any) -> None:
+    """Ten minutes of audio at a 0.25 s hop (about 2,400 windows), as fast as it goes: the history keeps
+    the last minute of stream time, and its size stops growing once that minute is full."""
+    from samos.monitor.history import HistoryConfig
+
+    cfg = MonitorConfig(
+        window=WindowConfig(window_seconds=1.0, hop_seconds=0.25),
+        ws=WebsocketConfig(enabled=False),
+        history=HistoryConfig(minutes=1.0),
+    )
+    mon = Monitor(cfg, scorer)
+    await mon.start()
+    sizes: list[tuple[int, int]] = []
+    try:
+        audio = speech_like(600.0, 8_000, level=0.05, seed=3)
+        await mon.add_source(ListSource("long", split(audio, 8_000), 8_000, forever=True))
+        while (
+            n := mon.metrics.get_sample_value("samos_windows_total", {"stream": "long", "status": "ok"}) or 0
+        ) < 2300:
+            if n > 600:
+                ring = mon.history.get("long").ring  # type: ignore[union-attr]
+                sizes.append((len(ring), sum(len(t) for _, _, t in ring)))
+            await asyncio.sleep(0.2)
+    finally:
+        await mon.stop()
+    assert sizes, "the call never got past its first minute"
+    counts = {c for c, _ in sizes}
+    assert max(counts) <= 4 * 60 + 2  # one minute of windows at a 0.25 s hop (+ the one on the edge)
+    assert max(b for _, b in sizes) < 1.1 * min(b for _, b in sizes)  # flat, not growing

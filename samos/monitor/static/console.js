@@ -183,9 +183,14 @@
     const s = ensure(name);
     const st = s.state;
     if (msg.type === "stream_start") {
-      Object.assign(st, { kind: msg.kind, rate: msg.rate, ended: null, end_reason: null, summary: null });
-      st.alert = { open: false };
-      s.spark = [];
+      /* The websocket repeats stream_start to every new subscriber: only a stream that had ended
+       * (a new call under the same name) starts afresh. */
+      if (st.ended) {
+        Object.assign(st, { ended: null, end_reason: null, summary: null, rolling_mos: null, status: null });
+        st.alert = { open: false };
+        s.spark = [];
+      }
+      Object.assign(st, { kind: msg.kind, rate: msg.rate });
     } else if (msg.type === "score") {
       Object.assign(st, {
         window: msg.window, t_end: msg.t_end, status: msg.status, mos: msg.mos, mos_std: msg.mos_std,
