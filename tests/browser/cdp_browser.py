@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
@@ -32,6 +35,26 @@ def find_chromium() -> str | None:
         if path and os.access(path, os.X_OK):
             return path
     return None
+
+
+def require_chromium() -> str:
+    """Chromium's path; skips the test when it is not installed."""
+    path = find_chromium()
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
+    return path
+
+
+@functools.cache
+def monitor_helpers() -> Any:
+    """The monitor tests' helpers module (tiny level-dependent ONNX model, speech-like signals),
+    imported by path: its folder's conftest.py would clash with other folders' as a module name."""
+    path = Path(__file__).resolve().parents[1] / "monitor" / "monitor_helpers.py"
+    spec = importlib.util.spec_from_file_location("samos_monitor_test_helpers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class Cdp:

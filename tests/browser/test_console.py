@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib.util
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from aiohttp import web
-from cdp_browser import Browser, Cdp, find_chromium
+from cdp_browser import Browser, Cdp, monitor_helpers, require_chromium
 
 from samos.monitor.app import Monitor
 from samos.monitor.config import (
@@ -41,28 +40,16 @@ STREAMS = 32
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def _helpers() -> Any:
-    path = Path(__file__).resolve().parents[1] / "monitor" / "monitor_helpers.py"
-    spec = importlib.util.spec_from_file_location("samos_console_test_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
-    return path
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
 def level_scorer(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from samos.runtime.scorer import Scorer
 
-    model = _helpers().make_level_model(tmp_path_factory.mktemp("model") / "level.onnx")
+    model = monitor_helpers().make_level_model(tmp_path_factory.mktemp("model") / "level.onnx")
     return Scorer(model, providers=("cpu",), threads=1)
 
 
@@ -70,7 +57,7 @@ def level_scorer(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def calls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """32 call recordings (16 kHz wav): steady ones whose level sets their quality, and 'degrading',
     good for 3 s and then bad until its end."""
-    speech_like = _helpers().speech_like
+    speech_like = monitor_helpers().speech_like
     root = tmp_path_factory.mktemp("calls")
     out = {}
     levels = np.geomspace(0.004, 0.08, STREAMS - 2)

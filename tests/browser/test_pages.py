@@ -9,7 +9,6 @@ module ``conftest``, and a second one would shadow theirs.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from aiohttp import web
-from cdp_browser import Browser, find_chromium
+from cdp_browser import Browser, monitor_helpers, require_chromium
 
 from samos.monitor.app import Monitor
 from samos.monitor.config import AuthConfig, HttpConfig, MonitorConfig, WebsocketConfig, WindowConfig
@@ -38,20 +37,7 @@ RATE = 48_000
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
-    return path
-
-
-def _load_monitor_conftest() -> Any:
-    """The monitor tests' helpers module (tiny level-dependent ONNX model), imported by path."""
-    path = Path(__file__).resolve().parents[1] / "monitor" / "monitor_helpers.py"
-    spec = importlib.util.spec_from_file_location("samos_monitor_test_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return require_chromium()
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +45,7 @@ def scorer(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real runtime Scorer on the monitor tests' tiny level-dependent ONNX model (CPU, 1 thread)."""
     from samos.runtime.scorer import Scorer
 
-    model = _load_monitor_conftest().make_level_model(tmp_path_factory.mktemp("model") / "level.onnx")
+    model = monitor_helpers().make_level_model(tmp_path_factory.mktemp("model") / "level.onnx")
     return Scorer(model, providers=("cpu",), threads=1)
 
 
