@@ -31,12 +31,12 @@ def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Scoring windows in stream seconds, and the energy VAD that decides which windows get a MOS.
+    """Scoring windows in stream seconds, and the speech gate that decides which windows get a MOS.
 
-    A 20 ms frame is *active* when its level is at least ``vad_floor_db`` dBov and at least
-    ``vad_snr_db`` above the window's noise floor (the 10th percentile of its frame levels).
-    A window whose overall level is below ``silence_db`` is ``"silence"``; one with fewer than
-    ``min_active`` active frames is ``"low_speech"``; both get no MOS.
+    The speech detector (Silero VAD, samos.runtime.vad) gives each 32 ms frame a speech probability;
+    a frame is speech when it is at least ``speech_threshold``. A window whose overall level is
+    below ``silence_db`` dBov is ``"silence"`` (dead air); one where fewer than ``min_active`` of its
+    frames are speech is ``"no_speech"``; both get no MOS.
     """
 
     window_seconds: float = 4.0
@@ -44,9 +44,8 @@ class WindowConfig:
     min_final_seconds: float = 1.0
     """At the end of a stream shorter than one window, score what there is if at least this long."""
     silence_db: float = -60.0
-    vad_floor_db: float = -55.0
-    vad_snr_db: float = 3.0
-    min_active: float = 0.15
+    speech_threshold: float = 0.5
+    min_active: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.25 <= self.window_seconds <= 60.0:
@@ -60,6 +59,8 @@ class WindowConfig:
             raise ConfigError("window.min_final_seconds must be in (0, window_seconds]")
         if not 0.0 <= self.min_active <= 1.0:
             raise ConfigError(f"window.min_active must be in [0, 1], got {self.min_active}")
+        if not 0.0 < self.speech_threshold < 1.0:
+            raise ConfigError(f"window.speech_threshold must be in (0, 1), got {self.speech_threshold}")
 
 
 @dataclass(frozen=True)

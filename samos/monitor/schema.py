@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 SCHEMA = "samos.monitor/1"
-STATUSES = ("ok", "silence", "low_speech", "dropped", "error")
-"""Window status: ``ok`` has a MOS; the others explain why not."""
+STATUSES = ("ok", "silence", "no_speech", "dropped", "error")
+"""Window status: ``ok`` has a MOS; the others explain why not (``silence``: dead air; ``no_speech``:
+a signal without speech, its level in ``diagnostics.level_db``)."""
 
 
 def _num(x: float | None, digits: int = 4) -> float | None:
