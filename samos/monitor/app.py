@@ -270,7 +270,7 @@ class Monitor:
         for msg in messages:
             self._emit(st, msg)
             if msg["type"] == "alert":
-                self.metrics.alerts.labels(st.name, msg["event"]).inc()
+                self.metrics.alerts.labels(st.name, msg["kind"], msg["event"]).inc()
                 if self.webhook is not None:
                     self.webhook.post(msg)
 

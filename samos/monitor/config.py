@@ -81,19 +81,35 @@ class AggregateConfig:
 
 @dataclass(frozen=True)
 class AlertConfig:
-    """Low-quality alerts on the rolling MOS: raise below ``threshold`` for ``min_duration_seconds``,
-    clear at or above ``threshold + hysteresis`` for ``min_duration_seconds``."""
+    """Alerts of a stream (see samos.monitor.alerts and docs/MONITOR.md).
+
+    ``low_mos``: raise when the rolling MOS of scored windows stays below ``threshold`` for
+    ``min_duration_seconds``; clear when it stays at or above ``threshold + hysteresis`` as long,
+    or, with reason ``no_scores``, when no window was scored for ``clear_unscored_seconds`` (None:
+    never). The threshold is a plain MOS on the scale the model outputs (the default model's
+    compresses the listeners' scale: 2.8 is about what listeners rate 2.5, between poor and fair).
+    ``no_speech``: raise when a stream that carried speech has none for ``no_speech_seconds``
+    (None: off); clear when speech is back at or above ``threshold + hysteresis``.
+    """
 
     enabled: bool = True
-    threshold: float = 2.5
-    hysteresis: float = 0.3
+    threshold: float = 2.8
+    hysteresis: float = 0.25
     min_duration_seconds: float = 5.0
+    clear_unscored_seconds: float | None = 60.0
+    no_speech_seconds: float | None = 20.0
     webhook: str | None = None
     webhook_timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
+        if not 1.0 <= self.threshold <= 5.0:
+            raise ConfigError(f"alerts.threshold must be a MOS in [1, 5], got {self.threshold}")
         if self.hysteresis < 0 or self.min_duration_seconds < 0:
             raise ConfigError("alerts.hysteresis and alerts.min_duration_seconds must be >= 0")
+        for name in ("clear_unscored_seconds", "no_speech_seconds"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"alerts.{name} must be > 0 seconds (or null: off), got {v}")
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise ConfigError(f"alerts.webhook must be an http(s) URL, got {self.webhook!r}")
 

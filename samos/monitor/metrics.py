@@ -70,7 +70,7 @@ class MonitorMetrics(CollectorRegistry):
             registry=r,
         )
         self.alerts = Counter(
-            "samos_alerts_total", "Alert events per stream", ["stream", "event"], registry=r
+            "samos_alerts_total", "Alert events per stream", ["stream", "kind", "event"], registry=r
         )
 
     def render(self) -> bytes:

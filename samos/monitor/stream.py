@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from samos.monitor.aggregate import Rolling, RollingMos
-from samos.monitor.alerts import AlertState
+from samos.monitor.alerts import AlertState, Event, SpeechLostState
 from samos.monitor.config import AggregateConfig, AlertConfig, WindowConfig
 from samos.monitor.diagnostics import VadParams, analyse
 from samos.monitor.normalise import Normaliser, Segment
@@ -101,7 +101,14 @@ class StreamResults:
 
     def __init__(self, name: str, agg: AggregateConfig, alerts: AlertConfig) -> None:
         self.rolling = RollingMos(agg.horizon_seconds, agg.weighting)
-        self.alert = AlertState(alerts.threshold, alerts.hysteresis, alerts.min_duration_seconds)
+        self.alert = AlertState(
+            alerts.threshold, alerts.hysteresis, alerts.min_duration_seconds, alerts.clear_unscored_seconds
+        )
+        self.speech_lost = (
+            SpeechLostState(alerts.no_speech_seconds, alerts.threshold + alerts.hysteresis)
+            if alerts.no_speech_seconds is not None
+            else None
+        )
         self.alerts = alerts
         self.messages = StreamMessages(name)
         self.windows = 0
@@ -129,16 +136,25 @@ class StreamResults:
             )
         ]
         if self.alerts.enabled:
-            since = self.alert.duration(w.t_end)
-            event = self.alert.update(w.t_end, roll.mos)
-            if event is not None:
+            events: list[Event | None] = [self.alert.update(w.t_end, roll.mos, scored=status == "ok")]
+            level = diag.get("level_db")
+            level = float(level) if isinstance(level, (int, float)) else None
+            if self.speech_lost is not None:
+                events.append(self.speech_lost.update(w.t_end, status, roll.mos, level))
+            for e in events:
+                if e is None:
+                    continue
                 out.append(
                     self.messages.alert(
-                        event=event,
+                        event=e.event,
                         t=w.t_end,
                         rolling_mos=roll.mos,
                         threshold=self.alerts.threshold,
-                        duration_seconds=since,
+                        duration_seconds=e.duration_seconds,
+                        kind=e.kind,
+                        reason=e.reason,
+                        message=e.message,
+                        level_db=level if e.kind == "no_speech" else None,
                     )
                 )
         return roll, out
