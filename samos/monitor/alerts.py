@@ -11,7 +11,7 @@ pending change is forgotten.
 
 :class:`SpeechLostState` (kind ``no_speech``) raises when a stream that carried speech has had none
 (only ``silence`` or ``no_speech`` windows) for ``after_seconds``, and clears once speech is back and
-good: a scored window with the rolling MOS at or above ``clear_level``.
+good: the rolling MOS of scored windows at or above ``clear_level`` for ``min_duration`` seconds.
 """
 
 from __future__ import annotations
@@ -105,41 +105,63 @@ class AlertState:
 
 
 class SpeechLostState:
-    """``no_speech`` alert of one stream (see module doc); stream seconds, MOS units."""
+    """``no_speech`` alert of one stream (see module doc); stream seconds, MOS units.
 
-    def __init__(self, after_seconds: float, clear_level: float) -> None:
+    Clearing needs the rolling MOS of scored windows at or above ``clear_level`` for
+    ``min_duration`` seconds, like the low-MOS alert: the first windows after the gap still hold
+    noise, and the rolling MOS may still hold windows from before it.
+    """
+
+    def __init__(self, after_seconds: float, clear_level: float, min_duration: float = 0.0) -> None:
         self.after_seconds = after_seconds
         self.clear_level = clear_level
+        self.min_duration = min_duration
         self.active = False
         self._last_speech: float | None = None  # end of the last window with speech
+        self._good_since: float | None = None  # while active: since when speech is back and good
 
     def update(
         self, t: float, status: str, rolling_mos: float | None, level_db: float | None
     ) -> Event | None:
         """Feed a window ending at ``t`` with its status, the rolling MOS and its level (dBov)."""
+        if self.active:
+            return self._while_active(t, status, rolling_mos)
         if status not in NO_SPEECH_STATUSES:
-            if self.active and status == "ok" and rolling_mos is not None and rolling_mos >= self.clear_level:
-                self.active = False
-                quiet = t - (self._last_speech or t)
-                self._last_speech = t
-                return Event(
-                    "no_speech", "clear", "speech", quiet,
-                    f"speech is back, rolling MOS {rolling_mos:.2f} at or above {self.clear_level:g}",
-                )
-            if not self.active:
-                self._last_speech = t
+            self._last_speech = t
             return None
-        if self.active or self._last_speech is None:
-            return None
+        if self._last_speech is None:
+            return None  # never spoke: nothing was lost
         quiet = t - self._last_speech
         if quiet < self.after_seconds:
             return None
         self.active = True
+        self._good_since = None
         what = "dead air" if status == "silence" else "no speech"
         level = f" at {level_db:.0f} dBFS" if level_db is not None else ""
+        msg = f"{what}{level} for {quiet:.0f} s after speech"
+        return Event("no_speech", "raise", "no_speech", quiet, msg)
+
+    def _while_active(self, t: float, status: str, rolling_mos: float | None) -> Event | None:
+        if status in NO_SPEECH_STATUSES or (
+            status == "ok" and (rolling_mos is None or rolling_mos < self.clear_level)
+        ):
+            self._good_since = None
+            return None
+        if status != "ok":  # dropped / error: no evidence either way
+            return None
+        if self._good_since is None:
+            self._good_since = t
+        held = t - self._good_since
+        if held < self.min_duration:
+            return None
+        self.active = False
+        quiet = t - (self._last_speech if self._last_speech is not None else t)
+        self._last_speech = t
+        self._good_since = None
         return Event(
-            "no_speech", "raise", "no_speech", quiet,
-            f"{what}{level} for {quiet:.0f} s after speech",
+            "no_speech", "clear", "speech", quiet,
+            f"speech is back, rolling MOS {rolling_mos:.2f} at or above {self.clear_level:g} "
+            f"for {held:.0f} s",
         )
 
 

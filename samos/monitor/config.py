@@ -44,7 +44,7 @@ class WindowConfig:
     min_final_seconds: float = 1.0
     """At the end of a stream shorter than one window, score what there is if at least this long."""
     silence_db: float = -60.0
-    speech_threshold: float = 0.5
+    speech_threshold: float = 0.4
     min_active: float = 0.1
 
     def __post_init__(self) -> None:
@@ -89,7 +89,8 @@ class AlertConfig:
     never). The threshold is a plain MOS on the scale the model outputs (the default model's
     compresses the listeners' scale: 2.8 is about what listeners rate 2.5, between poor and fair).
     ``no_speech``: raise when a stream that carried speech has none for ``no_speech_seconds``
-    (None: off); clear when speech is back at or above ``threshold + hysteresis``.
+    (None: off); clear when speech is back with the rolling MOS at or above ``threshold + hysteresis``
+    for ``min_duration_seconds``.
     """
 
     enabled: bool = True

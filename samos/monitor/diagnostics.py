@@ -29,7 +29,6 @@ import numpy as np
 
 from samos.audio import RATE_RATIO, SPEC_RATE
 from samos.runtime.vad import FRAME as VAD_FRAME
-from samos.runtime.vad import SPEECH_THRESHOLD
 
 FRAME = SPEC_RATE // 50  # 20 ms at 48 kHz
 CLIP_LEVEL = 0.99
@@ -44,10 +43,11 @@ _HANN = np.hanning(FRAME).astype(np.float32)
 @dataclass(frozen=True)
 class VadParams:
     """Thresholds of the speech gate and the status (see module doc): ``silence_db`` in dBov,
-    ``speech_threshold`` a detector probability, ``min_active`` a fraction of the window's frames."""
+    ``speech_threshold`` a detector probability, ``min_active`` a fraction of the window's frames.
+    Defaults: the monitor's (samos.monitor.config.WindowConfig, chosen with ``samos bench vad``)."""
 
     silence_db: float = -60.0
-    speech_threshold: float = SPEECH_THRESHOLD
+    speech_threshold: float = 0.4
     min_active: float = 0.1
 
 

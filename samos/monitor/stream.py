@@ -105,7 +105,9 @@ class StreamResults:
             alerts.threshold, alerts.hysteresis, alerts.min_duration_seconds, alerts.clear_unscored_seconds
         )
         self.speech_lost = (
-            SpeechLostState(alerts.no_speech_seconds, alerts.threshold + alerts.hysteresis)
+            SpeechLostState(
+                alerts.no_speech_seconds, alerts.threshold + alerts.hysteresis, alerts.min_duration_seconds
+            )
             if alerts.no_speech_seconds is not None
             else None
         )

@@ -40,8 +40,6 @@ FRAME_SECONDS = FRAME / SSL_RATE
 STATE_SHAPE = (1, 1, 128)
 MAX_BLOCK = 512
 """Frames per ONNX call at most (16.4 s of audio)."""
-SPEECH_THRESHOLD = 0.5
-"""Silero's default: a frame whose probability is at least this is speech."""
 
 
 class VadModelError(ValueError):

@@ -149,3 +149,12 @@ async def test_webhook_posts_json_and_survives_failures(caplog: pytest.LogCaptur
         assert "webhook" in caplog.text
     finally:
         await runner.cleanup()
+
+
+def test_no_speech_alert_needs_good_speech_for_min_duration_to_clear() -> None:
+    s = SpeechLostState(after_seconds=2.0, clear_level=3.0, min_duration=2.0)
+    talk, noise = ("ok", 3.5), ("no_speech", None)
+    got = speech_run(s, [talk, noise, noise] + [talk, talk, noise] + [talk, ("dropped", None), talk, talk])
+    # raise at 2; good at 3-4 is cut short by noise at 5; good from 6 (a dropped window at 7 is no
+    # evidence) clears at 8
+    assert got == [(2, "raise", "no_speech"), (8, "clear", "speech")]

@@ -91,3 +91,10 @@ def test_bandwidth_class_follows_the_source_rate(rate: int, band: str) -> None:
 def test_reports_rate_and_dropped() -> None:
     _, d = judge(speech_like(4, 48_000), 44_100, 0.125)
     assert d["rate"] == 44_100 and d["dropped_seconds"] == 0.125
+
+
+def test_gate_defaults_are_the_monitors() -> None:
+    from samos.monitor.config import WindowConfig
+
+    w = WindowConfig()
+    assert P == VadParams(w.silence_db, w.speech_threshold, w.min_active)
