@@ -226,8 +226,12 @@ def _floats(text: str) -> tuple[float, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--p835", default=DEFAULT_P835, help=f"P.835 folder (default {DEFAULT_P835})")
     p.add_argument("--noise", default=DEFAULT_NOISE, help=f"recorded noises (default {DEFAULT_NOISE})")
-    p.add_argument("--snrs", type=_floats, default=DEFAULT_SNRS, help="SNRs in dB, comma-separated (--snrs=-10,0,20)")
-    p.add_argument("--levels", type=_floats, default=DEFAULT_LEVELS, help="noise-only levels, dBFS (--levels=-40,-20)")
+    p.add_argument(
+        "--snrs", type=_floats, default=DEFAULT_SNRS, help="SNRs in dB, comma-separated (--snrs=-10,0,20)"
+    )
+    p.add_argument(
+        "--levels", type=_floats, default=DEFAULT_LEVELS, help="noise-only levels, dBFS (--levels=-40,-20)"
+    )
     w = WindowConfig()
     p.add_argument("--speech-threshold", type=float, default=w.speech_threshold,
                    help=f"probability of a speech frame (default: the monitor's, {w.speech_threshold})")

@@ -30,7 +30,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         sf.write(p835 / s / "c0_f1.wav", speech_like(4.5, rate, seed=9), rate)
         (p835 / f"{s}.csv").write_text(f"path,mos,condition\n{s}/c0_f1.wav,4.5,c0\n")
     sf.write(p835 / "nb8k" / "sp01_c1_sn0.wav", speech_like(4.5, 8_000, seed=10), 8_000)
-    (p835 / "nb8k_condition_level.csv").write_text("path,condition_mos,condition\nnb8k/sp01_c1_sn0.wav,2.0,c1\n")
+    nb = "path,condition_mos,condition\nnb8k/sp01_c1_sn0.wav,2.0,c1\n"
+    (p835 / "nb8k_condition_level.csv").write_text(nb)
     noise.mkdir()
     t = np.arange(44_100 * 3) / 44_100
     hum = 0.1 * np.sin(2 * np.pi * 100 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))  # mains hum, pulsing
@@ -60,7 +61,8 @@ def test_report_old_and_new_gate(folders: tuple[Path, Path], capsys: pytest.Capt
     assert ns["digital silence"]["-"]["silence"] == 1.0
     assert vad.run(_args(*argv)) == 0
     table = capsys.readouterr().out
-    assert "| white | 0% -> 100% | 100% -> 100% |" in table and "| digital silence | 0% -> 0% (100%) |" in table
+    assert "| white | 0% -> 100% | 100% -> 100% |" in table
+    assert "| digital silence | 0% -> 0% (100%) |" in table
 
 
 def test_missing_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

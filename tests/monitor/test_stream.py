@@ -143,3 +143,25 @@ def test_a_minus_5_db_call_gets_a_mos_lower_than_at_20_db(default_scorer) -> Non
         mos[snr] = np.array([m for _, m, _ in res])
     assert np.all(mos[-5.0] < mos[20.0] - 0.3), mos
     assert mos[-5.0].mean() < 2.8 <= mos[20.0].mean()  # the default alert threshold sits between them
+
+
+def test_each_window_gets_the_detector_frames_of_the_whole_stream() -> None:
+    # the detector runs once over the stream (its state carries across frames); a window's speech
+    # share is that of the frames wholly inside it, exactly as speech_prob over the whole file gives
+    from samos.monitor.stream import StreamProcessor
+    from samos.runtime.vad import speech_prob, window_frames
+
+    rate = 16_000  # no resampling: the stream's 16 kHz audio is the input itself
+    audio = np.concatenate([speech_like(5.3, rate, seed=4), np.zeros(3 * rate, np.float32) + 0.01])
+    cfg = WindowConfig(window_seconds=2.0, hop_seconds=0.7)
+    proc = StreamProcessor(rate, cfg)
+    chunks = [AudioChunk(c, rate) for c in split(audio, [333] * (len(audio) // 333 + 1))]
+    pending = [p for c in chunks for p in proc.push(c)]
+    pending += proc.flush()
+    probs = speech_prob(audio)
+    assert len(pending) == 10
+    for p in pending:
+        k0, k1, _ = window_frames(p.window.start, len(p.window.wave16))
+        want = float((probs[k0:k1] >= cfg.speech_threshold).mean())
+        assert p.diagnostics["active_ratio"] == round(want, 3)
+    assert {p.status for p in pending} == {"ok", "no_speech"}
