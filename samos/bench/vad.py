@@ -8,7 +8,7 @@ active when at least -55 dBov and 3 dB above the window's 10th-percentile frame 
 (status ``ok``), old and new.
 
 1. ``p835``: each clip of the P.835 sets (fb48k, wb16k, nb8k; ``--p835``), per condition.
-2. ``mix``: the six clean P.835 talkers (``clean48k/{f,m}{1,2,3}.wav`` joined, about 29 s) plus white
+2. ``mix``: the six clean P.835 talkers (``clean48k/{f,m}{1,2,3}.wav`` joined, about 28 s) plus white
    noise or each recorded noise of ``--noise`` (mono, looped) at each SNR of ``--snrs``. Speech at
    -26 dBFS; SNR from RMS over the whole talk, its pauses included.
 3. ``no_speech``: each noise alone at ``--levels`` dBFS, -70 dBFS white noise and digital silence:

@@ -17,7 +17,7 @@ full scale (dBov: RMS of 1.0 = 0 dB, so a full-scale sine is -3 dBov), computed 
   or of all frames when there is no speech), classed as ``nb`` (<= 4.5 kHz), ``wb`` (<= 8.5 kHz),
   ``swb`` (<= 16.5 kHz) or ``fb``.
 - ``status``: ``silence`` (level below ``silence_db``: dead air), ``no_speech`` (a signal, but
-  speech in fewer than ``min_active`` of its frames: noise, music, a line nobody talks on) or ``ok``.
+  speech in fewer than ``min_active`` of its frames: noise, a line nobody talks on) or ``ok``.
 """
 
 from __future__ import annotations
