@@ -1,4 +1,4 @@
-"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows`` or ``soak``.
+"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows``, ``soak`` or ``vad``.
 
 Each benchmark is a module exposing ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen
 one is imported (the accuracy benchmark needs torch, the others do not), and its own arguments are
@@ -24,6 +24,7 @@ BENCHES: dict[str, tuple[str, str]] = {
         "samos.bench.windows",
         "monitor window and hop: accuracy on changing calls against latency and CPU",
     ),
+    "vad": ("samos.bench.vad", "the monitor's speech gate on speech in noise, noise alone and silence"),
 }
 EXIT_USAGE = 2
 

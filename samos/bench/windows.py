@@ -4,7 +4,7 @@ A live call changes quality while it is scored. To measure that, the human-rated
 set are shuffled (seeded) and joined into one long "call" per set and model, so the quality changes at
 every clip boundary (about every 4.6 s). Windows of each length are cut from the calls as the monitor
 cuts them; a window's target is the overlap-weighted mean of the human MOS of the clips it covers.
-Windows the monitor would not score (its energy VAD: status ``silence`` or ``low_speech``) are left
+Windows the monitor would not score (its speech gate: status ``silence`` or ``no_speech``) are left
 out and counted.
 
 Windows are scored by models that never trained on the clips they score:
@@ -43,6 +43,7 @@ import numpy as np
 from samos.audio import RATE_RATIO, SSL_RATE, load_audio, model_input
 from samos.bench.cv import SETS, Clip, load_p835
 from samos.monitor.diagnostics import VadParams, analyse
+from samos.runtime.vad import speech_prob, window_frames
 from samos.train import metrics
 
 DEFAULT_P835 = "/work/shared/data/p835"
@@ -122,10 +123,12 @@ def score_windows(
     cut = 0
     for call in calls:
         starts = window_starts(len(call.wave16), size, step)
+        probs = speech_prob(call.wave16)  # over the whole call, as the monitor runs it on a stream
         keep = []
         for s in starts:
             w48 = call.wave48[s * RATE_RATIO : (s + size) * RATE_RATIO]
-            status, _ = analyse(w48, call.rate, 0.0, vad)
+            k0, k1, offset = window_frames(int(s), size)
+            status, _ = analyse(w48, call.rate, 0.0, vad, probs[k0:k1], offset)
             keep.append(status == "ok")
         cut += len(starts) - int(np.sum(keep))
         starts = starts[np.asarray(keep, dtype=bool)]

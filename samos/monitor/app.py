@@ -20,7 +20,7 @@ from samos.monitor.config import MonitorConfig
 from samos.monitor.history import History
 from samos.monitor.metrics import MonitorMetrics
 from samos.monitor.publish import Publisher
-from samos.monitor.schema import encode
+from samos.monitor.schema import ALERT_KINDS, encode
 from samos.monitor.source import Source, SourceEnded
 from samos.monitor.stream import Pending, StreamProcessor, StreamResults
 from samos.monitor.summary import CallSummary
@@ -142,7 +142,8 @@ class Monitor:
         self.streams[name] = st
         self._idle.clear()
         self.metrics.streams.set(len(self.streams))
-        self.metrics.alert_open.labels(name).set(0)
+        for kind in ALERT_KINDS:
+            self.metrics.alert_open.labels(name, kind).set(0)
         self._emit(
             st,
             st.results.messages.stream_start(
@@ -284,8 +285,8 @@ class Monitor:
         for msg in messages:
             self._emit(st, msg)
             if msg["type"] == "alert":
-                self.metrics.alerts.labels(st.name, msg["event"]).inc()
-                self.metrics.alert_open.labels(st.name).set(1 if msg["event"] == "raise" else 0)
+                self.metrics.alerts.labels(st.name, msg["kind"], msg["event"]).inc()
+                self.metrics.alert_open.labels(st.name, msg["kind"]).set(1 if msg["event"] == "raise" else 0)
                 if self.webhook is not None:
                     self.webhook.post(msg)
 

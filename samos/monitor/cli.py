@@ -21,7 +21,7 @@ from typing import Any
 from samos.config import ConfigError
 from samos.monitor.aio import EVENT_LOOPS, loop_factory, loop_name
 from samos.monitor.aio import run as run_loop
-from samos.monitor.config import MonitorConfig, load_config, override, parse_hostport
+from samos.monitor.config import AlertConfig, MonitorConfig, load_config, override, parse_hostport
 from samos.monitor.source import Source, SourceError
 
 TOKEN_ENV = "SAMOS_MONITOR_TOKEN"
@@ -60,6 +60,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hop", type=float, metavar="S", help="hop between windows, seconds")
     p.add_argument("--log", metavar="JSONL", help="append every score and alert to this file")
     p.add_argument("--webhook", metavar="URL", help="POST alerts to this URL")
+    a = AlertConfig()
+    p.add_argument(
+        "--alert-below", type=float, metavar="MOS",
+        help=f"alert when the rolling MOS stays below this (alerts.threshold, default {a.threshold}; a MOS "
+        "on the model's own scale: see docs/MONITOR.md)",
+    )
+    p.add_argument(
+        "--alert-for", type=float, metavar="S",
+        help="seconds the rolling MOS must stay below --alert-below to raise (and above it plus the "
+        f"hysteresis to clear) (alerts.min_duration_seconds, default {a.min_duration_seconds})",
+    )
+    p.add_argument(
+        "--no-speech-alert", type=float, metavar="S",
+        help="alert when a stream that carried speech has none for this many seconds "
+        f"(alerts.no_speech_seconds, default {a.no_speech_seconds})",
+    )
     p.add_argument("--token", help=f"subscriber/publisher token (or set {TOKEN_ENV})")
     p.add_argument("--keep-running", action="store_true", help="keep serving after every source ended")
     p.add_argument("--backend", metavar="inprocess|ray://HOST:PORT|triton://HOST:PORT",
@@ -105,7 +121,13 @@ def build_config(args: argparse.Namespace) -> MonitorConfig:
         auth=replace(cfg.auth, token=token),
         log=args.log or cfg.log,
         event_loop=args.event_loop or cfg.event_loop,
-        alerts=override(cfg.alerts, webhook=args.webhook),
+        alerts=override(
+            cfg.alerts,
+            webhook=args.webhook,
+            threshold=args.alert_below,
+            min_duration_seconds=args.alert_for,
+            no_speech_seconds=args.no_speech_alert,
+        ),
         source=override(
             cfg.source, realtime=False if args.no_realtime else None, loop=True if args.loop else None
         ),

@@ -32,12 +32,12 @@ def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Scoring windows in stream seconds, and the energy VAD that decides which windows get a MOS.
+    """Scoring windows in stream seconds, and the speech gate that decides which windows get a MOS.
 
-    A 20 ms frame is *active* when its level is at least ``vad_floor_db`` dBov and at least
-    ``vad_snr_db`` above the window's noise floor (the 10th percentile of its frame levels).
-    A window whose overall level is below ``silence_db`` is ``"silence"``; one with fewer than
-    ``min_active`` active frames is ``"low_speech"``; both get no MOS.
+    The speech detector (Silero VAD, samos.runtime.vad) gives each 32 ms frame a speech probability;
+    a frame is speech when it is at least ``speech_threshold``. A window whose overall level is
+    below ``silence_db`` dBov is ``"silence"`` (dead air); one where fewer than ``min_active`` of its
+    frames are speech is ``"no_speech"``; both get no MOS.
     """
 
     window_seconds: float = 4.0
@@ -45,9 +45,8 @@ class WindowConfig:
     min_final_seconds: float = 1.0
     """At the end of a stream shorter than one window, score what there is if at least this long."""
     silence_db: float = -60.0
-    vad_floor_db: float = -55.0
-    vad_snr_db: float = 3.0
-    min_active: float = 0.15
+    speech_threshold: float = 0.4
+    min_active: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.25 <= self.window_seconds <= 60.0:
@@ -61,6 +60,8 @@ class WindowConfig:
             raise ConfigError("window.min_final_seconds must be in (0, window_seconds]")
         if not 0.0 <= self.min_active <= 1.0:
             raise ConfigError(f"window.min_active must be in [0, 1], got {self.min_active}")
+        if not 0.0 < self.speech_threshold < 1.0:
+            raise ConfigError(f"window.speech_threshold must be in (0, 1), got {self.speech_threshold}")
 
 
 @dataclass(frozen=True)
@@ -81,19 +82,36 @@ class AggregateConfig:
 
 @dataclass(frozen=True)
 class AlertConfig:
-    """Low-quality alerts on the rolling MOS: raise below ``threshold`` for ``min_duration_seconds``,
-    clear at or above ``threshold + hysteresis`` for ``min_duration_seconds``."""
+    """Alerts of a stream (see samos.monitor.alerts and docs/MONITOR.md).
+
+    ``low_mos``: raise when the rolling MOS of scored windows stays below ``threshold`` for
+    ``min_duration_seconds``; clear when it stays at or above ``threshold + hysteresis`` as long,
+    or, with reason ``no_scores``, when no window was scored for ``clear_unscored_seconds`` (None:
+    never). The threshold is a plain MOS on the scale the model outputs (the default model's
+    compresses the listeners' scale: 2.8 is about what listeners rate 2.5, between poor and fair).
+    ``no_speech``: raise when a stream that carried speech has none for ``no_speech_seconds``
+    (None: off); clear when speech is back with the rolling MOS at or above ``threshold + hysteresis``
+    for ``min_duration_seconds``.
+    """
 
     enabled: bool = True
-    threshold: float = 2.5
-    hysteresis: float = 0.3
+    threshold: float = 2.8
+    hysteresis: float = 0.25
     min_duration_seconds: float = 5.0
+    clear_unscored_seconds: float | None = 60.0
+    no_speech_seconds: float | None = 20.0
     webhook: str | None = None
     webhook_timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
+        if not 1.0 <= self.threshold <= 5.0:
+            raise ConfigError(f"alerts.threshold must be a MOS in [1, 5], got {self.threshold}")
         if self.hysteresis < 0 or self.min_duration_seconds < 0:
             raise ConfigError("alerts.hysteresis and alerts.min_duration_seconds must be >= 0")
+        for name in ("clear_unscored_seconds", "no_speech_seconds"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"alerts.{name} must be > 0 seconds (or null: off), got {v}")
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise ConfigError(f"alerts.webhook must be an http(s) URL, got {self.webhook!r}")
 

@@ -1,19 +1,23 @@
-"""Per-window signal diagnostics, and the energy VAD that decides whether a window gets a MOS.
+"""Per-window signal diagnostics, and the speech gate that decides whether a window gets a MOS.
 
-All levels are dB relative to full scale (dBov: RMS of 1.0 = 0 dB, so a full-scale sine is -3 dBov).
-Computed on the window's 48 kHz view in 20 ms frames (960 samples). Pure numpy, no I/O.
+The gate reads the per-frame speech probabilities of the speech detector (Silero VAD,
+:mod:`samos.runtime.vad`: 32 ms frames at 16 kHz); the caller runs the detector over the stream and
+passes the probabilities of the frames that lie wholly inside the window. Levels are dB relative to
+full scale (dBov: RMS of 1.0 = 0 dB, so a full-scale sine is -3 dBov), computed on the window's
+48 kHz view in 20 ms frames (960 samples). Pure numpy, no I/O.
 
 - ``level_db``: the window's RMS level.
-- ``active_level_db``: level over the active frames only (a simplified ITU-T P.56 active speech level).
-- ``active_ratio``: fraction of active frames: a frame is active when its level is at least
-  ``vad_floor_db`` and at least ``vad_snr_db`` above the window's noise floor (10th percentile of
-  its frame levels).
+- ``active_ratio``: fraction of the window's detector frames that are speech (probability at least
+  ``speech_threshold``).
+- ``active_level_db``: level over the 20 ms frames inside speech frames (a simplified ITU-T P.56
+  active speech level); NaN when there is no speech.
 - ``clipping``: fraction of samples with magnitude >= 0.99 (at 48 kHz).
 - ``bandwidth_hz`` / ``band``: the highest frequency whose 500 Hz band holds energy within
-  ``BANDWIDTH_DROP_DB`` of the loudest band below 4 kHz (average spectrum of up to 50 active frames),
-  classed as ``nb`` (<= 4.5 kHz), ``wb`` (<= 8.5 kHz), ``swb`` (<= 16.5 kHz) or ``fb``.
-- ``status``: ``silence`` (level below ``silence_db``: dead air), ``low_speech`` (active ratio below
-  ``min_active``) or ``ok``.
+  ``BANDWIDTH_DROP_DB`` of the loudest band below 4 kHz (average spectrum of up to 50 speech frames,
+  or of all frames when there is no speech), classed as ``nb`` (<= 4.5 kHz), ``wb`` (<= 8.5 kHz),
+  ``swb`` (<= 16.5 kHz) or ``fb``.
+- ``status``: ``silence`` (level below ``silence_db``: dead air), ``no_speech`` (a signal, but
+  speech in fewer than ``min_active`` of its frames: noise, a line nobody talks on) or ``ok``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from samos.audio import SPEC_RATE
+from samos.audio import RATE_RATIO, SPEC_RATE
+from samos.runtime.vad import FRAME as VAD_FRAME
 
 FRAME = SPEC_RATE // 50  # 20 ms at 48 kHz
 CLIP_LEVEL = 0.99
@@ -37,12 +42,13 @@ _HANN = np.hanning(FRAME).astype(np.float32)
 
 @dataclass(frozen=True)
 class VadParams:
-    """Thresholds of the energy VAD and the status (see module doc); dB."""
+    """Thresholds of the speech gate and the status (see module doc): ``silence_db`` in dBov,
+    ``speech_threshold`` a detector probability, ``min_active`` a fraction of the window's frames.
+    Defaults: the monitor's (samos.monitor.config.WindowConfig, chosen with ``samos bench vad``)."""
 
     silence_db: float = -60.0
-    vad_floor_db: float = -55.0
-    vad_snr_db: float = 3.0
-    min_active: float = 0.15
+    speech_threshold: float = 0.4
+    min_active: float = 0.1
 
 
 def _db(power: np.ndarray | float) -> np.ndarray:
@@ -58,13 +64,17 @@ def frame_powers(wave48: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / FRAME
 
 
-def active_frames(powers: np.ndarray, p: VadParams) -> np.ndarray:
-    """Boolean mask of active frames (energy VAD, see module doc)."""
-    if powers.size == 0:
-        return np.zeros(0, bool)
-    levels = _db(powers)
-    floor = float(np.percentile(levels, 10))
-    return (levels >= p.vad_floor_db) & (levels >= floor + p.vad_snr_db)
+def speech_mask(speech: np.ndarray, offset: int, n_frames: int) -> np.ndarray:
+    """Which 20 ms frames (``[n_frames]`` bool) lie in speech: each takes the detector frame holding
+    its centre. ``speech``: bool ``[k]`` per detector frame (512 samples at 16 kHz); ``offset``: 16 kHz
+    samples from the window's start to the first detector frame."""
+    per20 = FRAME // RATE_RATIO  # 20 ms at 16 kHz
+    centre = np.arange(n_frames) * per20 + per20 // 2 - offset
+    k = np.floor_divide(centre, VAD_FRAME)
+    ok = (centre >= 0) & (k < len(speech))
+    out = np.zeros(n_frames, bool)
+    out[ok] = speech[k[ok]]
+    return out
 
 
 def bandwidth(wave48: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, str]:
@@ -93,23 +103,31 @@ def bandwidth(wave48: np.ndarray, mask: np.ndarray | None = None) -> tuple[float
 
 
 def analyse(
-    wave48: np.ndarray, rate: int, dropped_seconds: float, p: VadParams
+    wave48: np.ndarray,
+    rate: int,
+    dropped_seconds: float,
+    p: VadParams,
+    speech_probs: np.ndarray,
+    offset: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     """Status and diagnostics of one window. ``wave48``: float32 ``[3T]`` at 48 kHz; ``rate``: the
-    source's native rate (Hz); ``dropped_seconds``: audio lost since the previous window."""
+    source's native rate (Hz); ``dropped_seconds``: audio lost since the previous window;
+    ``speech_probs``: float ``[k]``, the detector's probabilities of the frames wholly inside the
+    window, the first starting ``offset`` 16 kHz samples after the window's start."""
     powers = frame_powers(wave48)
-    mask = active_frames(powers, p)
+    speech = np.asarray(speech_probs) >= p.speech_threshold
+    mask = speech_mask(speech, offset, len(wave48) // FRAME)
     level = float(_db(np.mean(powers))) if powers.size else float("-inf")
-    active_ratio = float(mask.mean()) if mask.size else 0.0
-    active_level = float(_db(np.mean(powers[mask]))) if mask.any() else None
+    active_ratio = float(speech.mean()) if speech.size else 0.0
+    active_level = float(_db(np.mean(powers[: mask.size][mask]))) if mask.any() else None
     clipping = 0.0
     if len(wave48) and max(float(wave48.max()), -float(wave48.min())) >= CLIP_LEVEL:
         clipping = float(np.count_nonzero(np.abs(wave48) >= CLIP_LEVEL)) / len(wave48)
     bw, band = bandwidth(wave48, mask)
     if level < p.silence_db:
         status = "silence"
-    elif active_ratio < p.min_active:
-        status = "low_speech"
+    elif active_ratio < p.min_active or not speech.size:
+        status = "no_speech"
     else:
         status = "ok"
     diag: dict[str, Any] = {

@@ -51,10 +51,8 @@ class StreamRecord:
     ended: float | None = None
     end_reason: str | None = None
     last: dict[str, Any] = field(default_factory=dict)
-    alert_open: bool = False
-    alert_since: float | None = None
-    """Wall time the open alert was raised."""
-    alert_since_t: float | None = None
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Open alerts by kind: ``{since (wall time raised), since_t (stream time), message}``."""
     summary: dict[str, Any] | None = None
     ring: deque[tuple[int, float, str]] = field(default_factory=deque)
     spark: deque[float | None] = field(default_factory=deque)
@@ -77,7 +75,7 @@ class StreamRecord:
             "rolling_mos": last.get("rolling_mos"),
             "rolling_std": last.get("rolling_std"),
             "diagnostics": last.get("diagnostics"),
-            "alert": {"open": self.alert_open, "since": self.alert_since, "since_t": self.alert_since_t},
+            "alerts": dict(self.alerts),
             "summary": self.summary,
             "recent": list(self.spark),
             "seq": self.ring[-1][0] if self.ring else None,
@@ -112,13 +110,16 @@ class History:
                 rec.spark.popleft()
         elif kind == "alert":
             self._keep(rec, msg, text, float(msg.get("t") or 0.0))
-            rec.alert_open = msg.get("event") == "raise"
-            rec.alert_since = now if rec.alert_open else None
-            rec.alert_since_t = msg.get("t") if rec.alert_open else None
+            kind = str(msg.get("kind") or "low_mos")
+            if msg.get("event") == "raise":
+                rec.alerts[kind] = {"since": now, "since_t": msg.get("t"), "message": msg.get("message")}
+            else:
+                rec.alerts.pop(kind, None)
         elif kind == "stream_summary":
             rec.summary = {k: v for k, v in msg.items() if k not in ("schema", "type", "stream", "seq")}
         elif kind == "stream_end":
             rec.ended, rec.end_reason = now, msg.get("reason")
+            rec.alerts.clear()
             del self._live[name]
             self._ended[name] = rec
             self._prune(now)

@@ -7,6 +7,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from samos.monitor.schema import ALERT_KINDS
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -70,10 +72,13 @@ class MonitorMetrics(CollectorRegistry):
             registry=r,
         )
         self.alerts = Counter(
-            "samos_alerts_total", "Alert events per stream", ["stream", "event"], registry=r
+            "samos_alerts_total", "Alert events per stream", ["stream", "kind", "event"], registry=r
         )
         self.alert_open = Gauge(
-            "samos_stream_alert_open", "1 while a stream's low-quality alert is open", ["stream"], registry=r
+            "samos_stream_alert_open",
+            "1 while an alert of this kind is open on the stream",
+            ["stream", "kind"],
+            registry=r,
         )
 
     def render(self) -> bytes:
@@ -82,9 +87,10 @@ class MonitorMetrics(CollectorRegistry):
 
     def forget_stream(self, stream: str) -> None:
         """Remove the per-stream gauges of an ended stream (counters stay)."""
-        for gauge in (self.mos, self.alert_open):
+        labels = [(self.mos, (stream,))] + [(self.alert_open, (stream, kind)) for kind in ALERT_KINDS]
+        for gauge, values in labels:
             try:
-                gauge.remove(stream)
+                gauge.remove(*values)
             except KeyError:
                 pass
 

@@ -15,8 +15,13 @@ import time
 from typing import Any
 
 SCHEMA = "samos.monitor/1"
-STATUSES = ("ok", "silence", "low_speech", "dropped", "error")
-"""Window status: ``ok`` has a MOS; the others explain why not."""
+STATUSES = ("ok", "silence", "no_speech", "dropped", "error")
+"""Window status: ``ok`` has a MOS; the others explain why not (``silence``: dead air; ``no_speech``:
+a signal without speech, its level in ``diagnostics.level_db``)."""
+ALERT_KINDS = ("low_mos", "no_speech")
+ALERT_REASONS = ("low_mos", "recovered", "no_scores", "no_speech", "speech")
+"""Why an alert changed: raised for ``low_mos`` / ``no_speech``; cleared because the quality
+``recovered``, for lack of scores (``no_scores``: the quality is unknown), or ``speech`` is back."""
 
 
 def _num(x: float | None, digits: int = 4) -> float | None:
@@ -114,18 +119,38 @@ class StreamMessages:
         return msg
 
     def alert(
-        self, *, event: str, t: float, rolling_mos: float | None, threshold: float, duration_seconds: float
+        self,
+        *,
+        event: str,
+        t: float,
+        rolling_mos: float | None,
+        threshold: float,
+        duration_seconds: float,
+        kind: str = "low_mos",
+        reason: str | None = None,
+        message: str = "",
+        level_db: float | None = None,
     ) -> dict[str, Any]:
-        """``event``: ``"raise"`` (quality fell below the threshold) or ``"clear"``."""
+        """``event``: ``"raise"`` or ``"clear"`` of an alert of ``kind`` (``low_mos``: quality below
+        ``threshold``; ``no_speech``: no speech after speech, ``level_db`` the window's level);
+        ``reason`` says why (see ALERT_REASONS) and ``message`` in one line."""
         if event not in ("raise", "clear"):
             raise ValueError(f"unknown alert event {event!r}")
+        if kind not in ALERT_KINDS:
+            raise ValueError(f"unknown alert kind {kind!r}")
+        if reason is not None and reason not in ALERT_REASONS:
+            raise ValueError(f"unknown alert reason {reason!r}")
         msg = self._base("alert")
         msg.update(
+            kind=kind,
             event=event,
+            reason=reason,
+            message=message,
             t=_num(t),
             rolling_mos=_num(rolling_mos),
             threshold=threshold,
             duration_seconds=_num(duration_seconds),
+            level_db=_num(level_db, 2),
         )
         return msg
 

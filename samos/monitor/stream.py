@@ -14,14 +14,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from samos.monitor.aggregate import Rolling, RollingMos
-from samos.monitor.alerts import AlertState
+from samos.monitor.alerts import AlertState, Event, SpeechLostState
 from samos.monitor.config import AggregateConfig, AlertConfig, WindowConfig
 from samos.monitor.diagnostics import VadParams, analyse
 from samos.monitor.normalise import Normaliser, Segment
 from samos.monitor.schema import StreamMessages
 from samos.monitor.source import AudioChunk
 from samos.monitor.window import Window, Windower
+from samos.runtime.vad import FRAME as VAD_FRAME
+from samos.runtime.vad import SpeechDetector, VadModel, window_frames
 
 
 @dataclass(frozen=True)
@@ -34,14 +38,25 @@ class Pending:
 
 
 class StreamProcessor:
-    """normalise -> window -> diagnostics for one stream at native ``rate`` Hz."""
+    """normalise -> window -> speech detection and diagnostics for one stream at native ``rate`` Hz.
 
-    def __init__(self, rate: int, cfg: WindowConfig, min_seconds: float = 0.0) -> None:
+    The speech detector runs over the stream's 16 kHz audio once, in order (its state carries
+    across frames), lazily: the audio since the last window goes through it in one call when a
+    window completes. Each window gets the probabilities of the detector frames wholly inside it.
+    """
+
+    def __init__(
+        self, rate: int, cfg: WindowConfig, min_seconds: float = 0.0, vad_model: VadModel | None = None
+    ) -> None:
         self.cfg = cfg
         self.normaliser = Normaliser(rate)
         self.windower = Windower(cfg.window_seconds, cfg.hop_seconds, max(cfg.min_final_seconds, min_seconds))
-        self.vad = VadParams(cfg.silence_db, cfg.vad_floor_db, cfg.vad_snr_db, cfg.min_active)
+        self.vad = VadParams(cfg.silence_db, cfg.speech_threshold, cfg.min_active)
+        self.detector = SpeechDetector(vad_model)
         self.invalid_samples = 0
+        self._unheard: list[np.ndarray] = []  # 16 kHz audio not yet through the detector
+        self._probs = np.zeros(0, np.float32)  # detector frames from self._first on
+        self._first = 0
 
     def push(self, chunk: AudioChunk) -> list[Pending]:
         return self._windows(self.normaliser.push(chunk), final=False)
@@ -54,11 +69,31 @@ class StreamProcessor:
         windows = self.windower.push(seg)
         if final:
             windows += self.windower.flush()
+        if len(seg.wave16):
+            self._unheard.append(seg.wave16)
+        if not windows:
+            return []
+        self._listen()
         out = []
         for w in windows:
-            status, diag = analyse(w.wave48, w.rate, w.dropped_seconds, self.vad)
+            k0, k1, offset = window_frames(w.start, len(w.wave16))
+            probs = self._probs[k0 - self._first : k1 - self._first]
+            status, diag = analyse(w.wave48, w.rate, w.dropped_seconds, self.vad, probs, offset)
             out.append(Pending(w, status, diag))
+        # later windows start later than this one: frames before its start are no longer needed
+        keep = max(0, windows[-1].start // VAD_FRAME - self._first)
+        self._probs, self._first = self._probs[keep:], self._first + keep
         return out
+
+    def _listen(self) -> None:
+        """Run the detector over the audio pushed since the last call."""
+        if not self._unheard:
+            return
+        x = np.concatenate(self._unheard) if len(self._unheard) > 1 else self._unheard[0]
+        self._unheard = []
+        new = self.detector.push(x)
+        if new.size:
+            self._probs = np.concatenate([self._probs, new])
 
 
 class StreamResults:
@@ -66,7 +101,16 @@ class StreamResults:
 
     def __init__(self, name: str, agg: AggregateConfig, alerts: AlertConfig) -> None:
         self.rolling = RollingMos(agg.horizon_seconds, agg.weighting)
-        self.alert = AlertState(alerts.threshold, alerts.hysteresis, alerts.min_duration_seconds)
+        self.alert = AlertState(
+            alerts.threshold, alerts.hysteresis, alerts.min_duration_seconds, alerts.clear_unscored_seconds
+        )
+        self.speech_lost = (
+            SpeechLostState(
+                alerts.no_speech_seconds, alerts.threshold + alerts.hysteresis, alerts.min_duration_seconds
+            )
+            if alerts.no_speech_seconds is not None
+            else None
+        )
         self.alerts = alerts
         self.messages = StreamMessages(name)
         self.windows = 0
@@ -94,16 +138,25 @@ class StreamResults:
             )
         ]
         if self.alerts.enabled:
-            since = self.alert.duration(w.t_end)
-            event = self.alert.update(w.t_end, roll.mos)
-            if event is not None:
+            events: list[Event | None] = [self.alert.update(w.t_end, roll.mos, scored=status == "ok")]
+            level = diag.get("level_db")
+            level = float(level) if isinstance(level, (int, float)) else None
+            if self.speech_lost is not None:
+                events.append(self.speech_lost.update(w.t_end, status, roll.mos, level))
+            for e in events:
+                if e is None:
+                    continue
                 out.append(
                     self.messages.alert(
-                        event=event,
+                        event=e.event,
                         t=w.t_end,
                         rolling_mos=roll.mos,
                         threshold=self.alerts.threshold,
-                        duration_seconds=since,
+                        duration_seconds=e.duration_seconds,
+                        kind=e.kind,
+                        reason=e.reason,
+                        message=e.message,
+                        level_db=level if e.kind == "no_speech" else None,
                     )
                 )
         return roll, out

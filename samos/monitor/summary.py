@@ -11,8 +11,9 @@ stream ends, gives the body of its ``stream_summary`` message:
   time, with the start of the first such window and the end of the last (stream seconds); a call
   shorter than that: all of it;
 - ``statuses``: windows per status; ``problems``: windows showing each diagnostic problem
-  (``clipping``, ``narrowband``, ``low_level``, ``dead_air``, ``dropped_audio``);
-- ``alerts``: raised count and the stream time spent with an alert open.
+  (``clipping``, ``narrowband``, ``low_level``, ``dead_air``, ``no_speech``, ``dropped_audio``);
+- ``alerts``: per alert kind (``low_mos``, ``no_speech``) that occurred, how often it was raised and
+  the stream time it stayed open.
 
 Memory does not grow with the call's length: a MOS histogram, counters, and the windows of the
 last ``worst_seconds``.
@@ -47,6 +48,8 @@ def problems_of(status: str, diagnostics: dict[str, Any]) -> list[str]:
         out.append("low_level")
     if status == "silence" or diagnostics.get("silence"):
         out.append("dead_air")
+    if status == "no_speech":
+        out.append("no_speech")
     if (diagnostics.get("dropped_seconds") or 0.0) > 0.0:
         out.append("dropped_audio")
     return out
@@ -77,9 +80,9 @@ class CallSummary:
         self._recent: deque[tuple[float, float, float]] = deque()  # (t_start, t_end, mos) of scored windows
         self._recent_sum = 0.0
         self._worst: tuple[float, float, float] | None = None  # (mean, t_start, t_end)
-        self._raised = 0
-        self._alert_open_at: float | None = None
-        self._alert_seconds = 0.0
+        self._raised: Counter[str] = Counter()
+        self._open_at: dict[str, float] = {}  # kind -> stream time raised
+        self._alert_seconds: Counter[str] = Counter()
 
     def add(self, msg: dict[str, Any]) -> None:
         """Feed one published message of the stream (``score`` and ``alert`` count; others are ignored)."""
@@ -120,12 +123,12 @@ class CallSummary:
 
     def _alert(self, msg: dict[str, Any]) -> None:
         t = float(msg.get("t") or self._t_end)
+        kind = str(msg.get("kind") or "low_mos")
         if msg.get("event") == "raise":
-            self._raised += 1
-            self._alert_open_at = t
-        elif msg.get("event") == "clear" and self._alert_open_at is not None:
-            self._alert_seconds += max(0.0, t - self._alert_open_at)
-            self._alert_open_at = None
+            self._raised[kind] += 1
+            self._open_at[kind] = t
+        elif msg.get("event") == "clear" and kind in self._open_at:
+            self._alert_seconds[kind] += max(0.0, t - self._open_at.pop(kind))
 
     def _percentile(self, q: float) -> float | None:
         if not self._scored:
@@ -137,9 +140,13 @@ class CallSummary:
     def result(self, duration_seconds: float | None = None) -> dict[str, Any]:
         """The summary so far (module doc); ``duration_seconds`` defaults to the last window's end."""
         duration = self._t_end if duration_seconds is None else max(duration_seconds, 0.0)
-        alert_seconds = self._alert_seconds
-        if self._alert_open_at is not None:
-            alert_seconds += max(0.0, self._t_end - self._alert_open_at)
+        seconds_open = Counter(self._alert_seconds)
+        for kind, t in self._open_at.items():  # still open at the end
+            seconds_open[kind] += max(0.0, self._t_end - t)
+        alerts = {
+            kind: {"raised": self._raised[kind], "seconds_open": round(seconds_open[kind], 3)}
+            for kind in sorted(set(self._raised) | set(seconds_open))
+        }
         worst = self._worst
         if worst is None and self._scored:  # a call shorter than worst_seconds: the whole of it
             worst = (self._sum / self._scored, self._first_start or 0.0, self._t_end)
@@ -164,5 +171,5 @@ class CallSummary:
             "worst_seconds": self.worst_seconds,
             "statuses": dict(sorted(self._statuses.items())),
             "problems": dict(sorted(self._problems.items())),
-            "alerts": {"raised": self._raised, "seconds_open": round(alert_seconds, 3)},
+            "alerts": alerts,
         }

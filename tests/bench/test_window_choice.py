@@ -18,14 +18,14 @@ from samos.bench.cv import load_p835
 from samos.monitor.diagnostics import VadParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitor"))
+from monitor_helpers import speech_like  # noqa: E402
 from tiny_onnx import make_tiny_onnx  # noqa: E402
 
 
 def _speechlike(seconds: float, sr: int, seed: int, level: float = 0.3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = level * np.sin(2 * np.pi * 200 * t) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
-    return (x + 0.01 * level * rng.standard_normal(len(t))).astype(np.float32)
+    """Real talkers (the bundled demo call): the monitor's speech detector gates windows."""
+    return speech_like(seconds, sr, level=level, seed=seed)
 
 
 @pytest.fixture(scope="module")

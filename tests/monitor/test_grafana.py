@@ -60,7 +60,8 @@ async def test_every_dashboard_metric_is_exported(tmp_path: Path, scorer: Any) -
         audio = np.concatenate([good, bad])
         await mon.add_source(ListSource("a", split(audio, 320), 16_000, forever=True, dropped={3: 160}))
         for _ in range(100):
-            if mon.metrics.get_sample_value("samos_alerts_total", {"stream": "a", "event": "raise"}):
+            raised = {"stream": "a", "kind": "low_mos", "event": "raise"}
+            if mon.metrics.get_sample_value("samos_alerts_total", raised):
                 break
             await asyncio.sleep(0.1)
         assert mon.http_address is not None
@@ -69,7 +70,8 @@ async def test_every_dashboard_metric_is_exported(tmp_path: Path, scorer: Any) -
             http.get(f"http://127.0.0.1:{mon.http_address[1]}/metrics") as r,
         ):
             text = await r.text()
-        assert 'samos_stream_alert_open{stream="a"} 1.0' in text
+        assert 'samos_stream_alert_open{kind="low_mos",stream="a"} 1.0' in text
+        assert 'samos_stream_alert_open{kind="no_speech",stream="a"} 0.0' in text
     finally:
         await mon.stop()
     missing = sorted(dashboard_metrics() - exported(text) - PROMQL_WORDS)

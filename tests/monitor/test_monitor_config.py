@@ -88,3 +88,38 @@ def test_split_name() -> None:
     assert split_name("/tmp/a=b.wav") == (None, "/tmp/a=b.wav")
     assert split_name("http://x/y?a=b") == (None, "http://x/y?a=b")
     assert split_name("radio=http://x/y?a=b") == ("radio", "http://x/y?a=b")
+
+
+def _cli_config(*argv: str) -> MonitorConfig:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return build_config(p.parse_args(["--file", "x.wav", *argv]))
+
+
+def test_alert_thresholds_from_the_command_line() -> None:
+    default = _cli_config().alerts
+    assert default == MonitorConfig().alerts  # flags not given: the config's values
+    got = _cli_config("--alert-below", "3.1", "--alert-for", "12", "--no-speech-alert", "8").alerts
+    assert (got.threshold, got.min_duration_seconds, got.no_speech_seconds) == (3.1, 12.0, 8.0)
+    assert got.hysteresis == default.hysteresis
+    assert got.clear_unscored_seconds == default.clear_unscored_seconds
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (("--alert-below", "0.5"), "alerts.threshold must be a MOS in"),
+        (("--alert-for", "-1"), "min_duration_seconds must be >= 0"),
+        (("--no-speech-alert", "0"), "no_speech_seconds must be > 0"),
+    ],
+)
+def test_bad_alert_flags_are_one_line_errors(argv: tuple[str, ...], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        _cli_config(*argv)
+
+
+def test_alert_yaml_keys(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text("alerts:\n  threshold: 3.0\n  clear_unscored_seconds: null\n  no_speech_seconds: null\n")
+    a = load_config(p).alerts
+    assert (a.threshold, a.clear_unscored_seconds, a.no_speech_seconds) == (3.0, None, None)

@@ -71,3 +71,21 @@ def test_rejects_unknown_status_and_event() -> None:
         )
     with pytest.raises(ValueError):
         m.alert(event="maybe", t=0, rolling_mos=None, threshold=1, duration_seconds=0)
+
+
+def test_alerts_carry_kind_reason_message_and_level() -> None:
+    m = StreamMessages("a")
+    a = m.alert(
+        event="raise", t=30.0, rolling_mos=3.4, threshold=2.8, duration_seconds=20.0,
+        kind="no_speech", reason="no_speech", message="no speech at -31 dBFS for 20 s after speech",
+        level_db=-31.234,
+    )
+    assert (a["kind"], a["reason"], a["level_db"]) == ("no_speech", "no_speech", -31.23)
+    assert a["message"].startswith("no speech")
+    plain = m.alert(
+        event="clear", t=1.0, rolling_mos=None, threshold=2.8, duration_seconds=60.0, reason="no_scores"
+    )
+    assert plain["kind"] == "low_mos" and plain["level_db"] is None
+    for bad in ({"kind": "loud"}, {"reason": "because"}):
+        with pytest.raises(ValueError, match="unknown alert"):
+            m.alert(event="raise", t=0, rolling_mos=None, threshold=1, duration_seconds=0, **bad)

@@ -47,7 +47,7 @@ async def main():
                         ws=WebsocketConfig(enabled=False))
     monitor = Monitor(cfg, Scorer(sys.argv[1], providers=("cpu",), threads=1))
     msgs = []
-    monitor.publisher.publish = msgs.append
+    monitor.publisher.publish = lambda msg, text=None: msgs.append(msg)
     await monitor.start()
     src = DeviceSource.open("samos_test", queue_seconds=0.2,
                             reopen=ReopenPolicy(stall_seconds=1.0, initial_delay=0.1, max_delay=0.4))

@@ -65,10 +65,14 @@
     if ((d.clipping || 0) >= 1e-3) out.push(`clipping ${(100 * d.clipping).toFixed(1)}%`);
     if (d.band === "nb") out.push("narrowband");
     if (status === "silence" || d.silence) out.push("dead air");
+    if (status === "no_speech") out.push("no speech");
     if ((d.dropped_seconds || 0) > 0) out.push(`lost ${samos.fmt(d.dropped_seconds, 2)} s`);
     if (Number.isFinite(d.loss_ratio) && d.loss_ratio > 0) out.push(`loss ${(100 * d.loss_ratio).toFixed(0)}%`);
     return out;
   }
+
+  const ALERT_LABELS = { low_mos: "ALERT", no_speech: "NO SPEECH" };
+  const alertOpen = (st) => Object.keys(st.alerts || {}).length > 0;
 
   function ensure(name) {
     let s = streams.get(name);
@@ -81,7 +85,7 @@
     tile.addEventListener("keydown", (e) => {
       if (e.key === "Enter") openTimeline(name);
     });
-    s = { state: { name, alert: { open: false }, ended: null }, tile, spark: [] };
+    s = { state: { name, alerts: {}, ended: null }, tile, spark: [] };
     streams.set(name, s);
     grid.appendChild(tile);
     applyFilter(s);
@@ -94,18 +98,19 @@
     const b = samos.band(st.rolling_mos);
     tile.dataset.band = b.key;
     tile.dataset.rolling = st.rolling_mos ?? "";
-    tile.dataset.alert = st.alert && st.alert.open ? "true" : "false";
+    tile.dataset.alert = alertOpen(st) ? "true" : "false";
     tile.dataset.ended = st.ended ? "true" : "false";
     tile.querySelector(".mos").textContent = samos.fmt(st.rolling_mos);
     const state = tile.querySelector(".state");
     state.textContent = "";
-    if (st.alert && st.alert.open) {
-      const a = document.createElement("span");
-      a.className = "alert";
-      a.textContent = `ALERT ${duration(now() - st.alert.since)}`;
-      state.appendChild(a);
+    Object.entries(st.alerts || {}).forEach(([kind, a]) => {
+      const el = document.createElement("span");
+      el.className = "alert";
+      el.title = a.message || "";
+      el.textContent = `${ALERT_LABELS[kind] || kind.toUpperCase()} ${duration(now() - a.since)}`;
+      state.appendChild(el);
       state.appendChild(document.createTextNode(" \u00b7 "));
-    }
+    });
     const parts = [];
     if (st.ended) parts.push(`ended (${st.end_reason || "ended"})`);
     else parts.push(st.status || "waiting");
@@ -140,7 +145,7 @@
   function sortKey(s) {
     const st = s.state;
     const ended = st.ended ? 1 : 0;
-    const alert = st.alert && st.alert.open ? 0 : 1;
+    const alert = alertOpen(st) ? 0 : 1;
     const mos = Number.isFinite(st.rolling_mos) ? st.rolling_mos : 99;
     return [ended, ended ? -st.ended : alert, ended ? 0 : mos, st.name];
   }
@@ -160,11 +165,11 @@
     const current = [...grid.children];
     if (ordered.some((s, i) => current[i] !== s.tile)) ordered.forEach((s) => grid.appendChild(s.tile));
     const live = ordered.filter((s) => !s.state.ended);
-    const alerts = live.filter((s) => s.state.alert && s.state.alert.open).length;
+    const alerts = live.filter((s) => alertOpen(s.state)).length;
     counts.textContent = `${live.length} live \u00b7 ${alerts} in alert \u00b7 ${ordered.length - live.length} ended`;
     empty.hidden = ordered.length > 0;
     ordered.forEach((s) => {
-      if (s.state.alert && s.state.alert.open) render(s); /* the alert's running time */
+      if (alertOpen(s.state)) render(s); /* the alerts' running time */
     });
   }
 
@@ -187,7 +192,7 @@
        * (a new call under the same name) starts afresh. */
       if (st.ended) {
         Object.assign(st, { ended: null, end_reason: null, summary: null, rolling_mos: null, status: null });
-        st.alert = { open: false };
+        st.alerts = {};
         s.spark = [];
       }
       Object.assign(st, { kind: msg.kind, rate: msg.rate });
@@ -199,13 +204,15 @@
       s.spark.push(msg.rolling_mos);
       if (s.spark.length > SPARK_POINTS) s.spark.shift();
     } else if (msg.type === "alert") {
-      st.alert = msg.event === "raise" ? { open: true, since: msg.time, since_t: msg.t } : { open: false };
+      st.alerts = st.alerts || {};
+      if (msg.event === "raise") st.alerts[msg.kind || "low_mos"] = { since: msg.time, since_t: msg.t, message: msg.message };
+      else delete st.alerts[msg.kind || "low_mos"];
     } else if (msg.type === "stream_summary") {
       st.summary = msg;
     } else if (msg.type === "stream_end") {
       st.ended = msg.time;
       st.end_reason = msg.reason;
-      st.alert = { open: false };
+      st.alerts = {};
     }
     render(s);
     if (name === openName && (msg.type === "score" || msg.type === "alert")) {
@@ -306,17 +313,22 @@
     }
     const step = Math.max(1, Math.ceil((t1 - t0) / 10 / 10) * 10);
     for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ctx.fillText(duration(t), x(t) - 12, h - 6);
-    /* alert spans */
-    ctx.fillStyle = "rgba(231,76,60,0.18)";
-    let open = null;
+    /* alert spans, per kind */
+    const SPAN = { low_mos: "rgba(231,76,60,0.18)", no_speech: "rgba(155,89,182,0.22)" };
+    const open = {};
+    const span = (kind, from, to) => {
+      ctx.fillStyle = SPAN[kind] || SPAN.low_mos;
+      ctx.fillRect(x(from), pad.t, x(to) - x(from), h - pad.t - pad.b);
+    };
     alerts.forEach((a) => {
-      if (a.event === "raise") open = a.t;
-      else if (open !== null) {
-        ctx.fillRect(x(open), pad.t, x(a.t) - x(open), h - pad.t - pad.b);
-        open = null;
+      const kind = a.kind || "low_mos";
+      if (a.event === "raise") open[kind] = a.t;
+      else if (kind in open) {
+        span(kind, open[kind], a.t);
+        delete open[kind];
       }
     });
-    if (open !== null && !st.ended) ctx.fillRect(x(open), pad.t, x(t1) - x(open), h - pad.t - pad.b);
+    Object.entries(open).forEach(([kind, t]) => span(kind, t, t1));
     /* threshold */
     ctx.strokeStyle = "rgba(231,76,60,0.8)";
     ctx.setLineDash([4, 4]);

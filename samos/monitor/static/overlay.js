@@ -72,9 +72,15 @@
       case "score":
         onScore(msg);
         break;
-      case "alert":
-        card(msg.stream).el.dataset.alert = msg.event === "raise" ? "true" : "false";
+      case "alert": {
+        // a stream can have a low_mos and a no_speech alert open at once: pulse while any is open
+        const c = card(msg.stream);
+        c.open = c.open || new Set();
+        if (msg.event === "raise") c.open.add(msg.kind || "low_mos");
+        else c.open.delete(msg.kind || "low_mos");
+        c.el.dataset.alert = c.open.size ? "true" : "false";
         break;
+      }
       case "stream_end": {
         const c = card(msg.stream);
         c.el.dataset.ended = "true";

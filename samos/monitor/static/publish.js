@@ -56,7 +56,7 @@
     if (msg.type === "score") showScore(msg);
     else if (msg.type === "stream_start") setState("live", "Live \u2013 waiting for the first window\u2026");
     else if (msg.type === "alert")
-      setState("live", msg.event === "raise" ? "Alert: quality is low." : "Quality recovered.");
+      setState("live", `${msg.event === "raise" ? "Alert" : "Cleared"}: ${msg.message || msg.kind}.`);
     else if (msg.type === "stream_end") setState("ended", `The monitor ended the stream (${msg.reason}).`);
   }
 

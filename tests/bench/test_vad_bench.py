@@ -1,0 +1,73 @@
+"""`samos bench vad`: the speech gate on a small P.835-shaped folder of real talkers, noise and silence."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from samos.bench import vad
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitor"))
+from monitor_helpers import speech_like  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A P.835-shaped folder (six clean talkers; one clip per set) and a noise folder (one hum)."""
+    root = tmp_path_factory.mktemp("vadbench")
+    p835, noise = root / "p835", root / "noise"
+    for d in ("clean48k", "fb48k", "wb16k", "nb8k"):
+        (p835 / d).mkdir(parents=True)
+    for i, t in enumerate(vad.TALKERS):
+        sf.write(p835 / "clean48k" / f"{t}.wav", speech_like(2.0, 48_000, seed=i), 48_000)
+    for s, rate in (("fb48k", 48_000), ("wb16k", 16_000)):
+        sf.write(p835 / s / "c0_f1.wav", speech_like(4.5, rate, seed=9), rate)
+        (p835 / f"{s}.csv").write_text(f"path,mos,condition\n{s}/c0_f1.wav,4.5,c0\n")
+    sf.write(p835 / "nb8k" / "sp01_c1_sn0.wav", speech_like(4.5, 8_000, seed=10), 8_000)
+    nb = "path,condition_mos,condition\nnb8k/sp01_c1_sn0.wav,2.0,c1\n"
+    (p835 / "nb8k_condition_level.csv").write_text(nb)
+    noise.mkdir()
+    t = np.arange(44_100 * 3) / 44_100
+    hum = 0.1 * np.sin(2 * np.pi * 100 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))  # mains hum, pulsing
+    sf.write(noise / "hum.wav", hum.astype(np.float32), 44_100)
+    return p835, noise
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    vad.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_report_old_and_new_gate(folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    p835, noise = folders
+    argv = ("--p835", str(p835), "--noise", str(noise), "--snrs=-10,20", "--levels=-30")
+    assert vad.run(_args(*argv, "--json")) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["gate"] == {"speech_threshold": 0.4, "min_active": 0.1}
+    assert set(rep["p835"]) == {"fb48k", "wb16k", "nb8k"} and rep["p835"]["fb48k"]["c0"]["new"] == 1.0
+    assert set(rep["mix"]) == {"white", "hum"} and set(rep["mix"]["white"]) == {"-10", "20"}
+    # talkers in white noise at -10 dB: the energy VAD scored none of it, the speech detector all
+    assert rep["mix"]["white"]["-10"] == {"old": 0.0, "new": 1.0, "n": rep["mix"]["white"]["-10"]["n"]}
+    ns = rep["no_speech"]
+    assert ns["hum"]["-30"]["old"] == 1.0 and ns["hum"]["-30"]["new"] == 0.0  # pulsing hum is not speech
+    assert ns["white"]["-30"]["new"] == 0.0 and ns["white"]["-30"]["silence"] == 0.0
+    assert ns["digital silence"]["-"]["silence"] == 1.0
+    assert vad.run(_args(*argv)) == 0
+    table = capsys.readouterr().out
+    assert "| white | 0% -> 100% | 100% -> 100% |" in table
+    assert "| digital silence | 0% -> 0% (100%) |" in table
+
+
+def test_missing_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert vad.run(_args("--p835", str(tmp_path / "nope"), "--noise", str(tmp_path))) == 2
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "p").mkdir()
+    assert vad.run(_args("--p835", str(tmp_path / "p"), "--noise", str(tmp_path))) == 2
+    assert "missing clean talker" in capsys.readouterr().err
