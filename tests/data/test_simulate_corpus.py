@@ -124,3 +124,23 @@ def test_cli_makes_a_tiny_corpus_with_the_real_teacher(tmp_path: Path) -> None:
     assert main(["data", "simulate", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
     row = _rows(tmp_path / "o")[0]
     assert 1.0 <= float(row["teacher_mos"]) <= 5.0 and 1.0 <= float(row["mos"]) <= 5.0
+
+
+def test_progress_lines_when_not_a_terminal() -> None:
+    from samos.data.simulate.corpus import Progress
+
+    lines: list[str] = []
+    bar = Progress(60, lines.append, tty=False, every=25, seconds=1e9)
+    for _ in range(60):
+        bar.step()
+    assert len(lines) == 3 and "25/60 clips" in lines[0] and "60/60 clips (100 %)" in lines[-1]
+    assert "[####################]" in lines[-1] and "ETA 0 s" in lines[-1]
+
+
+def test_summary_counts_each_stage(corpus: Path) -> None:
+    s = summarise(corpus / "manifest.csv")
+    stages = s["by_stage"]
+    assert isinstance(stages, dict)
+    rows = _rows(corpus)
+    assert sum(stages.values()) == sum(len(r["degradations"].split("+")) for r in rows)
+    assert set(s["mos_by_stage"]) == set(stages)  # type: ignore[arg-type]

@@ -105,6 +105,13 @@ _DIALOG = re.compile(r'dialogId\(\s*"[^"]*"\s*,\s*[^,]*,\s*"((?:[^"\\]|\\.)+)"\s
 
 def dialogue_text(root: str, lang: str) -> list[str]:
     """Sentences of the fillets-ng dialogue scripts in ``lang`` (falls back to English)."""
+    return list(_dialogue_text(str(root), lang))
+
+
+@lru_cache(maxsize=64)
+def _dialogue_text(root: str, lang: str) -> tuple[str, ...]:
+    # read once per process: several voices share a language (en, en-us) and the catalog is built
+    # by the parent and by every worker
     base = Path(root) / "script"
     for code in (lang, "en"):
         lines = []
@@ -114,8 +121,8 @@ def dialogue_text(root: str, lang: str) -> list[str]:
                 if 3 <= len(t) <= 160:
                     lines.append(t)
         if lines:
-            return lines
-    return []
+            return tuple(lines)
+    return ()
 
 
 def index_espeak(cfg: SourcesConfig) -> list[Unit]:
