@@ -32,14 +32,16 @@ import soundfile as sf
 from samos.audio import SPEC_RATE
 from samos.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
 from samos.data.manifest import ManifestError
+from samos.data.simulate import opus
 from samos.data.simulate.codecs import available_codecs
 from samos.data.simulate.config import SimulateConfig
 from samos.data.simulate.labels import DistillMOS, Labeller, TeacherCache
+from samos.data.simulate.noises import load_noise_bank
 from samos.data.simulate.plan import Plan, apply_plan, sample_plan
 from samos.data.simulate.sources import Catalog, make_utterance
 
-BABBLE_TALKERS = (3, 6)
-"""Babble noise sums this many (min, max) other talkers."""
+OTHER_TALKER_TRIES = 5
+"""Draws of another utterance until its talker differs from the clip's."""
 SUMMARY_COLUMNS = ("split", "source", "codec", "noise", "band", "loss_model", "echo", "talker2", "processing")
 """Manifest columns counted value by value in the summary (those a manifest lacks are skipped)."""
 MANIFEST_EVERY = 50
@@ -83,7 +85,15 @@ class ClipMaker:
         """``cache_dir``: where teacher scores are cached by clip content (None: no cache)."""
         self.cfg = cfg
         self.catalog = catalog if catalog is not None else Catalog.build(cfg.sources)
+        self.libopus = opus.available()
         self.codecs = available_codecs()
+        if self.libopus and "opus" not in self.codecs:
+            self.codecs.append("opus")
+        self.noise_bank = (
+            load_noise_bank(cfg.degrade.noise_dir)
+            if cfg.degrade.noise_dir is not None and "recorded" in cfg.degrade.noise_types
+            else None
+        )
         if labeller is None:
             teacher = DistillMOS() if cfg.labels.teacher == "distillmos" else None
             cache = TeacherCache(cache_dir, cfg.labels.teacher) if cache_dir is not None else None
@@ -97,13 +107,20 @@ class ClipMaker:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, index])
         utt = make_utterance(self.catalog, cfg.utterance, rng)
-        plan = sample_plan(cfg.degrade, rng, self.codecs)
+        plan = sample_plan(cfg.degrade, rng, self.codecs, self.libopus)
 
-        def others() -> list[np.ndarray]:
-            n = int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))
-            return [make_utterance(self.catalog, cfg.utterance, rng).audio for _ in range(n)]
+        def others(n: int) -> list[np.ndarray]:
+            out = []
+            for _ in range(n):  # other talkers than the clip's (a few tries: some sources have few)
+                for _ in range(OTHER_TALKER_TRIES):
+                    other = make_utterance(self.catalog, cfg.utterance, rng)
+                    if other.talker != utt.talker:
+                        break
+                out.append(other.audio)
+            return out
 
-        applied = apply_plan(plan, utt.audio, rng, utt.bandwidth_hz, others)
+        applied = apply_plan(plan, utt.audio, rng, utt.bandwidth_hz, others, noise_bank=self.noise_bank)
+        plan = applied.plan
         label = self.labeller.label(applied.audio, applied.path_bandwidth_hz)
         split_rng = np.random.default_rng([cfg.seed, index, 1])
         row: dict[str, object] = {
@@ -259,6 +276,8 @@ def simulate(
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     catalog = Catalog.build(cfg.sources)  # fail early, with a clear message, on a missing source folder
+    if cfg.degrade.noise_dir is not None and "recorded" in cfg.degrade.noise_types:
+        load_noise_bank(cfg.degrade.noise_dir)  # and on a missing noise folder
     (out / "audio").mkdir(parents=True, exist_ok=True)
     (out / "meta").mkdir(exist_ok=True)
     _check_config(out, cfg)
