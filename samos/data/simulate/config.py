@@ -27,7 +27,8 @@ def _range(name: str, pair: tuple[float, ...], low: float | None = None) -> None
 class SourcesConfig:
     """Where clean speech comes from. A folder set to null is not used; a folder that is set must exist.
 
-    ``weights`` gives the relative share of utterances per source (klettres, fillets, espeak, p835).
+    ``weights`` gives the relative share of utterances per source (klettres, fillets, espeak, p835,
+    tuxpaint); four numbers (an older config) leave tuxpaint out.
     ``p835_clean`` holds the six talkers of the P.835 test set: leave it null (the default) so that the
     P.835 talker-level cross-validation stays talker-independent.
     """
@@ -37,13 +38,21 @@ class SourcesConfig:
     espeak: bool = True
     espeak_voices: tuple[str, ...] = ("en", "en-us", "de", "fr", "es", "it", "nl", "pl", "sv", "cs")
     p835_clean: str | None = None
-    weights: tuple[float, ...] = (0.45, 0.4, 0.15, 0.0)
+    tuxpaint: str | None = "/usr/share/tuxpaint/stamps"
+    """Debian tuxpaint-stamps-default: spoken descriptions, most of them full band."""
+    weights: tuple[float, ...] = (0.25, 0.2, 0.1, 0.0, 0.45)
 
     def __post_init__(self) -> None:
-        if len(self.weights) != 4 or min(self.weights) < 0 or sum(self.weights) <= 0:
+        if len(self.weights) not in (4, 5) or min(self.weights) < 0 or sum(self.weights) <= 0:
             raise ConfigError(
-                "sources.weights must be 4 non-negative numbers (klettres, fillets, espeak, p835)"
+                "sources.weights must be 5 non-negative numbers (klettres, fillets, espeak, p835, "
+                "tuxpaint), or 4 without tuxpaint"
             )
+
+    @property
+    def source_weights(self) -> tuple[float, ...]:
+        """The five weights (tuxpaint 0 when the config gave four)."""
+        return tuple(self.weights) + (0.0,) * (5 - len(self.weights))
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,8 @@ class DegradeConfig:
     p_clip: float = 0.1
     clip_fraction: tuple[float, float] = (0.1, 0.6)
     """Capture clipping threshold as a fraction of the clip's peak (then make-up gain)."""
-    p_suppressor: float = 0.15
-    """A noise suppressor (spectral subtraction) after the microphone; drawn only for noisy clips."""
+    p_suppressor: float = 0.3
+    """Of the noisy clips, the share that goes through a noise suppressor (spectral subtraction)."""
     oversubtract: tuple[float, float] = (1.0, 6.0)
     suppressor_floor_db: tuple[float, float] = (-40.0, -10.0)
     p_agc: float = 0.12
