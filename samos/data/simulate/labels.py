@@ -104,27 +104,38 @@ class Label:
 class DistillMOS:
     """The Distill-MOS teacher (PyPI ``distillmos``, weights inside the package), one CPU thread.
 
-    ``score(audio, rate)``: mono float32 ``(samples,)`` -> MOS in [1, 5].
+    ``score(audio, rate)``: mono float32 ``(samples,)`` -> MOS in [1, 5]. torch and the model are
+    loaded on the first score, so a run whose scores all come from the cache never loads them.
     """
 
     def __init__(self, threads: int = 1) -> None:
-        try:
-            import distillmos
-            import torch
-        except ImportError as e:
+        import importlib.util
+
+        if importlib.util.find_spec("distillmos") is None or importlib.util.find_spec("torch") is None:
             raise RuntimeError(
                 "the Distill-MOS teacher needs torch and distillmos (pip install 'samos[train,data]')"
-            ) from e
-        torch.set_num_threads(threads)
+            )
+        self.threads = threads
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        import distillmos
+        import torch
+
+        torch.set_num_threads(self.threads)
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints where its weights came from
             self._model = distillmos.ConvTransformerSQAModel().eval()
         self._torch = torch
-        self._lock = threading.Lock()
 
     def score(self, audio: np.ndarray, rate: int) -> float:
         w16 = resample(audio, rate, SSL_RATE)
-        with self._lock, self._torch.inference_mode():
-            return float(self._model(self._torch.from_numpy(np.ascontiguousarray(w16))[None]).item())
+        with self._lock:
+            if self._model is None:
+                self._load()
+            with self._torch.inference_mode():
+                x = self._torch.from_numpy(np.ascontiguousarray(w16))[None]
+                return float(self._model(x).item())  # type: ignore[misc]
 
 
 class TeacherCache:
