@@ -144,3 +144,16 @@ def test_summary_counts_each_stage(corpus: Path) -> None:
     rows = _rows(corpus)
     assert sum(stages.values()) == sum(len(r["degradations"].split("+")) for r in rows)
     assert set(s["mos_by_stage"]) == set(stages)  # type: ignore[arg-type]
+
+
+def test_listen_check_measures_the_clips(corpus: Path) -> None:
+    from samos.data.simulate.listencheck import listen_check
+
+    r = listen_check(corpus)
+    assert r["clips"] == 3
+    seconds = r["seconds"]
+    assert isinstance(seconds, dict) and 1.5 <= seconds["min"] <= seconds["max"] <= 2.0
+    clean = r["clean_active_dbov"]
+    assert isinstance(clean, dict)
+    if clean:  # clean clips sit at the configured active level
+        assert clean["min"] == pytest.approx(-26.0, abs=0.1) and clean["max"] == pytest.approx(-26.0, abs=0.1)
