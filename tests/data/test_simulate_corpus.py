@@ -157,3 +157,13 @@ def test_listen_check_measures_the_clips(corpus: Path) -> None:
     assert isinstance(clean, dict)
     if clean:  # clean clips sit at the configured active level
         assert clean["min"] == pytest.approx(-26.0, abs=0.1) and clean["max"] == pytest.approx(-26.0, abs=0.1)
+
+
+def test_speed_times_each_clip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from samos.data.simulate.speed import main as speed_main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(dump_yaml(SimulateConfig(**{**_cfg(1).__dict__, "labels": LabelConfig(teacher="none")})))
+    assert speed_main([str(cfg), "2"]) == 0
+    out = capsys.readouterr().out
+    assert "start-up" in out and "2 clips:" in out and "CPU-s per clip" in out
