@@ -134,3 +134,14 @@ def test_full_chain_runs_and_records_what_it_applied() -> None:
     assert set(plan.names) == ALL_STAGES - ({"bwswitch"} if not lib else set())
     with pytest.raises(ValueError, match="noise bank"):
         apply_plan(Plan(noise="recorded", snr_db=5.0), x, np.random.default_rng(1), 24_000.0, _others)
+
+
+def test_jitter_spikes_sit_where_losses_start() -> None:
+    from samos.data.simulate.plan import _spike_times
+
+    lost = np.zeros(300, bool)
+    lost[[40, 41, 90, 200]] = True  # bursts start at 0.8, 1.8 and 4.0 s
+    t = _spike_times(2, 6.0, lost, np.random.default_rng(0))
+    assert set(np.round(t, 3)) <= {0.8, 1.8, 4.0}
+    anywhere = _spike_times(3, 6.0, None, np.random.default_rng(0))
+    assert len(anywhere) == 3 and np.all((anywhere >= 0.3) & (anywhere <= 4.5))

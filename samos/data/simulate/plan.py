@@ -249,6 +249,19 @@ def _loss(plan: Plan, n_frames: int, rng: np.random.Generator) -> np.ndarray:
     return rng.random(n_frames) < plan.loss_rate
 
 
+def _spike_times(k: int, seconds: float, lost: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """When the jitter buffer runs dry (s): where loss bursts start when the clip has losses (a late
+    packet is first a missing one), else anywhere; never in the last 1.5 s (expand + accelerate)."""
+    lo, hi = 0.3, max(0.31, seconds - 1.5)
+    uniform = rng.uniform(lo, hi, k)
+    if lost is not None:
+        frames = np.flatnonzero(np.diff(np.r_[False, lost].astype(int)) == 1) * degrade.FRAME_S
+        frames = frames[(frames >= lo) & (frames <= hi)]
+        if len(frames) >= k:
+            return np.sort(rng.choice(frames, k, replace=False))
+    return np.sort(uniform)
+
+
 def apply_plan(
     plan: Plan,
     clean: np.ndarray,
@@ -329,7 +342,7 @@ def apply_plan(
             x = degrade.packet_loss(x, rate, lost[:n_frames], plan.loss_concealment)
         loss = float(lost[:n_frames].mean())
     if plan.jitter_spikes > 0:
-        times = np.sort(rng.uniform(0.3, max(0.31, n / rate - 1.5), plan.jitter_spikes))
+        times = _spike_times(plan.jitter_spikes, n / rate, lost, rng)
         shares = rng.dirichlet(np.ones(plan.jitter_spikes)) * plan.jitter_s
         x = processing.jitter_stretch(x, rate, list(zip(times.tolist(), shares.tolist(), strict=True)))
     if _set(plan.playback_gain_db):
