@@ -51,7 +51,9 @@ def test_missing_folders_are_clear_errors(tmp_path: Path) -> None:
 
 def test_utterance_is_one_talker_at_the_level_and_length(tmp_path: Path) -> None:
     root = _tiny_collection(tmp_path)
-    cat = Catalog.build(SourcesConfig(klettres=str(root), fillets=None, espeak=False, weights=(1, 0, 0, 0)))
+    cat = Catalog.build(
+        SourcesConfig(klettres=str(root), fillets=None, espeak=False, tuxpaint=None, weights=(1, 0, 0, 0))
+    )
     assert sorted(cat.talkers["klettres"]) == ["klettres-aa", "klettres-bb"]
     cfg = UtteranceConfig(seconds=(2.0, 2.5), pause=(0.1, 0.2), level_db=-26.0)
     u = make_utterance(cat, cfg, np.random.default_rng(1))
@@ -66,7 +68,7 @@ def test_utterance_is_one_talker_at_the_level_and_length(tmp_path: Path) -> None
 @needs_klettres
 @needs_fillets
 def test_installed_collections_index() -> None:
-    cat = Catalog.build(SourcesConfig(espeak=False))
+    cat = Catalog.build(SourcesConfig(espeak=False, tuxpaint=None))
     assert len(cat.talkers["klettres"]) >= 15  # ~20 languages
     assert len(cat.talkers["fillets"]) >= 5  # several characters
     assert "p835" not in cat.talkers  # off by default
