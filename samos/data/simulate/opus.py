@@ -1,8 +1,10 @@
 """A VoIP Opus call through the system libopus (ctypes): lost packets are decoded AS LOST.
 
-ffmpeg (PyAV) cannot tell its Opus decoder that a packet is missing, so packet loss there can only be
-faked after decoding. Here every 20 ms packet is encoded by libopus, and each packet that the loss
-pattern drops is passed to ``opus_decode_float`` as NULL, which runs libopus' own packet-loss
+Through PyAV, an empty packet is end-of-stream (``avcodec_send_packet`` answers EOF) and there is no
+way to ask for FEC; a 1-byte packet holding only the lost packet's TOC byte does make ffmpeg's
+libopus wrapper decode a zero-length frame, which libopus conceals (RFC 6716, 3.2.1), but that is a
+trick on ffmpeg's wrapper. Here every 20 ms packet is encoded by libopus, and each packet that the
+loss pattern drops is passed to ``opus_decode_float`` as NULL, which runs libopus' own packet-loss
 concealment (pitch-synchronous extrapolation that fades out over a long burst), exactly as a VoIP
 receiver does. Optionally the encoder adds in-band FEC (LBRR) and the receiver recovers a lost packet
 from the next one when that arrived. The encoder's audio bandwidth can be switched mid-call
