@@ -96,7 +96,7 @@ class ClipMaker:
         )
         if labeller is None:
             teacher = DistillMOS() if cfg.labels.teacher == "distillmos" else None
-            cache = TeacherCache(cache_dir, cfg.labels.teacher) if cache_dir is not None else None
+            cache = TeacherCache(cache_dir, teacher_id(cfg.labels.teacher)) if cache_dir is not None else None
             labeller = Labeller(teacher, cfg.labels.high_band, cache)
         self.labeller = labeller
 
@@ -141,6 +141,16 @@ class ClipMaker:
             "active_db": round(active_level_db(applied.audio, SPEC_RATE), 2),
         }
         return applied.audio, {k: _clean(v) for k, v in row.items()}
+
+
+def teacher_id(name: str) -> str:
+    """The teacher's name and package version: a cached score is reused only by the same teacher."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name}-{version(name)}"
+    except PackageNotFoundError:
+        return name
 
 
 def _clean(v: object) -> object:
