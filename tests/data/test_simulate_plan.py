@@ -47,6 +47,7 @@ def test_plans_are_seeded_and_cover_every_degradation() -> None:
     assert all(p.codec_impl == "libopus" for p in lossy if p.loss_concealment.startswith("plc"))
     assert all(p.codec == "opus" for p in plans if p.bw_switch_hz)
     assert {p.loss_model for p in lossy} == {"random", "gilbert_elliott"}
+    assert {p.echo_path for p in plans if p.echo} == {"pyroomacoustics" if room.available() else "synthetic"}
     assert all(p.noise for p in plans if p.ns_oversubtract == p.ns_oversubtract)  # suppressors need noise
 
 
@@ -101,6 +102,7 @@ def test_full_chain_runs_and_records_what_it_applied() -> None:
         echo_loss_db=15.0,
         echo_rt60_s=0.2,
         echo_drive_db=6.0,
+        echo_path="pyroomacoustics" if room.available() else "synthetic",
         noise="recorded",
         snr_db=10.0,
         band="telephone",

@@ -47,6 +47,9 @@ class Plan:
     echo_delay_s: float = NAN
     echo_loss_db: float = NAN
     echo_rt60_s: float = NAN
+    echo_path: str = ""
+    """How the loudspeaker-to-microphone path is made: ``pyroomacoustics`` (a room with the
+    loudspeaker 0.05-0.5 m from the microphone) or ``synthetic`` (direct + decaying noise)."""
     echo_drive_db: float = NAN
     """Loudspeaker overdrive of the echo (soft clipping), dB; NaN: linear loudspeaker."""
     noise: str = ""
@@ -144,6 +147,7 @@ def sample_plan(
             echo_delay_s=_u(rng, cfg.echo_delay_s),
             echo_loss_db=_u(rng, cfg.echo_loss_db),
             echo_rt60_s=_u(rng, cfg.echo_rt60_s),
+            echo_path=cfg.room if cfg.room == "synthetic" or room.available() else "synthetic",
         )
         if rng.random() < cfg.p_echo_nonlinear:
             p.update(echo_drive_db=float(rng.uniform(3.0, 15.0)))
@@ -294,7 +298,11 @@ def apply_plan(
         x = degrade.add_talker(x, rate, other, plan.sir_db, start)
     if plan.echo:
         far = other_talkers(1)[0] if plan.echo == "double_talk" else x
-        path = degrade.synthetic_rir(rate, plan.echo_rt60_s, float(rng.uniform(0.0, 10.0)), rng)
+        if plan.echo_path == "pyroomacoustics":
+            speaker_m = float(rng.uniform(0.05, 0.5))  # a laptop or a phone on hands-free
+            path = room.simulate_room(rate, plan.echo_rt60_s, (speaker_m, speaker_m), rng).rir
+        else:
+            path = degrade.synthetic_rir(rate, plan.echo_rt60_s, float(rng.uniform(0.0, 10.0)), rng)
         drive = plan.echo_drive_db if _set(plan.echo_drive_db) else None
         x = degrade.echo(x, rate, far, plan.echo_delay_s, plan.echo_loss_db, path, drive)
     if plan.noise:
