@@ -92,3 +92,29 @@ def test_labels_order_clearly_better_and_worse_versions(labeller: Labeller) -> N
     assert labels[0].high_band_r > 10 and labels[1].high_band_r < 1.5 and labels[2].high_band_r == 0.0
     again = labeller.label(lp4_noisy, effective_bandwidth_hz(lp4, SPEC_RATE))
     assert again == labels[3]  # deterministic
+
+
+class _CountingTeacher:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, audio: np.ndarray, rate: int) -> float:
+        self.calls += 1
+        return 1.0 + float(np.abs(audio).mean()) * 10
+
+
+def test_teacher_cache_scores_each_clip_once(tmp_path) -> None:  # noqa: ANN001
+    from samos.data.simulate.labels import Labeller, TeacherCache
+
+    teacher = _CountingTeacher()
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(4800).astype(np.float32) * 0.1 for _ in range(2))
+    first = Labeller(teacher, cache=TeacherCache(tmp_path, "t"))  # type: ignore[arg-type]
+    la, lb = first.label(a, 20_000.0), first.label(b, 20_000.0)
+    assert teacher.calls == 2 and la.teacher_mos != lb.teacher_mos
+    again = Labeller(teacher, cache=TeacherCache(tmp_path, "t"))  # type: ignore[arg-type]  # a new process
+    assert again.label(a, 20_000.0) == la and again.label(b, 8_000.0).teacher_mos == lb.teacher_mos
+    assert teacher.calls == 2 and again.cache is not None and again.cache.hits == 2
+    other = Labeller(teacher, cache=TeacherCache(tmp_path, "another-teacher"))  # type: ignore[arg-type]
+    other.label(a, 20_000.0)
+    assert teacher.calls == 3  # the key includes the teacher

@@ -49,3 +49,25 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config"):
         load_simulate_config(tmp_path / "nope.yaml")
     assert load_yaml(SHIPPED)["clips"] >= 1
+
+
+def test_shipped_configs_serialise_the_defaults() -> None:
+    import dataclasses
+
+    small = load_simulate_config(SHIPPED)
+    calls = load_simulate_config(SHIPPED.with_name("simulate_calls.yaml"))
+    defaults = SimulateConfig()
+    assert dataclasses.replace(small, clips=defaults.clips, seed=defaults.seed) == defaults
+    assert dataclasses.replace(calls, clips=small.clips) == small and calls.clips == 10 * small.clips
+
+
+def test_new_stage_values_are_validated() -> None:
+    for data, match in (
+        ({"degrade": {"p_echo": 2.0}}, "p_echo"),
+        ({"degrade": {"room": "cathedral"}}, "room"),
+        ({"degrade": {"jitter_spike_s": [0.1, 0.9]}}, "jitter_spike_s"),
+        ({"degrade": {"echo_delay_s": [0.3, 0.03]}}, "echo_delay_s"),
+        ({"sources": {"weights": [1, 0, 0, 0, 0, 0]}}, "weights"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            from_dict(SimulateConfig, data)

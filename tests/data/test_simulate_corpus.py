@@ -12,7 +12,13 @@ import soundfile as sf
 
 from samos.cli import main
 from samos.config import ConfigError, dump_yaml
-from samos.data.simulate.config import LabelConfig, SimulateConfig, SourcesConfig, UtteranceConfig
+from samos.data.simulate.config import (
+    DegradeConfig,
+    LabelConfig,
+    SimulateConfig,
+    SourcesConfig,
+    UtteranceConfig,
+)
 from samos.data.simulate.corpus import COLUMNS, ManifestError, simulate, summarise
 from samos.data.simulate.labels import Labeller
 
@@ -25,8 +31,12 @@ def _cfg(clips: int = 3) -> SimulateConfig:
         clips=clips,
         seed=5,
         val_fraction=0.34,
-        sources=SourcesConfig(klettres=KLETTRES, fillets=None, espeak=False, weights=(1, 0, 0, 0)),
+        sources=SourcesConfig(
+            klettres=KLETTRES, fillets=None, espeak=False, tuxpaint=None, weights=(1, 0, 0, 0)
+        ),
         utterance=UtteranceConfig(seconds=(1.5, 2.0)),
+        # independent of the shared noise folder (recorded noise has its own tests)
+        degrade=DegradeConfig(noise_dir=None),
     )
 
 
@@ -124,3 +134,47 @@ def test_cli_makes_a_tiny_corpus_with_the_real_teacher(tmp_path: Path) -> None:
     assert main(["data", "simulate", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
     row = _rows(tmp_path / "o")[0]
     assert 1.0 <= float(row["teacher_mos"]) <= 5.0 and 1.0 <= float(row["mos"]) <= 5.0
+
+
+def test_progress_lines_when_not_a_terminal() -> None:
+    from samos.data.simulate.corpus import Progress
+
+    lines: list[str] = []
+    bar = Progress(60, lines.append, tty=False, every=25, seconds=1e9)
+    for _ in range(60):
+        bar.step()
+    assert len(lines) == 3 and "25/60 clips" in lines[0] and "60/60 clips (100 %)" in lines[-1]
+    assert "[####################]" in lines[-1] and "ETA 0 s" in lines[-1]
+
+
+def test_summary_counts_each_stage(corpus: Path) -> None:
+    s = summarise(corpus / "manifest.csv")
+    stages = s["by_stage"]
+    assert isinstance(stages, dict)
+    rows = _rows(corpus)
+    assert sum(stages.values()) == sum(len(r["degradations"].split("+")) for r in rows)
+    by_stage = s["mos_by_stage"]
+    assert isinstance(by_stage, dict) and set(by_stage) == set(stages)
+
+
+def test_listen_check_measures_the_clips(corpus: Path) -> None:
+    from samos.data.simulate.listencheck import listen_check
+
+    r = listen_check(corpus)
+    assert r["clips"] == 3
+    seconds = r["seconds"]
+    assert isinstance(seconds, dict) and 1.5 <= seconds["min"] <= seconds["max"] <= 2.0
+    clean = r["clean_active_dbov"]
+    assert isinstance(clean, dict)
+    if clean:  # clean clips sit at the configured active level
+        assert clean["min"] == pytest.approx(-26.0, abs=0.1) and clean["max"] == pytest.approx(-26.0, abs=0.1)
+
+
+def test_speed_times_each_clip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from samos.data.simulate.speed import main as speed_main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(dump_yaml(SimulateConfig(**{**_cfg(1).__dict__, "labels": LabelConfig(teacher="none")})))
+    assert speed_main([str(cfg), "2"]) == 0
+    out = capsys.readouterr().out
+    assert "start-up" in out and "2 clips:" in out and "CPU-s per clip" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import signal
 
 from samos.data.simulate import degrade
 from samos.data.simulate.measure import active_level_db, effective_bandwidth_hz
@@ -116,3 +117,56 @@ def test_packet_loss_zero_and_repeat(speechlike: np.ndarray) -> None:
     )
     with pytest.raises(ValueError):
         degrade.packet_loss(speechlike, RATE, lost, "magic")
+
+
+def test_gilbert_elliott_rate_bursts_and_good_state_losses() -> None:
+    rng = np.random.default_rng(6)
+    lost = degrade.gilbert_elliott(40_000, 0.1, 4.0, 1.0, rng)
+    assert lost.mean() == pytest.approx(0.1, abs=0.015)
+    runs = lost.sum() / max(1, np.sum(np.diff(lost.astype(int)) == 1))
+    assert runs == pytest.approx(4.0, rel=0.2)  # loss_bad = 1: every Bad sojourn is one loss burst
+    random = rng.random(40_000) < 0.1
+    assert runs > 2 * random.sum() / np.sum(np.diff(random.astype(int)) == 1)  # burstier than random
+    mixed = degrade.gilbert_elliott(40_000, 0.1, 4.0, 0.6, rng, loss_good=0.02)
+    assert mixed.mean() == pytest.approx(0.1, abs=0.015)
+    with pytest.raises(ValueError):
+        degrade.gilbert_elliott(10, 0.5, 2.0, 0.4, rng)
+
+
+def test_saturate_clips_at_full_scale_and_soft_clip_compresses(speechlike: np.ndarray) -> None:
+    loud = degrade.saturate(speechlike, 30.0)
+    assert np.abs(loud).max() == pytest.approx(1.0)
+    assert np.mean(np.abs(loud) >= 1.0) > 0.01  # clipped samples sit at full scale, no make-up gain
+    small = np.abs(speechlike) * 10**1.5 < 0.5
+    assert np.allclose(loud[small], speechlike[small] * 10**1.5, rtol=1e-5)  # linear below the limit
+    soft = degrade.soft_clip(speechlike, 12.0)
+    assert np.all(np.diff(soft[np.argsort(speechlike)]) >= -1e-7)  # monotonic
+    peak = np.abs(speechlike).max()
+    assert np.abs(soft).max() < 0.5 * peak  # the peak is compressed ...
+    tiny = np.abs(speechlike) < 0.02 * peak
+    assert np.allclose(soft[tiny], speechlike[tiny], rtol=0.01, atol=1e-6)  # ... small samples are not
+
+
+def test_competing_talker_at_its_sir(speechlike: np.ndarray) -> None:
+    other = np.roll(speechlike, 12345) * 3.0
+    y = degrade.add_talker(speechlike, RATE, other, 6.0, RATE // 2)
+    added = (y - speechlike).astype(np.float32)
+    assert not added[: RATE // 2].any()  # the other talker starts where asked
+    sir = active_level_db(speechlike, RATE) - active_level_db(added, RATE)
+    assert sir == pytest.approx(6.0, abs=0.05)
+
+
+@pytest.mark.parametrize("delay_s", [0.03, 0.12, 0.3])
+def test_echo_delay_by_cross_correlation_and_its_loss(speechlike: np.ndarray, delay_s: float) -> None:
+    rng = np.random.default_rng(7)
+    far = degrade.coloured_noise("white", len(speechlike), RATE, rng) * 0.05
+    path = degrade.synthetic_rir(RATE, 0.2, 6.0, rng)
+    y = degrade.echo(speechlike, RATE, far, delay_s, 15.0, path, drive_db=6.0)
+    e = (y - speechlike).astype(np.float64)
+    corr = signal.correlate(e, far, mode="full", method="fft")[len(far) - 1 :]
+    assert int(np.argmax(np.abs(corr[: int(0.5 * RATE)]))) == pytest.approx(delay_s * RATE, abs=2)
+    assert active_level_db(speechlike, RATE) - active_level_db(e.astype(np.float32), RATE) == pytest.approx(
+        15.0, abs=0.05
+    )
+    talker = degrade.echo(speechlike, RATE, speechlike, delay_s, 20.0, path)  # talker echo: own voice
+    assert talker.shape == speechlike.shape and not np.array_equal(talker, speechlike)

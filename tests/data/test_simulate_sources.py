@@ -46,12 +46,14 @@ def test_missing_folders_are_clear_errors(tmp_path: Path) -> None:
             SourcesConfig(klettres=None, fillets=None, espeak=False, p835_clean=str(tmp_path / "x"))
         )
     with pytest.raises(SourceError, match="no speech source"):
-        Catalog.build(SourcesConfig(klettres=None, fillets=None, espeak=False))
+        Catalog.build(SourcesConfig(klettres=None, fillets=None, espeak=False, tuxpaint=None))
 
 
 def test_utterance_is_one_talker_at_the_level_and_length(tmp_path: Path) -> None:
     root = _tiny_collection(tmp_path)
-    cat = Catalog.build(SourcesConfig(klettres=str(root), fillets=None, espeak=False, weights=(1, 0, 0, 0)))
+    cat = Catalog.build(
+        SourcesConfig(klettres=str(root), fillets=None, espeak=False, tuxpaint=None, weights=(1, 0, 0, 0))
+    )
     assert sorted(cat.talkers["klettres"]) == ["klettres-aa", "klettres-bb"]
     cfg = UtteranceConfig(seconds=(2.0, 2.5), pause=(0.1, 0.2), level_db=-26.0)
     u = make_utterance(cat, cfg, np.random.default_rng(1))
@@ -66,7 +68,7 @@ def test_utterance_is_one_talker_at_the_level_and_length(tmp_path: Path) -> None
 @needs_klettres
 @needs_fillets
 def test_installed_collections_index() -> None:
-    cat = Catalog.build(SourcesConfig(espeak=False))
+    cat = Catalog.build(SourcesConfig(espeak=False, tuxpaint=None))
     assert len(cat.talkers["klettres"]) >= 15  # ~20 languages
     assert len(cat.talkers["fillets"]) >= 5  # several characters
     assert "p835" not in cat.talkers  # off by default
@@ -79,3 +81,22 @@ def test_espeak_is_band_limited_speech() -> None:
     assert len(text) > 100 and all(isinstance(t, str) and t for t in text[:10])
     audio, sr = synthesize(text[0], "en")
     assert sr == 22_050 and len(audio) > sr // 2
+
+
+def test_tuxpaint_descriptions_one_talker_per_language(tmp_path: Path) -> None:
+    stamps = tmp_path / "stamps" / "animals"
+    stamps.mkdir(parents=True)
+    tone = 0.1 * np.sin(np.arange(44_100) * 0.2)
+    for name in ("cat_desc_fr.ogg", "dog_desc_fr.ogg", "cat_desc_es.ogg", "cat.ogg", "cat_fr.ogg"):
+        sf.write(stamps / name, tone, 44_100, format="OGG", subtype="VORBIS")
+    cfg = SourcesConfig(
+        klettres=None, fillets=None, espeak=False, tuxpaint=str(tmp_path / "stamps"), weights=(0, 0, 0, 0, 1)
+    )
+    cat = Catalog.build(cfg)
+    assert {k: len(v) for k, v in cat.talkers["tuxpaint"].items()} == {"tuxpaint-es": 1, "tuxpaint-fr": 2}
+    utt = make_utterance(cat, UtteranceConfig(seconds=(1.5, 2.0)), np.random.default_rng(0))
+    assert utt.source == "tuxpaint" and utt.native_rate == 44_100
+    # an older config's four weights leave tuxpaint out
+    assert SourcesConfig(weights=(1, 0, 0, 0)).source_weights == (1, 0, 0, 0, 0)
+    with pytest.raises(SourceError, match="tuxpaint-stamps-default"):
+        Catalog.build(SourcesConfig(klettres=None, fillets=None, espeak=False, tuxpaint=str(tmp_path / "x")))

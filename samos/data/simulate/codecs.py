@@ -130,7 +130,7 @@ def run_codec(audio: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
     for d in dec.decode(None):
         out.append(_decoded(d))
     y = np.concatenate(out) if out else np.zeros(0, np.float32)
-    delay = _delay(x, y)
+    delay = codec_delay(x, y)
     y = y[delay : delay + len(x)]
     if len(y) < len(x):
         y = np.pad(y, (0, len(x) - len(y)))
@@ -139,7 +139,7 @@ def run_codec(audio: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
     return np.pad(back, (0, max(0, n - len(back))))[:n].astype(np.float32)
 
 
-def _delay(x: np.ndarray, y: np.ndarray, max_delay: int = 8192) -> int:
+def codec_delay(x: np.ndarray, y: np.ndarray, max_delay: int = 8192) -> int:
     """Codec delay in samples: the lag (0..max_delay) that best aligns ``y`` with ``x``."""
     m = min(len(x), len(y) - max_delay) if len(y) > max_delay else 0
     if m <= 0:

@@ -32,14 +32,18 @@ import soundfile as sf
 from samos.audio import SPEC_RATE
 from samos.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
 from samos.data.manifest import ManifestError
+from samos.data.simulate import opus
 from samos.data.simulate.codecs import available_codecs
 from samos.data.simulate.config import SimulateConfig
-from samos.data.simulate.labels import DistillMOS, Labeller
+from samos.data.simulate.labels import DistillMOS, Labeller, TeacherCache
+from samos.data.simulate.noises import load_noise_bank
 from samos.data.simulate.plan import Plan, apply_plan, sample_plan
 from samos.data.simulate.sources import Catalog, make_utterance
 
-BABBLE_TALKERS = (3, 6)
-"""Babble noise sums this many (min, max) other talkers."""
+OTHER_TALKER_TRIES = 5
+"""Draws of another utterance until its talker differs from the clip's."""
+SUMMARY_COLUMNS = ("split", "source", "codec", "noise", "band", "loss_model", "echo", "talker2", "processing")
+"""Manifest columns counted value by value in the summary (those a manifest lacks are skipped)."""
 MANIFEST_EVERY = 50
 """Rewrite manifest.csv after every this many new clips."""
 
@@ -71,13 +75,29 @@ COLUMNS = _columns()
 class ClipMaker:
     """Makes clip ``i`` of a corpus (one per process: holds the source index and the teacher)."""
 
-    def __init__(self, cfg: SimulateConfig, labeller: Labeller | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SimulateConfig,
+        labeller: Labeller | None = None,
+        catalog: Catalog | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        """``cache_dir``: where teacher scores are cached by clip content (None: no cache)."""
         self.cfg = cfg
-        self.catalog = Catalog.build(cfg.sources)
+        self.catalog = catalog if catalog is not None else Catalog.build(cfg.sources)
+        self.libopus = opus.available()
         self.codecs = available_codecs()
+        if self.libopus and "opus" not in self.codecs:
+            self.codecs.append("opus")
+        self.noise_bank = (
+            load_noise_bank(cfg.degrade.noise_dir)
+            if cfg.degrade.noise_dir is not None and "recorded" in cfg.degrade.noise_types
+            else None
+        )
         if labeller is None:
             teacher = DistillMOS() if cfg.labels.teacher == "distillmos" else None
-            labeller = Labeller(teacher, cfg.labels.high_band)
+            cache = TeacherCache(cache_dir, teacher_id(cfg.labels.teacher)) if cache_dir is not None else None
+            labeller = Labeller(teacher, cfg.labels.high_band, cache)
         self.labeller = labeller
 
     def clip(self, index: int) -> tuple[np.ndarray, dict[str, object]]:
@@ -87,13 +107,20 @@ class ClipMaker:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, index])
         utt = make_utterance(self.catalog, cfg.utterance, rng)
-        plan = sample_plan(cfg.degrade, rng, self.codecs)
+        plan = sample_plan(cfg.degrade, rng, self.codecs, self.libopus)
 
-        def others() -> list[np.ndarray]:
-            n = int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))
-            return [make_utterance(self.catalog, cfg.utterance, rng).audio for _ in range(n)]
+        def others(n: int) -> list[np.ndarray]:
+            out = []
+            for _ in range(n):  # other talkers than the clip's (a few tries: some sources have few)
+                for _ in range(OTHER_TALKER_TRIES):
+                    other = make_utterance(self.catalog, cfg.utterance, rng)
+                    if other.talker != utt.talker:
+                        break
+                out.append(other.audio)
+            return out
 
-        applied = apply_plan(plan, utt.audio, rng, utt.bandwidth_hz, others)
+        applied = apply_plan(plan, utt.audio, rng, utt.bandwidth_hz, others, noise_bank=self.noise_bank)
+        plan = applied.plan
         label = self.labeller.label(applied.audio, applied.path_bandwidth_hz)
         split_rng = np.random.default_rng([cfg.seed, index, 1])
         row: dict[str, object] = {
@@ -116,6 +143,16 @@ class ClipMaker:
         return applied.audio, {k: _clean(v) for k, v in row.items()}
 
 
+def teacher_id(name: str) -> str:
+    """The teacher's name and package version: a cached score is reused only by the same teacher."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name}-{version(name)}"
+    except PackageNotFoundError:
+        return name
+
+
 def _clean(v: object) -> object:
     if isinstance(v, float):
         return "" if math.isnan(v) else round(v, 4)
@@ -126,9 +163,9 @@ def _clean(v: object) -> object:
 _WORKER: ClipMaker | None = None
 
 
-def _init_worker(cfg_dict: dict) -> None:
+def _init_worker(cfg_dict: dict, cache_dir: str) -> None:
     global _WORKER
-    _WORKER = ClipMaker(from_dict(SimulateConfig, cfg_dict))
+    _WORKER = ClipMaker(from_dict(SimulateConfig, cfg_dict), cache_dir=cache_dir)
 
 
 def _write_clip(gen: ClipMaker, out: Path, index: int, pcm16: bool) -> dict[str, object]:
@@ -186,22 +223,71 @@ def _check_config(out: Path, cfg: SimulateConfig) -> None:
     saved.write_text(dump_yaml(cfg))
 
 
+class Progress:
+    """A progress bar on a terminal; plain periodic lines (every ``every`` clips or ``seconds``)
+    otherwise, so that logs of a long run stay readable."""
+
+    def __init__(
+        self,
+        total: int,
+        log: Callable[[str], None],
+        tty: bool | None = None,
+        every: int = 25,
+        seconds: float = 60.0,
+    ) -> None:
+        self.total, self.log, self.every, self.seconds = total, log, every, seconds
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.t0 = self.last = time.monotonic()
+        self.done = 0
+
+    def line(self, note: str = "") -> str:
+        el = time.monotonic() - self.t0
+        rate = self.done / el if el > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        pct = 100.0 * self.done / max(self.total, 1)
+        bar = "#" * int(pct / 5) + "." * (20 - int(pct / 5))
+        eta_s = f"{eta:.0f} s" if eta == eta else "?"
+        return (
+            f"  [{bar}] {self.done}/{self.total} clips ({pct:.0f} %), {el:.0f} s elapsed, "
+            f"{rate * 60:.1f} clips/min, ETA {eta_s}{note}"
+        )
+
+    def step(self, note: str = "") -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.tty:
+            print(
+                "\r" + self.line(note),
+                end="\n" if self.done == self.total else "",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif self.done % self.every == 0 or self.done == self.total or now - self.last >= self.seconds:
+            self.log(self.line(note))
+            self.last = now
+
+
 def simulate(
     cfg: SimulateConfig,
     out: str | Path,
     workers: int = 1,
     log: Callable[[str], None] | None = None,
     labeller: Labeller | None = None,
+    tty: bool | None = None,
 ) -> Summary:
     """Generate (or finish) the corpus in ``out``; returns counts and the manifest path.
 
-    ``labeller`` overrides the configured one (single-process only; used by tests).
+    ``labeller`` overrides the configured one (single-process only; used by tests). Teacher scores
+    are cached by clip content in ``out/cache/teacher``. ``tty``: draw a progress bar (default: when
+    stderr is a terminal) instead of periodic log lines.
     """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out)
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
-    Catalog.build(cfg.sources)  # fail early, with a clear message, on a missing source folder
+    catalog = Catalog.build(cfg.sources)  # fail early, with a clear message, on a missing source folder
+    if cfg.degrade.noise_dir is not None and "recorded" in cfg.degrade.noise_types:
+        load_noise_bank(cfg.degrade.noise_dir)  # and on a missing noise folder
     (out / "audio").mkdir(parents=True, exist_ok=True)
     (out / "meta").mkdir(exist_ok=True)
     _check_config(out, cfg)
@@ -212,7 +298,10 @@ def simulate(
         f"{workers} worker(s))"
     )
     t0 = time.monotonic()
+    cpu0 = _cpu_s()
     failed: list[str] = []
+    bar = Progress(len(todo), log, tty)
+    cache_dir = out / "cache" / "teacher"
 
     def progress(rows: Iterable[dict[str, object]]) -> None:
         for k, row in enumerate(rows, 1):
@@ -221,27 +310,34 @@ def simulate(
                 log(f"  clip {row['path']} failed (skipped): {row['error']}")
             if k % MANIFEST_EVERY == 0:  # a partial corpus is usable while the rest is made
                 write_manifest(out, cfg.clips)
-            if k % 25 == 0 or k == len(todo):
-                el = time.monotonic() - t0
-                eta = el / k * (len(todo) - k)
-                log(
-                    f"  {k}/{len(todo)} clips, {el:.0f} s elapsed, ETA {eta:.0f} s "
-                    f"(last: {row['path']} mos {row['mos']})"
-                )
+            bar.step(f" (last: {row['path']} mos {row['mos']})")
 
     if todo and (workers == 1 or labeller is not None):
-        gen = ClipMaker(cfg, labeller)
+        gen = ClipMaker(cfg, labeller, catalog, cache_dir)
         progress(_safe_clip(gen, out, i, cfg.pcm16) for i in todo)
     elif todo:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(to_dict(cfg),)) as pool:
-            progress(pool.map(_work, [(str(out), i, cfg.pcm16) for i in todo], chunksize=4))
+        with ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(to_dict(cfg), str(cache_dir))
+        ) as pool:
+            progress(pool.map(_work, [(str(out), i, cfg.pcm16) for i in todo], chunksize=2))
     manifest = write_manifest(out, cfg.clips)
     summary = summarise(manifest)
-    summary["wall_s"] = round(time.monotonic() - t0, 1)
+    wall = time.monotonic() - t0
+    summary["wall_s"] = round(wall, 1)
+    summary["cpu_s"] = round(_cpu_s() - cpu0, 1)
+    if todo:
+        summary["cpu_s_per_clip"] = round((_cpu_s() - cpu0) / len(todo), 3)
+    summary["made"] = len(todo) - len(failed)
     summary["failed"] = failed
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     log(format_summary(summary))
-    return Summary(cfg.clips, len(todo), skipped, time.monotonic() - t0, manifest)
+    return Summary(cfg.clips, len(todo), skipped, wall, manifest)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the workers), user + system."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def write_manifest(out: Path, clips: int) -> Path:
@@ -295,7 +391,14 @@ def summarise(manifest: str | Path) -> dict[str, object]:
     }
     if rows and "seconds" in rows[0]:
         out["hours"] = round(sum(float(r["seconds"] or 0) for r in rows) / 3600, 3)
-    for col in ("split", "source", "degradations", "codec", "noise", "band"):
+    if rows and "degradations" in rows[0]:
+        stages: dict[str, list[float]] = {}
+        for r, m in zip(rows, mos, strict=True):
+            for name in (r["degradations"] or "clean").split("+"):
+                stages.setdefault(name, []).append(float(m))
+        out["by_stage"] = {k: len(v) for k, v in sorted(stages.items(), key=lambda kv: -len(kv[1]))}
+        out["mos_by_stage"] = {k: round(float(np.mean(v)), 3) for k, v in stages.items()}
+    for col in SUMMARY_COLUMNS:
         if rows and col in rows[0]:
             out[f"by_{col}"] = dict(Counter(r[col] or "-" for r in rows).most_common(12))
     return out
@@ -315,4 +418,9 @@ def format_summary(s: dict[str, object]) -> str:
     for k, v in s.items():
         if k.startswith("by_") and isinstance(v, dict):
             lines.append(f"{k[3:]}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
+    stage_mos = s.get("mos_by_stage")
+    if isinstance(stage_mos, dict):
+        lines.append("mean label by stage: " + ", ".join(f"{a} {b}" for a, b in stage_mos.items()))
+    if "cpu_s_per_clip" in s:
+        lines.append(f"cpu {s['cpu_s']} s in all, {s['cpu_s_per_clip']} CPU-s per new clip")
     return "\n".join(lines)

@@ -97,9 +97,13 @@ def reverb(
     audio: np.ndarray, rate: int, rt60_s: float, drr_db: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Convolve with a synthetic RIR; the active level is kept."""
+    return convolve_keep_level(audio, rate, synthetic_rir(rate, rt60_s, drr_db, rng))
+
+
+def convolve_keep_level(audio: np.ndarray, rate: int, rir: np.ndarray) -> np.ndarray:
+    """Convolve with an impulse response (e.g. a room.simulate_room one); the active level is kept."""
     level = active_level_db(audio, rate)
-    wet = signal.fftconvolve(audio, synthetic_rir(rate, rt60_s, drr_db, rng))[: len(audio)]
-    wet = wet.astype(np.float32)
+    wet = signal.fftconvolve(audio, rir)[: len(audio)].astype(np.float32)
     return normalise_level(wet, rate, level) if np.isfinite(level) else wet
 
 
@@ -183,3 +187,88 @@ def packet_loss(audio: np.ndarray, rate: int, lost: np.ndarray, concealment: str
                 hi = min(len(out), edge + fade)
                 out[edge:hi] *= ramp[: hi - edge]
     return out.astype(np.float32)
+
+
+def gilbert_elliott(
+    n_frames: int,
+    rate: float,
+    burst: float,
+    loss_bad: float,
+    rng: np.random.Generator,
+    loss_good: float = 0.0,
+) -> np.ndarray:
+    """Lost packets (bool ``(n_frames,)``) from a Gilbert-Elliott channel: a Good and a Bad state with
+    mean sojourn in Bad of ``burst`` packets, losing packets with probability ``loss_good`` in Good and
+    ``loss_bad`` in Bad; the state probabilities are set so that the mean loss is ``rate``.
+    ``loss_bad=1, loss_good=0`` is the simple Gilbert model of :func:`loss_pattern`."""
+    if not 0.0 <= loss_good < rate < loss_bad <= 1.0:
+        raise ValueError(f"need 0 <= loss_good < rate < loss_bad <= 1, got {loss_good}, {rate}, {loss_bad}")
+    p_bg = 1.0 / max(burst, 1.0)
+    pi_bad = (rate - loss_good) / (loss_bad - loss_good)
+    p_gb = min(1.0, pi_bad * p_bg / max(1e-9, 1.0 - pi_bad))
+    u, v = rng.random(n_frames), rng.random(n_frames)
+    lost = np.zeros(n_frames, bool)
+    bad = rng.random() < pi_bad
+    for i in range(n_frames):
+        lost[i] = v[i] < (loss_bad if bad else loss_good)
+        bad = (u[i] >= p_bg) if bad else (u[i] < p_gb)
+    return lost
+
+
+# ------------------------------------------------------------------------ clipping at other stages
+def saturate(audio: np.ndarray, gain_db: float) -> np.ndarray:
+    """A gain of ``gain_db`` into a full-scale limit: hard clipping at +-1 with no make-up gain (a
+    receiver's volume or a playback DAC driven too hard, after the codec)."""
+    return np.clip(audio * np.float32(10 ** (gain_db / 20)), -1.0, 1.0).astype(np.float32)
+
+
+def soft_clip(audio: np.ndarray, drive_db: float) -> np.ndarray:
+    """A small loudspeaker's compressive non-linearity: ``tanh(g x) / g`` with ``g`` set so that the
+    clip's peak is driven ``drive_db`` dB into the curve (0 dB: peak at the knee, tanh(1))."""
+    peak = float(np.abs(audio).max())
+    if peak == 0:
+        return audio.astype(np.float32, copy=True)
+    g = 10 ** (drive_db / 20) / peak
+    return (np.tanh(g * audio) / g).astype(np.float32)
+
+
+# ------------------------------------------------------------------------ other talkers and echo
+def _place(other: np.ndarray, n: int, start: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    if start < n:
+        seg = other[: n - start]
+        out[start : start + len(seg)] = seg
+    return out
+
+
+def add_talker(audio: np.ndarray, rate: int, other: np.ndarray, sir_db: float, start: int) -> np.ndarray:
+    """Add a competing talker ``other`` from sample ``start`` on, at a signal-to-interference ratio of
+    ``sir_db`` dB between the two ACTIVE speech levels (P.56-style, as in listening tests)."""
+    placed = _place(other, len(audio), start)
+    lo, li = active_level_db(audio, rate), active_level_db(placed, rate)
+    if not (np.isfinite(lo) and np.isfinite(li)):
+        return audio.astype(np.float32, copy=True)
+    return (audio + placed * np.float32(10 ** ((lo - li - sir_db) / 20))).astype(np.float32)
+
+
+def echo(
+    audio: np.ndarray,
+    rate: int,
+    far: np.ndarray,
+    delay_s: float,
+    echo_loss_db: float,
+    path: np.ndarray,
+    drive_db: float | None = None,
+) -> np.ndarray:
+    """Acoustic echo: ``far`` (the far-end talker, or ``audio`` itself for talker echo) played by a
+    loudspeaker (``soft_clip`` at ``drive_db`` when given), through the echo path impulse response
+    ``path`` (loudspeaker to microphone, in the room), delayed by ``delay_s`` (network, buffers and
+    an echo canceller that failed to remove it) and added ``echo_loss_db`` dB below the active level
+    of ``audio``."""
+    x = soft_clip(far, drive_db) if drive_db is not None else far.astype(np.float32)
+    wet = signal.fftconvolve(x, path)[: len(audio)].astype(np.float32)
+    placed = _place(wet, len(audio), int(round(delay_s * rate)))
+    lo, le = active_level_db(audio, rate), active_level_db(placed, rate)
+    if not (np.isfinite(lo) and np.isfinite(le)):
+        return audio.astype(np.float32, copy=True)
+    return (audio + placed * np.float32(10 ** ((lo - le - echo_loss_db) / 20))).astype(np.float32)

@@ -20,9 +20,13 @@ No weight here was fitted to any rated set; the P.835 ratings are only used to c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -100,40 +104,106 @@ class Label:
 class DistillMOS:
     """The Distill-MOS teacher (PyPI ``distillmos``, weights inside the package), one CPU thread.
 
-    ``score(audio, rate)``: mono float32 ``(samples,)`` -> MOS in [1, 5].
+    ``score(audio, rate)``: mono float32 ``(samples,)`` -> MOS in [1, 5]. torch and the model are
+    loaded on the first score, so a run whose scores all come from the cache never loads them.
     """
 
     def __init__(self, threads: int = 1) -> None:
-        try:
-            import distillmos
-            import torch
-        except ImportError as e:
+        import importlib.util
+
+        if importlib.util.find_spec("distillmos") is None or importlib.util.find_spec("torch") is None:
             raise RuntimeError(
                 "the Distill-MOS teacher needs torch and distillmos (pip install 'samos[train,data]')"
-            ) from e
-        torch.set_num_threads(threads)
+            )
+        self.threads = threads
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        import distillmos
+        import torch
+
+        torch.set_num_threads(self.threads)
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints where its weights came from
             self._model = distillmos.ConvTransformerSQAModel().eval()
         self._torch = torch
-        self._lock = threading.Lock()
 
     def score(self, audio: np.ndarray, rate: int) -> float:
         w16 = resample(audio, rate, SSL_RATE)
-        with self._lock, self._torch.inference_mode():
-            return float(self._model(self._torch.from_numpy(np.ascontiguousarray(w16))[None]).item())
+        with self._lock:
+            if self._model is None:
+                self._load()
+            with self._torch.inference_mode():
+                x = self._torch.from_numpy(np.ascontiguousarray(w16))[None]
+                return float(self._model(x).item())  # type: ignore[misc]
+
+
+class TeacherCache:
+    """Teacher scores on disk, keyed by the clip's content (SHA-1 of its float32 samples and rate).
+
+    One small JSON file per clip under ``root/<2 hex>/<sha1>.json``, written atomically, so that any
+    number of worker processes can share it. A clip that is made again (an interrupted run, a corpus
+    rebuilt with the same seed) is not scored again.
+    """
+
+    def __init__(self, root: str | Path, teacher_name: str) -> None:
+        self.root = Path(root)
+        self.teacher_name = teacher_name
+        self.hits = 0
+
+    def key(self, audio: np.ndarray, rate: int) -> str:
+        h = hashlib.sha1(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+        h.update(f"{rate}:{self.teacher_name}".encode())
+        return h.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> float | None:
+        p = self._path(key)
+        try:
+            value = float(json.loads(p.read_text())["mos"])
+        except (OSError, ValueError, KeyError):
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, key: str, mos: float) -> None:
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"mos": mos, "teacher": self.teacher_name}))
+        os.replace(tmp, p)
 
 
 class Labeller:
     """Labels 48 kHz clips: teacher on the degraded clip plus the bandwidth of the speech path."""
 
-    def __init__(self, teacher: DistillMOS | None, high_band: bool = True) -> None:
+    def __init__(
+        self, teacher: DistillMOS | None, high_band: bool = True, cache: TeacherCache | None = None
+    ) -> None:
         self.teacher = teacher
         self.high_band = high_band
+        self.cache = cache if teacher is not None else None
+
+    def teacher_mos(self, degraded: np.ndarray, rate: int) -> float:
+        """The teacher's MOS of ``degraded`` (from the cache when this exact clip was scored before)."""
+        if self.teacher is None:
+            return 4.5
+        if self.cache is None:
+            return self.teacher.score(degraded, rate)
+        key = self.cache.key(degraded, rate)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        value = self.teacher.score(degraded, rate)
+        self.cache.put(key, value)
+        return value
 
     def label(self, degraded: np.ndarray, bandwidth_hz: float, rate: int = SPEC_RATE) -> Label:
         """``degraded``: float32 ``(samples,)`` at ``rate``; ``bandwidth_hz``: effective bandwidth of
         the speech path (source and band-limiting stages, without noise)."""
-        t = self.teacher.score(degraded, rate) if self.teacher is not None else 4.5
+        t = self.teacher_mos(degraded, rate)
         credit = high_band_credit(bandwidth_hz) if self.high_band else 0.0
         mos = combine(t, bandwidth_hz, self.high_band)
         return Label(float(np.clip(mos, 1.0, 5.0)), t, float(bandwidth_hz), credit)

@@ -30,6 +30,12 @@ def _frame_power(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
     return np.mean(frames * frames, axis=1), n
 
 
+def frame_power_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Power of each 20 ms frame, dBov (``(frames,)``)."""
+    power, _ = _frame_power(audio, rate)
+    return 10.0 * np.log10(power + 1e-20)
+
+
 def active_mask(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
     """Per-frame speech activity (bool ``(frames,)``) and the frame length in samples."""
     power, n = _frame_power(audio, rate)

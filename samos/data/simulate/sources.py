@@ -9,6 +9,9 @@ Sources (each unit is one short recording by one talker):
 - ``espeak``: ``espeak-ng`` synthesis at 22.05 kHz of dialogue text shipped with fillets-ng; one talker
   per voice.
 - ``p835``: the clean talkers of the P.835 test set (off by default, see docs/DATA.md).
+- ``tuxpaint``: Debian ``tuxpaint-stamps-default``, spoken descriptions of the stamps in ~12
+  languages, 44.1 kHz Vorbis, most of them full band (18-20 kHz measured); the talker key is the
+  language (each language was read by its translators; one key per language is the safe grouping).
 
 An utterance concatenates trimmed units of ONE talker with pauses, is resampled to 48 kHz and
 normalised to an active level. Its effective bandwidth is measured, never assumed from the file rate.
@@ -31,7 +34,7 @@ from samos.audio import SPEC_RATE, AudioError, load_audio, resample
 from samos.data.simulate.config import SourcesConfig, UtteranceConfig
 from samos.data.simulate.measure import active_mask, effective_bandwidth_hz, normalise_level
 
-SOURCE_NAMES = ("klettres", "fillets", "espeak", "p835")
+SOURCE_NAMES = ("klettres", "fillets", "espeak", "p835", "tuxpaint")
 TRIM_MARGIN_S = 0.05
 
 
@@ -105,6 +108,13 @@ _DIALOG = re.compile(r'dialogId\(\s*"[^"]*"\s*,\s*[^,]*,\s*"((?:[^"\\]|\\.)+)"\s
 
 def dialogue_text(root: str, lang: str) -> list[str]:
     """Sentences of the fillets-ng dialogue scripts in ``lang`` (falls back to English)."""
+    return list(_dialogue_text(str(root), lang))
+
+
+@lru_cache(maxsize=64)
+def _dialogue_text(root: str, lang: str) -> tuple[str, ...]:
+    # read once per process: several voices share a language (en, en-us) and the catalog is built
+    # by the parent and by every worker
     base = Path(root) / "script"
     for code in (lang, "en"):
         lines = []
@@ -114,8 +124,8 @@ def dialogue_text(root: str, lang: str) -> list[str]:
                 if 3 <= len(t) <= 160:
                     lines.append(t)
         if lines:
-            return lines
-    return []
+            return tuple(lines)
+    return ()
 
 
 def index_espeak(cfg: SourcesConfig) -> list[Unit]:
@@ -145,6 +155,18 @@ def index_p835(root: str) -> list[Unit]:
     return units
 
 
+def index_tuxpaint(root: str) -> list[Unit]:
+    """Spoken stamp descriptions under ``root`` (``**/<stamp>_desc_<lang>.ogg``)."""
+    base = _require_dir(root, "sources.tuxpaint", "tuxpaint-stamps-default")
+    units = []
+    for p in sorted(base.rglob("*_desc_*.ogg")):
+        lang = p.stem.rsplit("_desc_", 1)[1]
+        units.append(Unit("tuxpaint", f"tuxpaint-{lang}", path=str(p)))
+    if not units:
+        raise SourceError(f"sources.tuxpaint: no spoken descriptions (*_desc_*.ogg) under {base}")
+    return units
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Units grouped by source and talker, with the share of utterances drawn from each source."""
@@ -163,7 +185,10 @@ class Catalog:
             found["espeak"] = index_espeak(cfg)
         if cfg.p835_clean is not None:
             found["p835"] = index_p835(cfg.p835_clean)
-        weights = {n: w for n, w in zip(SOURCE_NAMES, cfg.weights, strict=True) if n in found and w > 0}
+        if cfg.tuxpaint is not None:
+            found["tuxpaint"] = index_tuxpaint(cfg.tuxpaint)
+        pairs = zip(SOURCE_NAMES, cfg.source_weights, strict=True)
+        weights = {n: w for n, w in pairs if n in found and w > 0}
         if not weights:
             raise SourceError(
                 "no speech source is enabled with a positive weight (see sources.* in the config)"
