@@ -25,7 +25,13 @@ class MonitorMetrics(CollectorRegistry):
         )
         self.dropped_audio = Counter(
             "samos_dropped_audio_seconds_total",
-            "Audio lost before the pipeline (device overflow, packet loss), seconds",
+            "Audio lost before the pipeline (device overflow, packet loss; concealed or not), seconds",
+            ["stream"],
+            registry=r,
+        )
+        self.loss = Gauge(
+            "samos_stream_loss_ratio",
+            "Fraction of the latest window's duration that was lost audio (concealed or silence)",
             ["stream"],
             registry=r,
         )
@@ -78,11 +84,12 @@ class MonitorMetrics(CollectorRegistry):
         return generate_latest(self)
 
     def forget_stream(self, stream: str) -> None:
-        """Remove the per-stream MOS gauge of an ended stream (counters stay)."""
-        try:
-            self.mos.remove(stream)
-        except KeyError:
-            pass
+        """Remove the per-stream gauges (MOS, loss ratio) of an ended stream (counters stay)."""
+        for gauge in (self.mos, self.loss):
+            try:
+                gauge.remove(stream)
+            except KeyError:
+                pass
 
     async def watch_loop_lag(self, period: float = 0.25) -> None:
         """Run forever: set the loop-lag gauge from how late a ``period`` sleep wakes up."""

@@ -57,6 +57,7 @@ class StreamProcessor:
         out = []
         for w in windows:
             status, diag = analyse(w.wave48, w.rate, w.dropped_seconds, self.vad)
+            diag["loss_ratio"] = round(w.loss_ratio, 4)
             out.append(Pending(w, status, diag))
         return out
 
