@@ -34,8 +34,9 @@ class AudioChunk:
     ``dropped``: samples (at ``rate``) known to be lost just before this chunk (device overflow,
     packet loss) and absent from ``samples``: the normaliser puts that much silence in their place.
     ``concealed``: how many of the *first* samples of ``samples`` are not received audio but the
-    codec's concealment of lost audio (Opus PLC/FEC); they count as lost too. ``t_capture``: ``time.monotonic()`` when the chunk's last sample was captured
-    (used for end-to-end latency).
+    codec's concealment of lost audio (Opus PLC/FEC); they count as lost too.
+    ``t_capture``: ``time.monotonic()`` when the chunk's last sample was captured (used for
+    end-to-end latency).
     """
 
     samples: np.ndarray

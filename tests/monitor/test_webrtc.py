@@ -237,6 +237,36 @@ async def test_lost_rtp_packets_are_reported_as_dropped_samples() -> None:
     await sender.close()
 
 
+async def test_with_the_batched_hand_off_lost_packets_are_concealed_in_place() -> None:
+    """The same losses through the batched hand-off: its Opus decoder conceals them, so nothing is
+    missing from the timeline (no ``dropped``), the stand-in audio is marked ``concealed`` at the start
+    of its chunk, and the tone goes on through the holes."""
+    from samos.monitor.sources import handoff, opus_plc
+
+    if not opus_plc.available():
+        pytest.skip("no libopus to load")
+    handoff.use("batched")
+    try:
+        audio = tone(1.5, freq=440.0)
+        sender = await offer_for(ArrayTrack(audio))
+        lost = drop_rtp_packets(sender, {20, 21, 40})
+        source, answer = await accept_offer(sender.localDescription.sdp, "offer", "plc", FAST)
+        await sender.setRemoteDescription(answer)
+        chunks, _ = await drain(source)
+    finally:
+        handoff.use("aiortc")
+    assert len(lost) == 3
+    assert not any(c.dropped for c in chunks) and source.stats.lost_samples == 0
+    concealed = [c.concealed for c in chunks if c.concealed]
+    assert sum(concealed) == source.stats.concealed_samples >= 3 * FRAME
+    assert all(c % FRAME == 0 for c in concealed)
+    received, reference = align(audio, chunks)
+    corr = np.corrcoef(received[-10 * FRAME :], reference[-10 * FRAME :])[0, 1]
+    assert corr > 0.95, corr
+    await source.close()
+    await sender.close()
+
+
 async def test_peer_close_ends_the_stream_promptly() -> None:
     options = WebRTCOptions(inactivity_timeout=30.0, close_timeout=3.0)
     sender, source = await connect(ArrayTrack(tone(30.0)), options)
