@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from aiortc.codecs.opus import OpusDecoder
 from aiortc.jitterbuffer import JitterFrame
-from webrtc_peers import FRAME, RATE, speech_clip, tone
+from webrtc_peers import FRAME, speech_clip, tone
 
 from samos.bench.webrtc_load import encode_opus
 from samos.monitor.sources import opus_plc
