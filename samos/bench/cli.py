@@ -1,4 +1,4 @@
-"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows`` or ``soak``.
+"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows``, ``soak`` or ``loss``.
 
 Each benchmark is a module exposing ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen
 one is imported (the accuracy benchmark needs torch, the others do not), and its own arguments are
@@ -23,6 +23,10 @@ BENCHES: dict[str, tuple[str, str]] = {
     "windows": (
         "samos.bench.windows",
         "monitor window and hop: accuracy on changing calls against latency and CPU",
+    ),
+    "loss": (
+        "samos.bench.loss",
+        "live MOS of WebRTC publishers whose RTP packets are lost, random and in bursts",
     ),
 }
 EXIT_USAGE = 2

@@ -323,7 +323,7 @@ def build_http_app(
 ) -> web.Application:
     """The aiohttp application serving signalling, pages and metrics for ``monitor``."""
     limits = limits or SignallingLimits.from_config(cfg.http)
-    log.info("webrtc hand-off: %s", handoff.use(cfg.http.webrtc_handoff))
+    log.info("webrtc hand-off: %s", handoff.use(cfg.http.webrtc_handoff, cfg.http.webrtc_conceal))
     install_redaction([cfg.auth.token] if cfg.auth.token else [])
     # aiohttp refuses larger bodies itself (413) -- one KiB of slack so our check gives the message.
     app = web.Application(client_max_size=limits.max_body_bytes + 1024)
