@@ -15,7 +15,10 @@ worker stays and a warning says so.
 
 The batched worker also decodes Opus with :class:`~samos.monitor.sources.opus_plc.OpusPlcDecoder`
 (``conceal=True``, the default, where libopus can be loaded): lost packets are concealed by the
-codec (PLC, in-band FEC) instead of left out. aiortc's own worker has no concealment.
+codec (PLC, in-band FEC) instead of left out, and :func:`samos.monitor.sources.webrtc.accept_offer`
+gives the receivers of the batched path :class:`~samos.monitor.sources.jitter.AudioJitterBuffer`,
+which skips a lost packet instead of discarding the good ones around it. ``"aiortc"`` is stock
+aiortc throughout: its jitter buffer, no concealment.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ import av
 from samos.audio import SPEC_RATE
 from samos.monitor.aio import within
 from samos.monitor.source import AudioChunk, SourceEnded
+from samos.monitor.sources import handoff, jitter
 from samos.monitor.sources.opus_plc import CONCEALED
 
 log = logging.getLogger(__name__)
@@ -489,6 +490,8 @@ async def accept_offer(
         for transceiver in pc.getTransceivers():
             track = transceiver.receiver.track
             if transceiver.kind == "audio" and track is not None and not accepted:
+                if handoff.current() == "batched":  # samos's receive path: lost packets are skipped
+                    jitter.install(transceiver.receiver)
                 source._attach(track, transceiver.receiver)
                 accepted = True
             else:
