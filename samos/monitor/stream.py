@@ -49,6 +49,11 @@ class StreamProcessor:
     def flush(self) -> list[Pending]:
         return self._windows(self.normaliser.flush(), final=True)
 
+    def push_normalised(self, seg: Segment, final: bool = False) -> list[Pending]:
+        """Windows of audio already at the model's rates (a benchmark that resampled once), bypassing
+        the normaliser; ``final=True`` ends the stream (then nothing more may be pushed)."""
+        return self._windows(seg, final)
+
     def _windows(self, seg: Segment, final: bool) -> list[Pending]:
         self.invalid_samples += seg.invalid
         windows = self.windower.push(seg)
