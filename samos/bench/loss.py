@@ -33,6 +33,9 @@ import numpy as np
 from samos.bench.webrtc_load import FRAME, RATE, OpusReplayTrack, encode_opus, speech
 
 PACKETS_PER_SECOND = RATE // FRAME
+SHED_MARGIN_PERCENT = 2.0
+"""A stream whose windows lost this many points more than its packets had audio dropped inside the
+monitor (it fell behind): the run is flagged."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"samos bench loss: {e}", file=sys.stderr)
         return 2
     rows: list[dict[str, Any]] = []
+    shed = SHED_MARGIN_PERCENT
     for i in range(0, len(patterns), args.parallel):
         group = patterns[i : i + args.parallel]
         print(f"samos bench loss: {', '.join(p.name for p in group)} ...", file=sys.stderr, flush=True)
@@ -306,6 +310,14 @@ def run(args: argparse.Namespace) -> int:
                 hop_seconds=args.hop,
             )
         )
+    for r in rows:
+        if r["window_loss_percent"] is not None and r["window_loss_percent"] > r["wire_loss_percent"] + shed:
+            print(
+                f"samos bench loss: warning: {r['stream']} lost {r['window_loss_percent']} % of its audio but "
+                f"only {r['wire_loss_percent']} % of its packets: the monitor shed audio it could not keep up "
+                "with (busy CPU?); rerun with a lower --parallel",
+                file=sys.stderr,
+            )
     if args.json:
         for r in rows:
             print(json.dumps(r))
