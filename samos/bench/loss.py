@@ -313,9 +313,9 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r["window_loss_percent"] is not None and r["window_loss_percent"] > r["wire_loss_percent"] + shed:
             print(
-                f"samos bench loss: warning: {r['stream']} lost {r['window_loss_percent']} % of its audio but "
-                f"only {r['wire_loss_percent']} % of its packets: the monitor shed audio it could not keep up "
-                "with (busy CPU?); rerun with a lower --parallel",
+                f"samos bench loss: warning: {r['stream']} lost {r['window_loss_percent']} % of its audio "
+                f"but only {r['wire_loss_percent']} % of its packets: the monitor shed audio it could not "
+                "keep up with (busy CPU?); rerun with a lower --parallel",
                 file=sys.stderr,
             )
     if args.json:
