@@ -222,6 +222,14 @@ def summarise(pattern: LossPattern, scores: list[dict[str, Any]], sender: LossyS
     }
 
 
+def warm_up(scorer: Any, window_seconds: float) -> None:
+    """Run the model a few times before measuring: onnxruntime's first calls are slow, and a monitor
+    that falls behind at the start sheds live audio, which would count as loss."""
+    n = int(window_seconds * 16_000)
+    for _ in range(3):
+        scorer.score(np.zeros((1, n), np.float32), np.zeros((1, 3 * n), np.float32))
+
+
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of :func:`measure` rows."""
     out = [
@@ -274,6 +282,7 @@ def _numbers(text: str, what: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from samos.audio import AudioError
+    from samos.monitor.config import WindowConfig as MonitorWindow
     from samos.runtime.scorer import Scorer
 
     try:
@@ -291,6 +300,7 @@ def run(args: argparse.Namespace) -> int:
         if args.seconds:
             audio = audio[: int(args.seconds * RATE)]
         scorer = Scorer(args.model, providers=("cpu",), threads=args.threads)
+        warm_up(scorer, args.window or MonitorWindow().window_seconds)
     except (ValueError, OSError, AudioError) as e:
         print(f"samos bench loss: {e}", file=sys.stderr)
         return 2
