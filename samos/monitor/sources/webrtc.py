@@ -240,6 +240,8 @@ class WebRTCSource:
             concealed += nxt.concealed
             whole = whole and nxt.concealed == nxt.frames
             last = nxt
+        if len(parts) == 1:
+            return first
         return AudioChunk(np.concatenate(parts), first.rate, first.dropped, last.t_capture, concealed)
 
     async def close(self) -> None:
