@@ -1,7 +1,8 @@
 """``samos bench loss``: the loss patterns, and the short version of the packet-loss table in CI.
 
-Two real aiortc publishers on loopback send the same speech (the bundled demo call's clean opening)
-through the monitor's ``/offer``; one loses 20 % of its RTP packets on the way. The monitor, with the
+Three real aiortc publishers on loopback send the same speech (the bundled demo call's clean
+opening) through the monitor's ``/offer``; two lose 20 % of their RTP packets on the way, one at
+random, one in bursts. The monitor, with the
 embedded model, must hear it: the windows report the loss, and the MOS falls.
 """
 
@@ -41,10 +42,15 @@ def test_packet_loss_is_heard_reported_and_lowers_the_mos() -> None:
 
     audio = speech()[: int(8.0 * RATE)]  # two clean talkers of the demo call
     scorer = Scorer(None, providers=("cpu",), threads=1)
-    clean, lossy = asyncio.run(measure(scorer, audio, [LossPattern(0.0), LossPattern(20.0, 1, seed=3)]))
+    patterns = [LossPattern(0.0), LossPattern(20.0, 1, seed=3), LossPattern(20.0, 3, seed=3)]
+    clean, *lossy = asyncio.run(measure(scorer, audio, patterns))
     assert clean["packets_lost"] == 0 and clean["window_loss_percent"] == 0.0
-    assert 15.0 <= lossy["wire_loss_percent"] <= 25.0
-    # every lost packet is a lost 20 ms at its place in the windows: the loss ratio is the wire's
-    assert abs(lossy["window_loss_percent"] - lossy["wire_loss_percent"]) < 4.0, lossy
-    assert clean["windows"] == lossy["windows"] >= 4 and clean["scored"] == clean["windows"]
-    assert lossy["mos"] < clean["mos"] - 0.1, (clean, lossy)
+    for row in lossy:
+        assert 12.0 <= row["wire_loss_percent"] <= 28.0, row
+        # every lost packet is a lost 20 ms at its place in the windows: the loss ratio is the wire's
+        assert abs(row["window_loss_percent"] - row["wire_loss_percent"]) < 4.0, row
+        assert row["windows"] == clean["windows"] >= 4 and row["scored"] == row["windows"]
+    # measured here: 3.794 clean, 3.652 with 20 % random loss, 3.737 with bursts (17 % lost on these
+    # 8 s: Opus concealment bridges short runs well; the full table is docs/WEBRTC.md)
+    assert lossy[0]["mos"] < clean["mos"] - 0.1, (clean, lossy[0])
+    assert lossy[1]["mos"] < clean["mos"] - 0.02, (clean, lossy[1])
