@@ -296,30 +296,38 @@ def run(args: argparse.Namespace) -> int:
         audio = np.concatenate([x for part in parts for x in (part, pause)][:-1])
         if args.seconds:
             audio = audio[: int(args.seconds * RATE)]
+        default = MonitorWindow()
+        window = MonitorWindow(  # validates --window and --hop as the monitor would
+            window_seconds=args.window or default.window_seconds, hop_seconds=args.hop or default.hop_seconds
+        )
         scorer = Scorer(args.model, providers=("cpu",), threads=args.threads)
-        warm_up(scorer, args.window or MonitorWindow().window_seconds)
+        warm_up(scorer, window.window_seconds)
     except (ValueError, OSError, AudioError) as e:
         print(f"samos bench loss: {e}", file=sys.stderr)
         return 2
-    # One short unmeasured publisher first: the first streams of a process otherwise start behind
-    # (first use of aiortc, the model, the loop) and shed audio the wire never lost.
-    asyncio.run(measure(scorer, audio[: 5 * RATE], [LossPattern(0.0)], window_seconds=args.window))
     rows: list[dict[str, Any]] = []
     shed = SHED_MARGIN_PERCENT
-    for i in range(0, len(patterns), args.parallel):
-        group = patterns[i : i + args.parallel]
-        print(f"samos bench loss: {', '.join(p.name for p in group)} ...", file=sys.stderr, flush=True)
-        rows += asyncio.run(
-            measure(
-                scorer,
-                audio,
-                group,
-                conceal=not args.no_conceal,
-                fec=not args.no_fec,
-                window_seconds=args.window,
-                hop_seconds=args.hop,
+    try:
+        # One short unmeasured publisher first: the first streams of a process otherwise start behind
+        # (first use of aiortc, the model, the loop) and shed audio the wire never lost.
+        asyncio.run(measure(scorer, audio[: 5 * RATE], [LossPattern(0.0)], window_seconds=args.window))
+        for i in range(0, len(patterns), args.parallel):
+            group = patterns[i : i + args.parallel]
+            print(f"samos bench loss: {', '.join(p.name for p in group)} ...", file=sys.stderr, flush=True)
+            rows += asyncio.run(
+                measure(
+                    scorer,
+                    audio,
+                    group,
+                    conceal=not args.no_conceal,
+                    fec=not args.no_fec,
+                    window_seconds=window.window_seconds,
+                    hop_seconds=window.hop_seconds,
+                )
             )
-        )
+    except (TimeoutError, RuntimeError, OSError) as e:  # a refused offer, a stream that never ended
+        print(f"samos bench loss: {e}", file=sys.stderr)
+        return 1
     for r in rows:
         if r["window_loss_percent"] is not None and r["window_loss_percent"] > r["wire_loss_percent"] + shed:
             print(

@@ -54,3 +54,17 @@ def test_packet_loss_is_heard_reported_and_lowers_the_mos() -> None:
     # 8 s: Opus concealment bridges short runs well; the full table is docs/WEBRTC.md)
     assert lossy[0]["mos"] < clean["mos"] - 0.1, (clean, lossy[0])
     assert lossy[1]["mos"] < clean["mos"] - 0.02, (clean, lossy[1])
+
+
+def test_bad_command_lines_get_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from samos.cli import main
+
+    for argv, message in (
+        (["--hop", "9"], "hop_seconds"),
+        (["--rates", "5,x"], "--rates"),
+        (["--bursts", "0"], "burst"),
+        (["--wav", "/no/such.wav"], "no such file"),
+    ):
+        assert main(["bench", "loss", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err and "Traceback" not in err, err
