@@ -7,7 +7,7 @@ Future and their chained callbacks, 50 times per second per peer. With a few doz
 the loop more than the rest of the ingest, and the decoder threads queue for the GIL behind it, so the
 loop falls behind (measured in docs/RELIABILITY.md).
 
-:func:`use` (``"batched"``) swaps in :func:`batched_decoder_worker`: same decoder, same queues, same
+:func:`use` (``"batched"``) swaps in :func:`batched_decoder_worker`: same queues, same
 end-of-track marker and error handling, but it decodes everything that is queued and hands the frames
 over with one ``loop.call_soon_threadsafe``. ``"aiortc"`` restores aiortc's own worker. The swap is
 made only when aiortc's worker has the signature this module was written against; otherwise aiortc's
