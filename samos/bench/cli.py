@@ -1,4 +1,5 @@
-"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows``, ``soak`` or ``vad``.
+"""``samos bench``: dispatch to ``throughput``, ``stream``, ``accuracy``, ``windows``, ``soak``, ``vad`` or
+``loss``.
 
 Each benchmark is a module exposing ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen
 one is imported (the accuracy benchmark needs torch, the others do not), and its own arguments are
@@ -25,6 +26,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "monitor window and hop: accuracy on changing calls against latency and CPU",
     ),
     "vad": ("samos.bench.vad", "the monitor's speech gate on speech in noise, noise alone and silence"),
+    "loss": (
+        "samos.bench.loss",
+        "live MOS of WebRTC publishers whose RTP packets are lost, random and in bursts",
+    ),
 }
 EXIT_USAGE = 2
 

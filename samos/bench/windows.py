@@ -34,7 +34,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,9 @@ import numpy as np
 
 from samos.audio import RATE_RATIO, SSL_RATE, load_audio, model_input
 from samos.bench.cv import SETS, Clip, load_p835
-from samos.monitor.diagnostics import VadParams, analyse
-from samos.runtime.vad import speech_prob, window_frames
+from samos.monitor.config import WindowConfig
+from samos.monitor.normalise import Segment
+from samos.monitor.stream import StreamProcessor
 from samos.train import metrics
 
 DEFAULT_P835 = "/work/shared/data/p835"
@@ -113,25 +114,30 @@ class WindowResult:
 
 
 def score_windows(
-    calls: Sequence[Call], scorers: dict[str, ScoreFn], seconds: float, step_s: float, vad: VadParams
+    calls: Sequence[Call],
+    scorers: dict[str, ScoreFn],
+    seconds: float,
+    step_s: float,
+    gate: WindowConfig | None = None,
 ) -> WindowResult:
-    """Cut each call into ``seconds`` windows every ``step_s`` seconds and score those the monitor would."""
-    size, step = round(seconds * SSL_RATE), max(1, round(step_s * SSL_RATE))
+    """Cut each call into ``seconds`` windows every ``step_s`` seconds and score those the monitor would:
+    the windows and their statuses come from the monitor's own path
+    (:class:`~samos.monitor.stream.StreamProcessor`), with ``gate`` (default: the monitor's window
+    settings) for everything but the window and hop."""
+    size = round(seconds * SSL_RATE)
+    base = gate or WindowConfig()
+    cfg = replace(base, window_seconds=seconds, hop_seconds=step_s, min_final_seconds=seconds)
     pred: list[np.ndarray] = []
     target: list[np.ndarray] = []
     sets: list[str] = []
     cut = 0
     for call in calls:
-        starts = window_starts(len(call.wave16), size, step)
-        probs = speech_prob(call.wave16)  # over the whole call, as the monitor runs it on a stream
-        keep = []
-        for s in starts:
-            w48 = call.wave48[s * RATE_RATIO : (s + size) * RATE_RATIO]
-            k0, k1, offset = window_frames(int(s), size)
-            status, _ = analyse(w48, call.rate, 0.0, vad, probs[k0:k1], offset)
-            keep.append(status == "ok")
-        cut += len(starts) - int(np.sum(keep))
-        starts = starts[np.asarray(keep, dtype=bool)]
+        proc = StreamProcessor(call.rate, cfg)
+        seg = Segment(call.wave16, call.wave48, 0.0, 0.0, call.rate)
+        pending = [p for p in proc.push_normalised(seg, final=True) if len(p.window.wave16) == size]
+        ok = [p.window.start for p in pending if p.status == "ok"]
+        cut += len(pending) - len(ok)
+        starts = np.asarray(ok, dtype=np.int64)
         score = scorers[call.model]
         for b in range(0, len(starts), MAX_BATCH):
             chunk = starts[b : b + MAX_BATCH]
@@ -371,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         results = {}
         for w in args.windows:
             t = time.perf_counter()
-            results[w] = res = score_windows(calls, scorers, w, max(args.step, w / 2), VadParams())
+            results[w] = res = score_windows(calls, scorers, w, max(args.step, w / 2))
             took = time.perf_counter() - t
             print(f"[windows] {w:g} s: {len(res.pred)} windows scored in {took:.0f} s", file=sys.stderr)
         cost = window_cost_ms(args.cost_model, args.windows, args.cost_budget)

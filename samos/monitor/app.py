@@ -251,8 +251,8 @@ class Monitor:
                 chunk = await st.source.recv()
             except SourceEnded:
                 return
-            if chunk.dropped:
-                dropped.inc(chunk.dropped / chunk.rate)
+            if chunk.dropped or chunk.concealed:
+                dropped.inc((chunk.dropped + chunk.concealed) / chunk.rate)
             for p in st.proc.push(chunk):
                 await self._enqueue(st, p)
 
@@ -280,6 +280,7 @@ class Monitor:
         roll, messages = st.results.result(p, status, mos, std, diag, now)
         self.metrics.windows.labels(st.name, status).inc()
         self.metrics.latency.observe(max(0.0, now - p.window.t_capture))
+        self.metrics.loss.labels(st.name).set(p.window.loss_ratio)
         if roll.mos is not None:
             self.metrics.mos.labels(st.name).set(roll.mos)
         for msg in messages:

@@ -174,6 +174,9 @@ class HttpConfig:
     webrtc_handoff: Literal["batched", "aiortc"] = "batched"
     """How decoded audio gets from aiortc's decoder threads to the loop: ``batched`` (one wake-up
     per batch, see samos.monitor.sources.handoff) or ``aiortc`` (its own, costlier per frame)."""
+    webrtc_conceal: bool = True
+    """Conceal lost Opus packets with the codec's own PLC and in-band FEC (``batched`` hand-off, where
+    libopus loads; samos.monitor.sources.opus_plc); false, or else: lost audio becomes silence."""
 
     def __post_init__(self) -> None:
         if self.max_peers < 1 or self.max_body_bytes < 1024:

@@ -385,7 +385,10 @@ def build_http_app(
 ) -> web.Application:
     """The aiohttp application serving signalling, pages and metrics for ``monitor``."""
     limits = limits or SignallingLimits.from_config(cfg.http)
-    log.info("webrtc hand-off: %s", handoff.use(cfg.http.webrtc_handoff))
+    used = handoff.use(cfg.http.webrtc_handoff, cfg.http.webrtc_conceal)
+    log.info(
+        "webrtc hand-off: %s; lost Opus packets: %s", used, "concealed" if handoff.concealing() else "silence"
+    )
     install_redaction([cfg.auth.token] if cfg.auth.token else [])
     # aiohttp refuses larger bodies itself (413) -- one KiB of slack so our check gives the message.
     app = web.Application(client_max_size=limits.max_body_bytes + 1024)

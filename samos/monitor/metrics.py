@@ -27,7 +27,13 @@ class MonitorMetrics(CollectorRegistry):
         )
         self.dropped_audio = Counter(
             "samos_dropped_audio_seconds_total",
-            "Audio lost before the pipeline (device overflow, packet loss), seconds",
+            "Audio lost before the pipeline (device overflow, packet loss; concealed or not), seconds",
+            ["stream"],
+            registry=r,
+        )
+        self.loss = Gauge(
+            "samos_stream_loss_ratio",
+            "Fraction of the latest window's duration that was lost audio (concealed or silence)",
             ["stream"],
             registry=r,
         )
@@ -86,8 +92,9 @@ class MonitorMetrics(CollectorRegistry):
         return generate_latest(self)
 
     def forget_stream(self, stream: str) -> None:
-        """Remove the per-stream gauges of an ended stream (counters stay)."""
-        labels = [(self.mos, (stream,))] + [(self.alert_open, (stream, kind)) for kind in ALERT_KINDS]
+        """Remove the per-stream gauges (MOS, loss ratio, open alerts) of an ended stream (counters stay)."""
+        labels = [(self.mos, (stream,)), (self.loss, (stream,))]
+        labels += [(self.alert_open, (stream, kind)) for kind in ALERT_KINDS]
         for gauge, values in labels:
             try:
                 gauge.remove(*values)

@@ -4,6 +4,13 @@ One stateful soxr stream per output rate (quality ``samos.audio.RESAMPLE_QUALITY
 a stream in chunks of any size gives exactly the samples of one-shot resampling. soxr emits
 irregular amounts per chunk; we hold back whatever is not yet matched (16 k sample ``i`` always pairs
 with 48 k samples ``3i .. 3i+2``). Pure computation: no I/O.
+
+Lost audio stays at its place in the stream: a chunk's ``dropped`` samples (lost before it, absent
+from the chunk) become that much silence before its samples (up to ``max_gap_seconds`` per gap; a
+longer gap is cut to that, so that a device gone for an hour does not fill memory with silence), and
+its ``concealed`` samples (codec concealment) pass as they are. Either way each segment names the
+spans of the stream that hold lost audio (``Segment.lost``), so every window can say how much of it
+was lost.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from samos.audio import RATE_RATIO, RESAMPLE_QUALITY, SPEC_RATE, SSL_RATE, check
 from samos.monitor.source import AudioChunk
 
 _EMPTY = np.zeros(0, np.float32)
+MAX_GAP_SECONDS = 30.0
+"""Longest run of silence put in place of one gap of lost audio (s); the rest of a longer gap is cut."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,11 @@ class Segment:
     """Normalised audio: ``wave16`` float32 ``[n]`` at 16 kHz, ``wave48`` float32 ``[3n]`` at 48 kHz.
 
     ``t_capture``: capture time (monotonic s) of the chunk that released these samples;
-    ``dropped_seconds``: audio known lost before it; ``rate``: the source's native rate (Hz);
-    ``invalid``: NaN/Inf input samples replaced by 0.
+    ``dropped_seconds``: audio known lost in the chunk (silence put in its place, concealed, or cut
+    from a gap longer than ``MAX_GAP_SECONDS``); ``rate``: the source's native rate (Hz);
+    ``invalid``: NaN/Inf input samples replaced by 0. ``lost``: ``(start, end)`` spans of the stream
+    in 16 kHz samples from its start (absolute, end exclusive) that hold lost audio; because of the
+    resamplers' delay a span may lie partly after the samples this segment releases.
     """
 
     wave16: np.ndarray
@@ -34,6 +46,7 @@ class Segment:
     dropped_seconds: float = 0.0
     rate: int = SPEC_RATE
     invalid: int = 0
+    lost: tuple[tuple[int, int], ...] = ()
 
 
 class _Identity:
@@ -53,12 +66,19 @@ class Normaliser:
     """Streaming mono + resampling for one stream. ``push(chunk) -> Segment``; ``flush() -> Segment``.
 
     A change of input rate mid-stream flushes the resamplers and starts new ones at the new rate.
+    ``max_gap_seconds``: see the module doc.
     """
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, max_gap_seconds: float = MAX_GAP_SECONDS) -> None:
+        if not max_gap_seconds >= 0:
+            raise ValueError(f"max_gap_seconds must be >= 0, got {max_gap_seconds!r}")
+        self.max_gap_seconds = max_gap_seconds
         self.rate = check_rate(rate)
         self._open(self.rate)
         self._t_capture = 0.0
+        self._out16 = 0  # 16 kHz samples released so far
+        self._base16 = 0  # 16 kHz position where the current input rate began
+        self._pos = 0  # input samples (silence included) fed at the current rate
 
     def _open(self, rate: int) -> None:
         self._r16 = _stream(rate, SSL_RATE)
@@ -80,6 +100,8 @@ class Normaliser:
             pre = self._drain()
             self.rate = check_rate(chunk.rate)
             self._open(self.rate)
+            self._base16 = self._out16 + len(pre[0])
+            self._pos = 0
         raw = chunk.samples
         if raw.ndim == 2 and raw.shape[1] == 1:
             raw = raw[:, 0]
@@ -88,11 +110,24 @@ class Normaliser:
         invalid = int(bad.sum())
         if invalid:
             x = np.where(bad, np.float32(0.0), x)
+        fill = min(chunk.dropped, round(self.max_gap_seconds * self.rate))
+        lost: tuple[tuple[int, int], ...] = ()
+        if fill or chunk.concealed:
+            lost = ((self._at16(self._pos), self._at16(self._pos + fill + chunk.concealed)),)
+        if fill:
+            x = np.concatenate([np.zeros(fill, np.float32), x])
+        self._pos += len(x)
         w16, w48 = self._pair(self._r16.resample_chunk(x), self._r48.resample_chunk(x))
         if pre is not None:
             w16, w48 = np.concatenate([pre[0], w16]), np.concatenate([pre[1], w48])
+        self._out16 += len(w16)
         self._t_capture = chunk.t_capture
-        return Segment(w16, w48, chunk.t_capture, chunk.dropped / chunk.rate, self.rate, invalid)
+        lost_seconds = (chunk.dropped + chunk.concealed) / chunk.rate
+        return Segment(w16, w48, chunk.t_capture, lost_seconds, self.rate, invalid, lost)
+
+    def _at16(self, pos: int) -> int:
+        """16 kHz stream position of input sample ``pos`` (at the current rate, rounded half up)."""
+        return self._base16 + (2 * pos * SSL_RATE + self.rate) // (2 * self.rate)
 
     def _drain(self) -> tuple[np.ndarray, np.ndarray]:
         w16, w48 = self._pair(
@@ -104,4 +139,5 @@ class Normaliser:
     def flush(self) -> Segment:
         """End of stream: the resamplers' delayed tail (then the normaliser is spent)."""
         w16, w48 = self._drain()
+        self._out16 += len(w16)
         return Segment(w16, w48, self._t_capture, 0.0, self.rate)

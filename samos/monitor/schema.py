@@ -99,7 +99,9 @@ class StreamMessages:
     ) -> dict[str, Any]:
         """One window: ``t_start``/``t_end`` in stream seconds; ``mos``/``mos_std`` null unless
         ``status == "ok"``; ``t_capture`` is the host's monotonic clock when the window's last sample
-        was captured; ``latency_ms`` from then to publishing."""
+        was captured; ``latency_ms`` from then to publishing. ``diagnostics`` (docs/MONITOR.md) include
+        ``loss_ratio``, the fraction of the window's duration that was lost audio (kept at its place
+        as silence or codec concealment, and scored so), and ``dropped_seconds``."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         msg = self._base("score")

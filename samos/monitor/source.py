@@ -32,14 +32,18 @@ class AudioChunk:
 
     ``samples``: float32 (or integer PCM) ``[n]`` or ``[n, channels]`` at ``rate`` Hz.
     ``dropped``: samples (at ``rate``) known to be lost just before this chunk (device overflow,
-    packet loss). ``t_capture``: ``time.monotonic()`` when the chunk's last sample was captured
-    (used for end-to-end latency).
+    packet loss) and absent from ``samples``: the normaliser puts that much silence in their place.
+    ``concealed``: how many of the *first* samples of ``samples`` are not received audio but the
+    codec's concealment of lost audio (Opus PLC/FEC); they count as lost too.
+    ``t_capture``: ``time.monotonic()`` when the chunk's last sample was captured (used for
+    end-to-end latency).
     """
 
     samples: np.ndarray
     rate: int
     dropped: int = 0
     t_capture: float = field(default_factory=time.monotonic)
+    concealed: int = 0
 
     def __post_init__(self) -> None:
         if self.samples.ndim not in (1, 2):
@@ -50,6 +54,10 @@ class AudioChunk:
             raise ValueError(f"AudioChunk.rate must be positive, got {self.rate}")
         if self.dropped < 0:
             raise ValueError(f"AudioChunk.dropped must be >= 0, got {self.dropped}")
+        if not 0 <= self.concealed <= self.samples.shape[0]:
+            raise ValueError(
+                f"AudioChunk.concealed must be in [0, {self.samples.shape[0]}] samples, got {self.concealed}"
+            )
 
     @property
     def frames(self) -> int:

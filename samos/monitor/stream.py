@@ -64,6 +64,11 @@ class StreamProcessor:
     def flush(self) -> list[Pending]:
         return self._windows(self.normaliser.flush(), final=True)
 
+    def push_normalised(self, seg: Segment, final: bool = False) -> list[Pending]:
+        """Windows of audio already at the model's rates (a benchmark that resampled once), bypassing
+        the normaliser; ``final=True`` ends the stream (then nothing more may be pushed)."""
+        return self._windows(seg, final)
+
     def _windows(self, seg: Segment, final: bool) -> list[Pending]:
         self.invalid_samples += seg.invalid
         windows = self.windower.push(seg)
@@ -79,6 +84,7 @@ class StreamProcessor:
             k0, k1, offset = window_frames(w.start, len(w.wave16))
             probs = self._probs[k0 - self._first : k1 - self._first]
             status, diag = analyse(w.wave48, w.rate, w.dropped_seconds, self.vad, probs, offset)
+            diag["loss_ratio"] = round(w.loss_ratio, 4)
             out.append(Pending(w, status, diag))
         # later windows start later than this one: frames before its start are no longer needed
         keep = max(0, windows[-1].start // VAD_FRAME - self._first)

@@ -50,7 +50,7 @@ def problems_of(status: str, diagnostics: dict[str, Any]) -> list[str]:
         out.append("dead_air")
     if status == "no_speech":
         out.append("no_speech")
-    if (diagnostics.get("dropped_seconds") or 0.0) > 0.0:
+    if (diagnostics.get("dropped_seconds") or 0.0) > 0.0 or (diagnostics.get("loss_ratio") or 0.0) > 0.0:
         out.append("dropped_audio")
     return out
 

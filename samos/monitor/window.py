@@ -7,6 +7,10 @@ chunked, so chunked input gives exactly the windows of whole-file input.
 At the end (``flush``): a stream that never filled a window gets one short window when it has at
 least ``min_final_seconds``; otherwise, when the audio after the last window is at least half a hop,
 one last full-length window ending at the end of the stream is emitted (``final=True``).
+
+Lost audio (``Segment.lost``, silence or codec concealment at its place in the stream) is counted
+per window: ``Window.lost_seconds`` is how much of the window's span was lost, ``loss_ratio`` that as
+a fraction of the window.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Window:
     ``index`` counts windows from 0; ``start`` is its first 16 kHz sample; ``t_start``/``t_end`` in
     stream seconds. ``t_capture``: monotonic capture time of the chunk that completed it.
     ``dropped_seconds``: audio lost since the previous window. ``rate``: the source's native rate.
+    ``lost_seconds``: how much of this window's own span is lost audio (see the module doc).
     """
 
     index: int
@@ -36,6 +41,12 @@ class Window:
     dropped_seconds: float
     rate: int
     final: bool = False
+    lost_seconds: float = 0.0
+
+    @property
+    def loss_ratio(self) -> float:
+        """Fraction of the window's duration that was lost audio, in [0, 1]."""
+        return min(1.0, self.lost_seconds * SSL_RATE / len(self.wave16)) if len(self.wave16) else 0.0
 
     @property
     def t_start(self) -> float:
@@ -65,6 +76,7 @@ class Windower:
         self._dropped = 0.0
         self._t_capture = 0.0
         self._rate = 0
+        self._lost: list[tuple[int, int]] = []  # spans of lost audio not yet behind every window
 
     @property
     def seconds(self) -> float:
@@ -87,6 +99,7 @@ class Windower:
             raise ValueError(f"segment lengths {len(seg.wave16)} and {len(seg.wave48)} are not T and 3T")
         self._dropped += seg.dropped_seconds
         self._t_capture, self._rate = seg.t_capture, seg.rate
+        self._lost.extend(span for span in seg.lost if span[1] > span[0])
         if len(seg.wave16):
             self._parts16.append(seg.wave16)
             self._parts48.append(seg.wave48)
@@ -124,6 +137,8 @@ class Windower:
 
     def _cut(self, b16: np.ndarray, b48: np.ndarray, start: int, n: int, final: bool) -> Window:
         i = start - self._buf_start
+        end = start + n
+        lost = sum(max(0, min(b, end) - max(a, start)) for a, b in self._lost)
         w = Window(
             self._count,
             start,
@@ -133,6 +148,7 @@ class Windower:
             self._dropped,
             self._rate,
             final,
+            lost / SSL_RATE,
         )
         self._count += 1
         self._last_end = start + n
@@ -145,3 +161,4 @@ class Windower:
         i = keep - self._buf_start
         self._parts16, self._parts48 = [b16[i:]], [b48[RATE_RATIO * i :]]
         self._buf_start = keep
+        self._lost = [span for span in self._lost if span[1] > keep]

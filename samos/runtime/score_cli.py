@@ -3,6 +3,11 @@
 One output row per input, in input order, with at least ``path``, ``mos``, ``mos_std``; an input that
 cannot be read or scored gets a row with its ``error`` instead of stopping the run.
 
+Files are windowed, resampled and gated exactly as the live monitor does it (one implementation,
+:mod:`samos.runtime.windows`), with its defaults (4 s windows every 1 s): a file's ``mos`` is the mean
+of its scored windows, and ``--windows`` gives each window's ``status`` (``ok``, ``silence``,
+``no_speech``) as the monitor publishes it.
+
 Exit status: 0 when every input has its row (error rows included), 1 with ``--strict`` when any input
 failed, 2 for a bad command line, manifest or model file.
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from samos.audio import AudioError, load_audio
+from samos.monitor.schema import clean
 from samos.runtime.longfile import LONG_SECONDS, duration_seconds, score_file_streaming
 from samos.runtime.modelinfo import ModelFileError
 from samos.runtime.scorer import Scorer
@@ -60,12 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--windows",
         action="store_true",
-        help="also write per-window results (CSV: extra rows with a window index; JSONL: a 'windows' field)",
+        help="also write per-window results with the monitor's status and diagnostics (CSV: extra rows "
+        "with a window index; JSONL: a 'windows' field)",
     )
-    p.add_argument(
-        "--window-seconds", type=float, help="scoring window (default: the model's window_seconds)"
-    )
-    p.add_argument("--hop-seconds", type=float, help="hop between windows (default: the window)")
+    p.add_argument("--window-seconds", type=float, help="scoring window (default: the monitor's, 4 s)")
+    p.add_argument("--hop-seconds", type=float, help="hop between windows (default: the monitor's, 1 s)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per inference batch (default: 16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all usable cores)")
     p.add_argument(
@@ -123,6 +128,10 @@ def collect_inputs(
 # ------------------------------------------------------------------------------------------ outputs
 @dataclass
 class _Writer:
+    """Rows as the module doc says. A file whose windows were all gated (no speech, silence) has an
+    empty ``mos`` and ``scored_windows`` 0; per window: ``status`` as the monitor gives it, and in
+    JSONL its ``diagnostics``."""
+
     stream: IO[str]
     fmt: str
     windows: bool
@@ -130,14 +139,13 @@ class _Writer:
     def __post_init__(self) -> None:
         self._csv: Any = None
         if self.fmt == "csv":
-            cols = ["path", "mos", "mos_std", "seconds", "n_windows", "error"]
+            cols = ["path", "mos", "mos_std", "seconds", "n_windows", "scored_windows", "error"]
             if self.windows:
-                cols[1:1] = ["window", "start_s", "end_s"]
+                cols[1:1] = ["window", "start_s", "end_s", "status"]
             self._csv = csv.DictWriter(self.stream, fieldnames=cols, lineterminator="\n")
             self._csv.writeheader()
 
     def write(self, path: Path, result: FileScore | AudioError) -> None:
-        r = round
         if isinstance(result, AudioError):
             row: dict[str, Any] = {
                 "path": str(path),
@@ -152,29 +160,41 @@ class _Writer:
             return
         row = {
             "path": str(path),
-            "mos": r(result.mos, PRECISION),
-            "mos_std": r(result.std, PRECISION),
-            "seconds": r(result.seconds, 3),
+            "mos": _round(result.mos, PRECISION),
+            "mos_std": _round(result.std, PRECISION),
+            "seconds": round(result.seconds, 3),
             "n_windows": len(result.windows),
+            "scored_windows": result.scored,
         }
         wins = [
             {
-                "start_s": r(w.start_s, 3),
-                "end_s": r(w.end_s, 3),
-                "mos": r(w.mos, PRECISION),
-                "mos_std": r(w.std, PRECISION),
+                "start_s": round(w.start_s, 3),
+                "end_s": round(w.end_s, 3),
+                "status": w.status,
+                "mos": _round(w.mos, PRECISION),
+                "mos_std": _round(w.std, PRECISION),
             }
             for w in result.windows
         ]
         if self.fmt == "jsonl":
+            row["statuses"] = result.statuses()
             if self.windows:
-                row["windows"] = wins
+                row["windows"] = [
+                    {**w, "diagnostics": clean(x.diagnostics)}
+                    for w, x in zip(wins, result.windows, strict=True)
+                ]
             self.stream.write(json.dumps(row) + "\n")
             return
-        self._csv.writerow(row)
+        self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
         if self.windows:
             for i, w in enumerate(wins):
-                self._csv.writerow({"path": str(path), "window": i, **w})
+                self._csv.writerow(
+                    {"path": str(path), "window": i, **{k: ("" if v is None else v) for k, v in w.items()}}
+                )
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 def _error_text(e: AudioError, path: Path) -> str:

@@ -15,7 +15,6 @@ import soundfile as sf
 from samos.audio import SSL_RATE
 from samos.bench import windows
 from samos.bench.cv import load_p835
-from samos.monitor.diagnostics import VadParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "monitor"))
@@ -87,7 +86,7 @@ def test_silent_windows_are_cut_and_every_scored_window_has_its_length() -> None
         assert b.shape == (a.shape[0], 3 * a.shape[1])
         return np.sqrt(np.mean(a**2, axis=1))  # louder window, higher "MOS"
 
-    res = windows.score_windows([call], {"m": score}, 1.0, 0.5, VadParams())
+    res = windows.score_windows([call], {"m": score}, 1.0, 0.5)
     assert res.cut >= 2  # the windows wholly inside the dead air get a status, not a score
     assert len(res.pred) + res.cut == 7
     assert all(s[1] == sr for s in seen)

@@ -17,7 +17,7 @@ from webrtc_peers import FRAME, RATE, ArrayTrack, offer_for, speech_clip
 
 from samos.bench.webrtc_load import encode_opus
 from samos.monitor.source import SourceEnded
-from samos.monitor.sources import handoff
+from samos.monitor.sources import handoff, opus_plc
 from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer
 
 pytestmark = pytest.mark.timeout(60)
@@ -89,7 +89,10 @@ async def test_a_frame_that_fails_to_decode_is_skipped_and_flagged() -> None:
     items = [(OPUS, f) for f in good] + [(OPUS, bad)] + [(OPUS, f) for f in later] + [None]
     out, _, error = await run_worker(handoff.batched_decoder_worker, items)
     assert error
-    assert len(out) == 2 * len(good)  # the decoder kept its state: everything after it decoded
+    # the decoder kept its state: everything after it decoded, and the 20 ms the bad packet held
+    # are concealed (the batched worker's Opus decoder conceals lost audio)
+    assert len(out) == 2 * len(good) + 1
+    assert [f.pts for f in out if f.opaque == opus_plc.CONCEALED] == [len(good) * FRAME]
 
 
 def test_use_swaps_the_worker_for_new_receivers_and_back() -> None:

@@ -14,6 +14,7 @@ def test_is_a_registry_with_every_metric() -> None:
     m.mos.labels("a").set(3.5)
     m.windows.labels("a", "ok").inc()
     m.dropped_audio.labels("a").inc(0.02)
+    m.loss.labels("a").set(0.2)
     m.inference.observe(0.01)
     m.clients.set(2)
     m.ws_dropped.inc(3)
@@ -22,6 +23,7 @@ def test_is_a_registry_with_every_metric() -> None:
         "samos_stream_mos",
         "samos_windows_total",
         "samos_dropped_audio_seconds_total",
+        "samos_stream_loss_ratio",
         "samos_inference_seconds",
         "samos_ws_clients",
         "samos_ws_messages_dropped_total",
@@ -32,6 +34,7 @@ def test_is_a_registry_with_every_metric() -> None:
     m.forget_stream("a")
     m.forget_stream("never-existed")
     assert m.get_sample_value("samos_stream_mos", {"stream": "a"}) is None
+    assert m.get_sample_value("samos_stream_loss_ratio", {"stream": "a"}) is None
     assert m.get_sample_value("samos_windows_total", {"stream": "a", "status": "ok"}) == 1
 
 

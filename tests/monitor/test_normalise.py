@@ -61,3 +61,46 @@ def test_rate_change_restarts_resamplers() -> None:
 def test_dropped_is_reported_in_seconds() -> None:
     seg = Normaliser(48_000).push(AudioChunk(np.zeros(960, np.float32), 48_000, dropped=4800))
     assert seg.dropped_seconds == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("rate", [8_000, 44_100, 48_000])
+def test_lost_audio_becomes_silence_at_its_place(rate: int) -> None:
+    """``dropped`` samples come back as that much silence before the chunk, exactly as if the sender
+    had sent zeros; the segment names the lost span in 16 kHz stream samples."""
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal(rate) * 0.1).astype(np.float32)
+    b = (rng.standard_normal(rate // 2) * 0.1).astype(np.float32)
+    gap = rate // 10  # 100 ms lost between a and b
+    n = Normaliser(rate)
+    segs = [n.push(AudioChunk(a, rate)), n.push(AudioChunk(b, rate, dropped=gap)), n.flush()]
+    got16 = np.concatenate([s.wave16 for s in segs])
+    ref16, _ = run(np.concatenate([a, np.zeros(gap, np.float32), b]), rate, [len(a) + gap + len(b)])
+    np.testing.assert_array_equal(got16, ref16)
+    assert segs[0].lost == () and segs[1].lost == ((16_000, 17_600),)
+    assert segs[1].dropped_seconds == pytest.approx(0.1)
+
+
+def test_concealed_samples_are_kept_and_named_lost() -> None:
+    n = Normaliser(48_000)
+    x = np.full(4_800, 0.1, np.float32)
+    first = n.push(AudioChunk(x, 48_000))
+    second = n.push(AudioChunk(x, 48_000, concealed=960))  # its first 20 ms are codec concealment
+    total = len(first.wave16) + len(second.wave16) + len(n.flush().wave16)
+    assert total == 3_200  # nothing added, nothing removed
+    assert second.lost == ((1_600, 1_920),) and second.dropped_seconds == pytest.approx(0.02)
+
+
+def test_a_gap_longer_than_the_cap_is_cut_to_it() -> None:
+    n = Normaliser(16_000, max_gap_seconds=0.5)
+    first = n.push(AudioChunk(np.zeros(1_600, np.float32), 16_000))
+    seg = n.push(AudioChunk(np.zeros(1_600, np.float32), 16_000, dropped=16_000 * 60))
+    assert seg.lost == ((1_600, 9_600),) and seg.dropped_seconds == pytest.approx(60.0)
+    total = len(first.wave16) + len(seg.wave16) + len(n.flush().wave16)
+    assert total == 2 * 1_600 + 8_000  # 0.5 s of silence for the 60 s gap
+
+
+def test_lost_spans_follow_a_rate_change() -> None:
+    n = Normaliser(16_000)
+    n.push(AudioChunk(np.zeros(16_000, np.float32), 16_000))
+    seg = n.push(AudioChunk(np.zeros(4_800, np.float32), 48_000, dropped=4_800))
+    assert seg.lost == ((16_000, 17_600),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from collections.abc import Iterator
 from typing import cast
 
 import av
@@ -14,6 +15,7 @@ from aiortc import RTCSessionDescription
 from webrtc_peers import FRAME, RATE, ArrayTrack, drop_rtp_packets, offer_for, tone
 
 from samos.monitor.source import AudioChunk, Source, SourceEnded
+from samos.monitor.sources import handoff, opus_plc
 from samos.monitor.sources.webrtc import (
     OfferError,
     WebRTCOptions,
@@ -25,6 +27,16 @@ from samos.monitor.sources.webrtc import (
 
 pytestmark = pytest.mark.timeout(40)
 FAST = WebRTCOptions(connect_timeout=10.0, inactivity_timeout=1.0, close_timeout=3.0)
+
+
+@pytest.fixture(autouse=True)
+def stock_aiortc_path() -> Iterator[None]:
+    """These tests drive ``accept_offer`` on stock aiortc (its worker and jitter buffer, no
+    concealment) unless they say otherwise; the choice is process-wide and a monitor started by an
+    earlier test (its HTTP app) would otherwise leave samos's path on."""
+    handoff.use("aiortc")
+    yield
+    handoff.use("aiortc")
 
 
 async def no_tasks_left(grace: float = 2.0) -> list[asyncio.Task]:
@@ -232,6 +244,31 @@ async def test_lost_rtp_packets_are_reported_as_dropped_samples() -> None:
     received, reference = align(audio, chunks)
     tail = slice(len(received) - 10 * FRAME, len(received))
     corr = np.corrcoef(received[tail], reference[tail])[0, 1]
+    assert corr > 0.95, corr
+    await source.close()
+    await sender.close()
+
+
+async def test_with_the_batched_hand_off_lost_packets_are_concealed_in_place() -> None:
+    """The same losses through the batched hand-off: its Opus decoder conceals them, so nothing is
+    missing from the timeline (no ``dropped``), the stand-in audio is marked ``concealed`` at the start
+    of its chunk, and the tone goes on through the holes."""
+    if not opus_plc.available():
+        pytest.skip("no libopus to load")
+    handoff.use("batched")
+    audio = tone(1.5, freq=440.0)
+    sender = await offer_for(ArrayTrack(audio))
+    lost = drop_rtp_packets(sender, {20, 21, 40})
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "plc", FAST)
+    await sender.setRemoteDescription(answer)
+    chunks, _ = await drain(source)
+    assert len(lost) == 3
+    assert not any(c.dropped for c in chunks) and source.stats.lost_samples == 0
+    concealed = [c.concealed for c in chunks if c.concealed]
+    assert sum(concealed) == source.stats.concealed_samples >= 3 * FRAME
+    assert all(c % FRAME == 0 for c in concealed)
+    received, reference = align(audio, chunks)
+    corr = np.corrcoef(received[-10 * FRAME :], reference[-10 * FRAME :])[0, 1]
     assert corr > 0.95, corr
     await source.close()
     await sender.close()

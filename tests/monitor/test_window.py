@@ -86,3 +86,20 @@ def test_count_is_what_push_and_flush_make(
     n = round(seconds * 16_000)
     made = w.push(Segment(np.zeros(n, np.float32), np.zeros(3 * n, np.float32), 0.0)) + w.flush()
     assert Windower(window, hop, min_final).count(n) == len(made)
+
+
+def test_lost_audio_is_counted_in_every_window_it_falls_in() -> None:
+    """A 0.5 s span lost at 0.75-1.25 s: the 4 s window that covers it reports 0.5 s (ratio 0.125),
+    the one that covers half of it 0.25 s, the others nothing."""
+    w = Windower(4.0, 1.0)
+    wins: list[Window] = []
+    for i in range(0, 16_000 * 8, 4_000):
+        s = seg(4_000, i)
+        if i == 16_000:
+            s = Segment(s.wave16, s.wave48, 0.0, 0.5, 16_000, lost=((12_000, 20_000),))
+        wins += w.push(s)
+    wins += w.flush()
+    assert [w.t_start for w in wins] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [w.lost_seconds for w in wins] == [0.5, 0.25, 0.0, 0.0, 0.0]
+    assert [w.loss_ratio for w in wins] == [0.125, 0.0625, 0.0, 0.0, 0.0]
+    assert wins[0].dropped_seconds == 0.5 and wins[1].dropped_seconds == 0.0

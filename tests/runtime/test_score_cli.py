@@ -69,7 +69,7 @@ def test_folder_with_broken_file(
     assert broken["error"] and broken["mos"] == "" and "not a readable audio file" in broken["error"]
     for r in rows[:-1]:
         assert r["error"] == "" and 0 < float(r["mos_std"]) and np.isfinite(float(r["mos"]))
-    assert rows[2]["n_windows"] == "5"  # 9 s at 2 s windows: 4 + one end-aligned
+    assert rows[2]["n_windows"] == "6"  # 9 s at the monitor's 4 s windows every 1 s: starts 0..5 s
     err = capsys.readouterr().err
     assert "4 scored, 1 failed" in err and "on cpu" in err
     assert "file/s" in err or "100%" in err  # the progress bar went to stderr
@@ -130,7 +130,9 @@ def test_jsonl_windows_field(corpus: Path, tiny_model: Path, tmp_path: Path) -> 
     )
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert {"path", "mos", "mos_std", "seconds", "n_windows", "windows"} <= set(row)
-    assert len(row["windows"]) == row["n_windows"] == 5
+    assert len(row["windows"]) == row["n_windows"] == row["scored_windows"] == 6
+    assert row["statuses"] == {"ok": 6} and {w["status"] for w in row["windows"]} == {"ok"}
+    assert "loss_ratio" in row["windows"][0]["diagnostics"]
     assert row["windows"][-1]["end_s"] == pytest.approx(9.0, abs=1e-3)
     assert row["mos"] == pytest.approx(np.mean([w["mos"] for w in row["windows"]]), abs=1e-3)
 
@@ -159,6 +161,7 @@ def test_csv_windows_rows(corpus: Path, tiny_model: Path, tmp_path: Path) -> Non
     overall = [r for r in rows if r["window"] == ""]
     assert [Path(r["path"]).name for r in overall] == ["d_long.wav", "a_clean.wav"]
     assert [r["window"] for r in rows[:6]] == ["", "0", "1", "2", "3", "4"]
+    assert [r["status"] for r in rows[:3]] == ["", "ok", "ok"] and rows[0]["scored_windows"] == "6"
 
 
 def test_manifest_and_stdin(

@@ -1,4 +1,5 @@
-"""Windowed scoring of long audio: window plan, overall score, batching invariance, unscorable audio."""
+"""Windowed scoring of recordings through the monitor's path: the windows, the speech gate's statuses,
+the overall score, batching invariance, unscorable audio."""
 
 from __future__ import annotations
 
@@ -10,35 +11,9 @@ from tiny_onnx import tiny_reference
 
 from samos.audio import AudioError, model_input
 from samos.runtime import FileScore, Scorer, score_many, score_waveform
-from samos.runtime.windows import plan_windows
 
 P835 = Path("/work/shared/data/p835/fb48k")
 DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
-
-
-def test_plan_short_clip_is_one_window() -> None:
-    assert plan_windows(5000, 32000, 32000, 4000) == [(0, 5000)]
-    assert plan_windows(32000, 32000, 32000, 4000) == [(0, 32000)]
-
-
-def test_plan_exact_multiple() -> None:
-    assert plan_windows(96000, 32000, 32000, 4000) == [(0, 32000), (32000, 64000), (64000, 96000)]
-
-
-def test_plan_last_partial_window_is_end_aligned() -> None:
-    spans = plan_windows(70000, 32000, 32000, 4000)
-    assert spans == [(0, 32000), (32000, 64000), (38000, 70000)]
-    assert all(b - a == 32000 for a, b in spans)
-
-
-def test_plan_overlapping_hop() -> None:
-    spans = plan_windows(50000, 32000, 8000, 4000)
-    assert spans == [(0, 32000), (8000, 40000), (16000, 48000), (18000, 50000)]
-
-
-def test_plan_too_short() -> None:
-    with pytest.raises(AudioError, match="too short"):
-        plan_windows(3999, 32000, 32000, 4000)
 
 
 def _speech(seconds: float, sr: int = 48_000, seed: int = 0) -> np.ndarray:
@@ -49,17 +24,34 @@ def _speech(seconds: float, sr: int = 48_000, seed: int = 0) -> np.ndarray:
 
 
 def test_windows_and_overall_score(tiny_model: Path) -> None:
-    s = Scorer(tiny_model, providers=("cpu",), threads=1)  # window_seconds 2.0, min 0.25
-    audio = _speech(5.0)
-    fs = score_waveform(s, audio, 48_000)
-    assert [(w.start_s, w.end_s) for w in fs.windows] == [(0.0, 2.0), (2.0, 4.0), (3.0, 5.0)]
-    assert fs.seconds == pytest.approx(5.0)
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)  # min 0.25 s
+    audio = _speech(6.7)
+    fs = score_waveform(s, audio, 48_000)  # the monitor's defaults: 4 s every 1 s, then the end
+    assert [(w.start_s, w.end_s) for w in fs.windows] == [(0.0, 4.0), (1.0, 5.0), (2.0, 6.0), (2.7, 6.7)]
+    assert [w.status for w in fs.windows] == ["ok"] * 4 and fs.scored == 4
+    assert fs.seconds == pytest.approx(6.7)
     assert fs.mos == pytest.approx(np.mean([w.mos for w in fs.windows]), abs=1e-6)
     assert fs.std == pytest.approx(np.sqrt(np.mean([w.std**2 for w in fs.windows])), abs=1e-6)
+    assert {"level_db", "active_ratio", "loss_ratio"} <= set(fs.windows[0].diagnostics)
     # each window is the graph applied to that slice of the once-resampled signal
     x = model_input(audio, 48_000)
-    mos, _ = tiny_reference(x.wave16[None, 32000:64000], x.wave48[None, 96000:192000])
+    mos, _ = tiny_reference(x.wave16[None, 16000:80000], x.wave48[None, 48000:240000])
     assert fs.windows[1].mos == pytest.approx(float(mos[0]), abs=1e-4)
+
+
+def test_gated_windows_get_the_monitors_status_and_no_mos(tiny_model: Path) -> None:
+    """Dead air in the middle of a recording: its windows are ``silence`` as the monitor would say,
+    unscored, and the file's MOS is the mean of the windows that were scored."""
+    s = Scorer(tiny_model, providers=("cpu",), threads=1)
+    audio = np.concatenate([_speech(4.0), np.zeros(6 * 48_000, np.float32), _speech(4.0, seed=1)])
+    fs = score_waveform(s, audio, 48_000, hop_s=2.0)
+    statuses = [w.status for w in fs.windows]
+    assert statuses == ["ok", "ok", "silence", "silence", "ok", "ok"], statuses
+    assert fs.windows[2].mos is None and fs.windows[2].std is None
+    assert fs.scored == 4 and fs.statuses() == {"ok": 4, "silence": 2}
+    assert fs.mos == pytest.approx(np.mean([w.mos for w in fs.windows if w.mos is not None]), abs=1e-6)
+    silent = score_waveform(s, np.zeros(5 * 48_000, np.float32), 48_000)
+    assert silent.mos is None and silent.std is None and silent.scored == 0 and len(silent.windows) == 2
 
 
 def test_short_clip_scored_whole(tiny_model: Path) -> None:
@@ -78,6 +70,8 @@ def test_custom_window_and_hop(tiny_model: Path) -> None:
         score_waveform(s, _speech(3.0), 48_000, window_s=0.1)
     with pytest.raises(ValueError, match="positive"):
         score_waveform(s, _speech(3.0), 48_000, hop_s=0)
+    with pytest.raises(ValueError, match="must not be longer"):
+        score_waveform(s, _speech(3.0), 48_000, window_s=1.0, hop_s=2.0)
 
 
 def _real_clips() -> list[tuple[np.ndarray, int]]:

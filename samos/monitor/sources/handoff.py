@@ -7,11 +7,18 @@ Future and their chained callbacks, 50 times per second per peer. With a few doz
 the loop more than the rest of the ingest, and the decoder threads queue for the GIL behind it, so the
 loop falls behind (measured in docs/RELIABILITY.md).
 
-:func:`use` (``"batched"``) swaps in :func:`batched_decoder_worker`: same decoder, same queues, same
+:func:`use` (``"batched"``) swaps in :func:`batched_decoder_worker`: same queues, same
 end-of-track marker and error handling, but it decodes everything that is queued and hands the frames
 over with one ``loop.call_soon_threadsafe``. ``"aiortc"`` restores aiortc's own worker. The swap is
 made only when aiortc's worker has the signature this module was written against; otherwise aiortc's
 worker stays and a warning says so.
+
+The batched worker also decodes Opus with :class:`~samos.monitor.sources.opus_plc.OpusPlcDecoder`
+(``conceal=True``, the default, where libopus can be loaded): lost packets are concealed by the
+codec (PLC, in-band FEC) instead of left out, and :func:`samos.monitor.sources.webrtc.accept_offer`
+gives the receivers of the batched path :class:`~samos.monitor.sources.jitter.AudioJitterBuffer`,
+which skips a lost packet instead of discarding the good ones around it. ``"aiortc"`` is stock
+aiortc throughout: its jitter buffer, no concealment.
 """
 
 from __future__ import annotations
@@ -26,12 +33,23 @@ from typing import Any, Literal
 import av
 from aiortc import rtcrtpreceiver
 
+from samos.monitor.sources import opus_plc
+
 log = logging.getLogger(__name__)
 
 Handoff = Literal["batched", "aiortc"]
 AIORTC_WORKER = rtcrtpreceiver.decoder_worker
 """aiortc's own worker, as imported (restored by ``use("aiortc")``)."""
 _EXPECTED = ("loop", "input_q", "output_q", "decode_error")
+_conceal = True
+
+
+def get_decoder(codec: Any) -> Any:
+    """The decoder for ``codec``: Opus with loss concealment when it is on and libopus loads, else
+    aiortc's own."""
+    if _conceal and codec.name.lower() == "opus" and opus_plc.available():
+        return opus_plc.OpusPlcDecoder()
+    return rtcrtpreceiver.get_decoder(codec)
 
 
 def _deliver(output_q: asyncio.Queue[Any], frames: list[Any], end: bool) -> None:
@@ -71,11 +89,11 @@ def batched_decoder_worker(
                 break
             codec, encoded_frame = item
             if codec.name != codec_name:
-                decoder = rtcrtpreceiver.get_decoder(codec)
+                decoder = get_decoder(codec)
                 codec_name = codec.name
             try:
                 frames.extend(decoder.decode(encoded_frame))
-            except av.FFmpegError as exc:
+            except (av.FFmpegError, opus_plc.OpusDecodeError) as exc:
                 log.warning("failed to decode a %s frame: %s", codec.name, exc)
                 decode_error.set()
         if frames or end:
@@ -92,8 +110,11 @@ def compatible() -> bool:
     )
 
 
-def use(handoff: Handoff) -> Handoff:
-    """Make receivers created from now on use ``handoff``; returns the one in effect."""
+def use(handoff: Handoff, conceal: bool = True) -> Handoff:
+    """Make receivers created from now on use ``handoff`` (and, with ``"batched"``, Opus loss
+    concealment when ``conceal``); returns the hand-off in effect."""
+    global _conceal
+    _conceal = conceal
     if handoff not in ("batched", "aiortc"):
         raise ValueError(f"webrtc hand-off must be 'batched' or 'aiortc', got {handoff!r}")
     if handoff == "batched" and not compatible():
@@ -104,6 +125,11 @@ def use(handoff: Handoff) -> Handoff:
         handoff = "aiortc"
     rtcrtpreceiver.decoder_worker = batched_decoder_worker if handoff == "batched" else AIORTC_WORKER  # type: ignore[assignment]
     return handoff
+
+
+def concealing() -> bool:
+    """True when receivers created now conceal lost Opus packets."""
+    return current() == "batched" and _conceal and opus_plc.available()
 
 
 def current() -> Handoff:

@@ -13,7 +13,9 @@ What aiortc does not do for us, and this module does:
 - Between the pump and :meth:`WebRTCSource.recv` sits a bounded buffer with a drop-oldest policy;
   the samples it drops are reported in the next chunk's ``dropped``.
 - Packet loss shows as a jump in the RTP timestamps of consecutive decoded frames; the missing
-  samples are reported in ``dropped`` too.
+  samples are reported in ``dropped`` too. Where the decoder conceals lost packets (the batched
+  hand-off's Opus decoder, :mod:`samos.monitor.sources.opus_plc`), the concealment frames fill the
+  gap and are reported as the chunk's ``concealed`` samples instead.
 - A track does not end when the sender's media ends (only when the connection closes), so the
   source ends after an inactivity timeout, or when the connection fails or closes.
 
@@ -46,6 +48,8 @@ import av
 from samos.audio import SPEC_RATE
 from samos.monitor.aio import within
 from samos.monitor.source import AudioChunk, SourceEnded
+from samos.monitor.sources import handoff, jitter
+from samos.monitor.sources.opus_plc import CONCEALED
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,8 @@ class WebRTCStats:
     """Samples missing from the RTP timeline (packet loss)."""
     overflow_samples: int = 0
     """Samples dropped because the consumer fell behind by more than ``buffer_seconds``."""
+    concealed_samples: int = 0
+    """Samples of lost audio the decoder concealed (Opus PLC/FEC) rather than left out."""
     end_reason: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -153,7 +159,8 @@ class WebRTCSource:
     """The audio of one WebRTC peer connection, as a :class:`~samos.monitor.source.Source`.
 
     Chunks are mono float32 ``[n * 960]`` (whole 20 ms frames; about ``batch_seconds`` of them) at
-    48 kHz, ``dropped`` counts samples lost to packet loss or buffer overflow just before the chunk.
+    48 kHz, ``dropped`` counts samples lost to packet loss or buffer overflow just before the chunk,
+    ``concealed`` the chunk's first samples that are the decoder's concealment of lost packets.
     Build it with :func:`accept_offer`.
     """
 
@@ -200,7 +207,7 @@ class WebRTCSource:
             except TimeoutError:
                 break  # the oldest frame has waited batch_seconds: hand out what there is
         chunk = self._chunks.popleft()
-        if self._chunks and not self._chunks[0].dropped:
+        if self._chunks:
             chunk = self._join(chunk)
         self._buffered -= chunk.frames
         return chunk
@@ -218,15 +225,24 @@ class WebRTCSource:
 
     def _join(self, first: AudioChunk) -> AudioChunk:
         """``first`` and the chunks queued right after it, as one chunk (up to, not including, the next
-        one that follows lost audio, so every gap stays where it was). A reader that keeps up gets about
-        ``batch_seconds`` per call; one that fell behind gets the backlog at once (up to ``MAX_JOIN``
-        frames), so the per-chunk work downstream shrinks exactly when the loop is loaded."""
+        one that follows lost audio, so every gap and concealment stays where it was). A reader that
+        keeps up gets about ``batch_seconds`` per call; one that fell behind gets the backlog at once
+        (up to ``MAX_JOIN`` frames), so the per-chunk work downstream shrinks exactly when the loop is
+        loaded."""
         parts = [first.samples]
+        concealed, whole = first.concealed, first.concealed == first.frames  # whole: all concealed so far
         last = first
-        while self._chunks and not self._chunks[0].dropped and len(parts) < MAX_JOIN:
-            last = self._chunks.popleft()
-            parts.append(last.samples)
-        return AudioChunk(np.concatenate(parts), first.rate, first.dropped, last.t_capture)
+        while self._chunks and len(parts) < MAX_JOIN:
+            nxt = self._chunks[0]
+            if nxt.dropped or (nxt.concealed and not whole):
+                break
+            parts.append(self._chunks.popleft().samples)
+            concealed += nxt.concealed
+            whole = whole and nxt.concealed == nxt.frames
+            last = nxt
+        if len(parts) == 1:
+            return first
+        return AudioChunk(np.concatenate(parts), first.rate, first.dropped, last.t_capture, concealed)
 
     async def close(self) -> None:
         """Stop the pump, discard buffered audio and close the peer connection (idempotent, bounded
@@ -398,9 +414,11 @@ class WebRTCSource:
             return False
         samples = frame_to_mono(frame)
         lost = self._timeline.gap(frame.pts, frame.time_base, len(samples))
+        concealed = len(samples) if getattr(frame, "opaque", None) == CONCEALED else 0
         self.stats.frames += 1
         self.stats.samples += len(samples)
         self.stats.lost_samples += lost
+        self.stats.concealed_samples += concealed
         self._pending_drop += lost
         limit = int(self.options.buffer_seconds * self.rate)
         while self._chunks and self._buffered + len(samples) > limit:
@@ -409,7 +427,11 @@ class WebRTCSource:
             self._pending_drop += old.frames + old.dropped
             self.stats.overflow_samples += old.frames
         chunk = AudioChunk(
-            samples=samples, rate=self.rate, dropped=self._pending_drop, t_capture=time.monotonic()
+            samples=samples,
+            rate=self.rate,
+            dropped=self._pending_drop,
+            t_capture=time.monotonic(),
+            concealed=concealed,
         )
         self._pending_drop = 0
         self._chunks.append(chunk)
@@ -470,6 +492,8 @@ async def accept_offer(
         for transceiver in pc.getTransceivers():
             track = transceiver.receiver.track
             if transceiver.kind == "audio" and track is not None and not accepted:
+                if handoff.current() == "batched":  # samos's receive path: lost packets are skipped
+                    jitter.install(transceiver.receiver)
                 source._attach(track, transceiver.receiver)
                 accepted = True
             else:

@@ -66,8 +66,8 @@
     if (d.band === "nb") out.push("narrowband");
     if (status === "silence" || d.silence) out.push("dead air");
     if (status === "no_speech") out.push("no speech");
-    if ((d.dropped_seconds || 0) > 0) out.push(`lost ${samos.fmt(d.dropped_seconds, 2)} s`);
     if (Number.isFinite(d.loss_ratio) && d.loss_ratio > 0) out.push(`loss ${(100 * d.loss_ratio).toFixed(0)}%`);
+    else if ((d.dropped_seconds || 0) > 0) out.push(`lost ${samos.fmt(d.dropped_seconds, 2)} s`);
     return out;
   }
 
@@ -405,7 +405,8 @@
       const d = m.diagnostics || {};
       const row = document.createElement("tr");
       [duration(m.t_end), m.status, samos.fmt(m.mos), samos.fmt(m.rolling_mos), samos.fmt(d.active_level_db, 1),
-        d.band || "", samos.fmt(d.clipping, 4), samos.fmt(d.dropped_seconds, 2)].forEach((text) => {
+        d.band || "", samos.fmt(d.clipping, 4),
+        Number.isFinite(d.loss_ratio) ? `${(100 * d.loss_ratio).toFixed(1)}%` : samos.fmt(d.dropped_seconds, 2)].forEach((text) => {
         const cell = document.createElement("td");
         cell.textContent = text;
         row.appendChild(cell);

@@ -35,7 +35,7 @@
     if (d.level_db !== undefined) parts.push([`${samos.fmt(d.level_db, 0)} dBov`, ""]);
     if (d.band !== undefined) parts.push([String(d.band).toUpperCase(), ""]);
     if (d.clipping) parts.push([`clip ${samos.fmt(100 * d.clipping, 1)}%`, "clip"]);
-    if (d.dropped_seconds) parts.push([`lost ${samos.fmt(d.dropped_seconds, 2)} s`, ""]);
+    if (d.loss_ratio) parts.push([`loss ${samos.fmt(100 * d.loss_ratio, 0)}%`, "clip"]);
     el.replaceChildren();
     parts.forEach(([text, cls], i) => {
       if (i) el.append(" \u00b7 ");

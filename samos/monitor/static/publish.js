@@ -42,7 +42,7 @@
     if (d.level_db !== undefined) parts.push(`level ${samos.fmt(d.level_db, 1)} dBov`);
     if (d.band !== undefined) parts.push(`band ${d.band}`);
     if (d.clipping !== undefined) parts.push(`clipping ${samos.fmt(100 * d.clipping, 2)} %`);
-    if (d.dropped_seconds) parts.push(`lost ${samos.fmt(d.dropped_seconds, 2)} s`);
+    if (d.loss_ratio) parts.push(`lost audio ${samos.fmt(100 * d.loss_ratio, 1)} % of the window`);
     $("diagnostics").textContent = parts.join(" \u00b7 ") || "\u2013";
     history.push(rolling);
     if (history.length > HISTORY) history = history.slice(-HISTORY);

@@ -1,0 +1,180 @@
+"""Opus decoding with the codec's own loss concealment, for aiortc receivers.
+
+aiortc decodes Opus through PyAV with FFmpeg's libopus wrapper, which cannot conceal a lost packet:
+FFmpeg takes an empty packet for the end of the stream and has no PLC or FEC option, so a lost
+packet is simply missing audio. :class:`OpusPlcDecoder` calls the same libopus (the copy PyAV bundles,
+else the system's ``libopus``) through ctypes instead:
+
+- every received packet decodes exactly as FFmpeg's path decodes it (same library, same state;
+  tested bit for bit);
+- when the RTP timestamps jump (packets lost, or dropped by aiortc's jitter buffer), the missing audio
+  is concealed before the packet that follows the gap: the last missing 20 ms from that packet's
+  in-band FEC where the sender put some there (browsers do; libopus falls back to concealment when
+  it finds none), the rest by libopus's packet loss concealment, which continues the last pitch and
+  fades out. At most ``max_conceal_seconds`` of one gap are concealed; the rest stays a gap (silence
+  downstream, see :mod:`samos.monitor.normalise`).
+
+Concealed frames carry :data:`CONCEALED` in ``frame.opaque``, so the source can count them as lost.
+The decoder has aiortc's ``Decoder`` interface (``decode(JitterFrame) -> [AudioFrame]``) and gives
+what aiortc's Opus decoder gives: packed ``s16`` stereo 48 kHz frames with ``pts`` in 1/48000 s.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fractions
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RATE = 48_000
+CHANNELS = 2
+TIME_BASE = fractions.Fraction(1, RATE)
+MAX_FRAME = 5_760
+"""120 ms at 48 kHz: the longest Opus frame, and the most one concealment call may produce."""
+STEP = 120
+"""2.5 ms at 48 kHz: concealed durations are whole multiples of this (libopus's rule)."""
+FEC_FRAME = 960
+"""20 ms: the frame duration WebRTC senders use, and what in-band FEC restores."""
+MAX_CONCEAL_SECONDS = 0.5
+"""At most this much of one gap is concealed (libopus fades to silence well before)."""
+CONCEALED = "samos:concealed"
+"""``frame.opaque`` of a frame that is concealment of lost audio, not received audio."""
+
+
+class OpusDecodeError(RuntimeError):
+    """libopus refused a packet (corrupt data); the decoder keeps its state."""
+
+
+def _candidates() -> list[str]:
+    """libopus shared libraries to try: the one bundled in PyAV's wheel first (same version as the
+    FFmpeg path), then the system's."""
+    here = Path(av.__file__).resolve().parent
+    found: list[str] = []
+    for folder in (here.parent / "av.libs", here / ".dylibs", here.parent / "av.dylibs"):
+        if folder.is_dir():
+            libs = sorted(folder.glob("libopus*"))
+            found += [str(p) for p in libs if ".so" in p.name or p.suffix == ".dylib"]
+    system = ctypes.util.find_library("opus")
+    if system:
+        found.append(system)
+    return found
+
+
+@cache
+def load_libopus() -> ctypes.CDLL | None:
+    """libopus with the signatures used here, or None when none can be loaded (logged once)."""
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+            lib.opus_decoder_create.restype = ctypes.c_void_p
+            lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+            lib.opus_decoder_destroy.restype = None
+            lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+            lib.opus_decode.restype = ctypes.c_int
+            lib.opus_decode.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_int32,
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctypes.c_int,
+            ]
+            lib.opus_get_version_string.restype = ctypes.c_char_p
+        except (OSError, AttributeError) as e:
+            log.debug("libopus at %s unusable: %s", path, e)
+            continue
+        log.info("Opus loss concealment: %s (%s)", lib.opus_get_version_string().decode(), path)
+        return lib
+    log.warning("no libopus found for Opus loss concealment: lost packets become silence")
+    return None
+
+
+def available() -> bool:
+    """True when libopus can be loaded, i.e. :class:`OpusPlcDecoder` can be built."""
+    return load_libopus() is not None
+
+
+class OpusPlcDecoder:
+    """aiortc-compatible Opus decoder that conceals lost packets (see the module doc).
+
+    ``decode(encoded_frame)``: ``encoded_frame.data`` (one Opus packet, bytes) and
+    ``encoded_frame.timestamp`` (its RTP timestamp, 48 kHz units, unwrapped) -> the concealed frames
+    for any gap before it, then its own decoded frame. Counters: ``concealed_samples`` (per channel,
+    48 kHz), ``fec_frames`` (20 ms frames restored from FEC or concealed by an FEC call).
+    """
+
+    def __init__(self, max_conceal_seconds: float = MAX_CONCEAL_SECONDS) -> None:
+        lib = load_libopus()
+        if lib is None:
+            raise OSError("libopus cannot be loaded: no Opus loss concealment")
+        self._lib = lib
+        err = ctypes.c_int(0)
+        self._dec = lib.opus_decoder_create(RATE, CHANNELS, ctypes.byref(err))
+        if err.value != 0 or not self._dec:
+            raise OSError(f"opus_decoder_create failed ({err.value})")
+        self._max_conceal = int(max_conceal_seconds * RATE) // STEP * STEP
+        self._pcm = np.zeros((MAX_FRAME, CHANNELS), np.int16)
+        self._expected: int | None = None
+        self.concealed_samples = 0
+        self.fec_frames = 0
+
+    def __del__(self) -> None:
+        dec, self._dec = getattr(self, "_dec", None), None
+        if dec:
+            self._lib.opus_decoder_destroy(dec)
+
+    def decode(self, encoded_frame: Any) -> list[av.AudioFrame]:
+        data: bytes = encoded_frame.data
+        ts: int = encoded_frame.timestamp
+        if not data:  # an empty payload carries no audio: the next packet's gap covers it
+            return []
+        out: list[av.AudioFrame] = []
+        if self._expected is not None and ts > self._expected:
+            out += self._conceal(self._expected, ts - self._expected, data)
+        n = self._run(data, MAX_FRAME, fec=False)
+        out.append(self._frame(n, ts, concealed=False))
+        self._expected = ts + n if self._expected is None else max(self._expected, ts + n)
+        return out
+
+    def _conceal(self, start: int, gap: int, following: bytes) -> list[av.AudioFrame]:
+        """Frames standing in for ``gap`` missing samples from ``start``; ``following``: the packet
+        after the gap (its FEC, when present, restores the last 20 ms)."""
+        total = min(gap, self._max_conceal) // STEP * STEP
+        fec = FEC_FRAME if total == gap and gap >= FEC_FRAME else 0  # FEC only for the frame right before
+        out: list[av.AudioFrame] = []
+        pos, plc = start, total - fec
+        while plc > 0:
+            n = self._run(None, min(plc, MAX_FRAME), fec=False)
+            out.append(self._frame(n, pos, concealed=True))
+            pos, plc = pos + n, plc - n
+        if fec:
+            n = self._run(following, fec, fec=True)
+            out.append(self._frame(n, pos, concealed=True))
+            self.fec_frames += 1
+        self.concealed_samples += total
+        return out
+
+    def _run(self, data: bytes | None, frame_size: int, fec: bool) -> int:
+        n = self._lib.opus_decode(
+            self._dec, data, len(data) if data else 0, self._pcm.ctypes.data, frame_size, int(fec)
+        )
+        if n < 0:
+            raise OpusDecodeError(f"opus_decode failed ({n}) on a {len(data or b'')}-byte packet")
+        return int(n)
+
+    def _frame(self, n: int, pts: int, concealed: bool) -> av.AudioFrame:
+        frame = av.AudioFrame.from_ndarray(self._pcm[:n].reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = RATE
+        frame.pts = pts
+        frame.time_base = TIME_BASE
+        if concealed:
+            frame.opaque = CONCEALED
+        return frame
