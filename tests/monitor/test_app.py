@@ -139,7 +139,8 @@ async def test_dropped_audio_is_counted(tmp_path: Path, scorer) -> None:  # noqa
     assert "samos_event_loop_lag_seconds" in mon.metrics.render().decode()
     # the lost 50 ms stay in the stream at their place (0.3 s), as silence: the first 1 s window holds
     # them (loss ratio 0.05), the next one does not, and stream time still counts them
-    scores = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    logged = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    scores = [m for m in logged if m["type"] == "score"]
     assert [(m["t_start"], m["t_end"]) for m in scores] == [(0.0, 1.0), (0.5, 1.5)]
     assert [m["diagnostics"]["loss_ratio"] for m in scores] == [0.05, 0.0]
     assert scores[0]["diagnostics"]["dropped_seconds"] == 0.05

@@ -3,24 +3,34 @@ the overall score, batching invariance, unscorable audio."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from tiny_onnx import tiny_reference
 
-from samos.audio import AudioError, model_input
+from samos.audio import AudioError, model_input, resample
 from samos.runtime import FileScore, Scorer, score_many, score_waveform
 
 P835 = Path("/work/shared/data/p835/fb48k")
 DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
 
 
+@functools.cache
+def _demo_call() -> np.ndarray:
+    audio, sr = sf.read(str(DEMO), dtype="float32", always_2d=True)
+    assert sr == 48_000
+    return audio.mean(axis=1)
+
+
 def _speech(seconds: float, sr: int = 48_000, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    env = 0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t)
-    return (0.3 * env * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+    """``seconds`` of real speech (the bundled demo call, looped from a ``seed``-chosen offset) at ``sr``:
+    the monitor's speech gate scores it, as it would not a synthetic tone."""
+    call = _demo_call()
+    x = np.resize(np.roll(call, -(seed * 123_457) % len(call)), int(round(seconds * 48_000)))
+    return (resample(x, 48_000, sr) if sr != 48_000 else x).astype(np.float32)
 
 
 def test_windows_and_overall_score(tiny_model: Path) -> None:
