@@ -4,7 +4,7 @@ Needs only numpy, onnxruntime (or onnxruntime-gpu) and soxr; never imports torch
 """
 
 from samos.runtime.modelinfo import Calibration, ModelFileError, ModelInfo
-from samos.runtime.providers import ProviderFallbackWarning
+from samos.runtime.providers import ProviderUnavailableError
 from samos.runtime.scorer import DEFAULT_MODEL, DefaultModelMissingError, ScoreBatch, Scorer
 from samos.runtime.windows import FileScore, WindowScore, score_many, score_waveform
 
@@ -15,7 +15,7 @@ __all__ = [
     "FileScore",
     "ModelFileError",
     "ModelInfo",
-    "ProviderFallbackWarning",
+    "ProviderUnavailableError",
     "ScoreBatch",
     "Scorer",
     "WindowScore",

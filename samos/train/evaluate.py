@@ -25,6 +25,7 @@ import numpy as np
 
 from samos.audio import RATE_RATIO, SSL_RATE, AudioError, load_audio, model_input, repeat_crop
 from samos.data.manifest import FORMATS, Manifest, SkipReport, read_manifests, validate
+from samos.progress import progress as progress_bar
 from samos.train.metrics import Agreement, agreement, condition_agreement, condition_means
 
 # (wave16 [1, T], wave48 [1, 3T]) -> (mos, std)
@@ -129,20 +130,17 @@ def predict_manifest(
     crop_seconds: float | None = None,
     progress: bool = True,
 ) -> Predictions:
-    from tqdm import tqdm
-
     report = SkipReport()
     report.merge(manifest.skipped)
     idx, pred, std = [], [], []
     views = _views(manifest, crop_seconds, min_samples, report)
-    for i, w16, w48 in tqdm(
+    for i, w16, w48 in progress_bar(
         views,
         total=len(manifest),
         desc="scoring",
+        unit="clip",
         disable=not progress,
-        file=sys.stderr,
         leave=False,
-        dynamic_ncols=True,
     ):
         try:
             m, s = predict(w16, w48)

@@ -88,3 +88,16 @@ def test_split_name() -> None:
     assert split_name("/tmp/a=b.wav") == (None, "/tmp/a=b.wav")
     assert split_name("http://x/y?a=b") == (None, "http://x/y?a=b")
     assert split_name("radio=http://x/y?a=b") == ("radio", "http://x/y?a=b")
+
+
+def test_config_does_not_import_the_backends() -> None:
+    """No import circle: backends.py needs the config; the config parses ``backend`` itself."""
+    import subprocess
+    import sys
+
+    code = "import sys, samos.monitor.config; sys.exit('samos.monitor.backends' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    import samos.monitor.backends as backends
+    import samos.monitor.config as config
+
+    assert backends.parse_backend is config.parse_backend
