@@ -58,6 +58,7 @@ class PlainProgress:
         self._t0 = clock()
         self._last = self._t0
         self._lines = 0
+        self._written_n = -1
         self._closed = False
 
     def __iter__(self) -> Iterator[Any]:
@@ -96,12 +97,13 @@ class PlainProgress:
         self.file.flush()
         self._last = now
         self._lines += 1
+        self._written_n = self.n
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self.leave or self._lines:
+        if (self.leave or self._lines) and self._written_n != self.n:  # not the line just written
             self._write(self.clock())
 
 

@@ -32,6 +32,16 @@ def test_plain_lines_at_most_every_period_and_a_last_one() -> None:
     ]
 
 
+def test_no_repeated_last_line() -> None:
+    out, clock = io.StringIO(), _Clock()
+    bar = PlainProgress(total=2, file=out, every_seconds=1, leave=False, clock=clock)
+    bar.update(1)
+    clock.t = 5.0
+    bar.update(1)  # due: written
+    bar.close()  # nothing new since
+    assert out.getvalue().splitlines() == ["2/2 it (100%) in 5 s"]
+
+
 def test_short_transient_loop_writes_nothing() -> None:
     out = io.StringIO()
     assert list(PlainProgress(range(5), desc="validate", file=out, leave=False)) == [0, 1, 2, 3, 4]
