@@ -42,9 +42,7 @@ def report(prog: str, message: str, code: int, stream: TextIO | None = None) -> 
     return code
 
 
-def run_command(
-    prog: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace
-) -> int:
+def run_command(prog: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """``run(args)`` under the convention: usage errors exit 2, other exceptions 1, Ctrl-C 130."""
     verbose = bool(getattr(args, "verbose", False))
     try:

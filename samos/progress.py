@@ -130,9 +130,7 @@ def progress(
     if is_terminal(stream):
         from tqdm import tqdm
 
-        return tqdm(
-            iterable, total=total, desc=desc, unit=unit, file=stream, leave=leave, dynamic_ncols=True
-        )
+        return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, leave=leave, dynamic_ncols=True)
     return PlainProgress(
         iterable, total=total, desc=desc, unit=unit, file=stream, every_seconds=every_seconds, leave=leave
     )

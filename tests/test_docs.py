@@ -24,9 +24,7 @@ from samos.cli import COMMANDS, build_parser
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FLAG = re.compile(r"(?<![\w/.=-])--[a-z][a-z0-9-]*")
-START = re.compile(
-    r"(?:^|\s|`)(?:\$ )?(?:\.venv/bin/)?(samos|monitor)(?=\s|$|`)|-m samos\.train(?=\s|$|`)"
-)
+START = re.compile(r"(?:^|\s|`)(?:\$ )?(?:\.venv/bin/)?(samos|monitor)(?=\s|$|`)|-m samos\.train(?=\s|$|`)")
 
 
 # ----------------------------------------------------------------------------------- extraction
@@ -67,10 +65,7 @@ def _cut(cmd: str) -> str:
     for k, ch in enumerate(cmd):
         depth += ch in "[(" and 1 or 0
         depth -= ch in "])" and 1 or 0
-        if depth == 0 and (
-            ch in ";>#" and (k == 0 or cmd[k - 1] == " ")
-            or cmd.startswith(("| ", "&&"), k)
-        ):
+        if depth == 0 and (ch in ";>#" and (k == 0 or cmd[k - 1] == " ") or cmd.startswith(("| ", "&&"), k)):
             return cmd[:k]
     return cmd
 
@@ -241,8 +236,17 @@ def test_monitor_message_fields_are_documented() -> None:
         "hello": hello(["s"], "samos"),
         "stream_start": m.stream_start("file", 48_000, 4.0, 1.0, {}),
         "score": m.score(
-            index=0, t_start=0.0, t_end=4.0, status="ok", mos=3.0, mos_std=0.3, rolling_mos=3.0,
-            rolling_std=0.3, diagnostics={}, t_capture=0.0, latency_ms=1.0,
+            index=0,
+            t_start=0.0,
+            t_end=4.0,
+            status="ok",
+            mos=3.0,
+            mos_std=0.3,
+            rolling_mos=3.0,
+            rolling_std=0.3,
+            diagnostics={},
+            t_capture=0.0,
+            latency_ms=1.0,
         ),
         "alert": m.alert(event="raise", t=4.0, rolling_mos=2.0, threshold=2.5, duration_seconds=5.0),
         "stream_end": m.stream_end(reason="ended", windows=1, seconds=4.0, rolling_mos=3.0),
