@@ -149,6 +149,36 @@ def test_piped_output_has_the_banner_and_per_stream_lines_with_the_mos(
     assert "monitor: call  level" not in quiet.stdout
 
 
+def test_terminal_output_redraws_the_stream_lines_in_place(tmp_path: Path, model_path: Path) -> None:
+    import pty
+
+    sf.write(tmp_path / "a.wav", speech_like(6.0, 16_000), 16_000)
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*MONITOR, "--model", str(model_path), "--file", f"call={tmp_path / 'a.wav'}", "--no-ws"],
+            stdout=secondary, stderr=subprocess.PIPE, text=False,
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 4096)
+            except OSError:  # the terminal closed: the monitor exited
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        os.close(primary)
+    out = b"".join(chunks).decode()
+    assert "monitor: model " in out and "monitor: stream call (file, 16000 Hz)" in out
+    assert "\x1b[2Kmonitor: call  level" in out, out  # each line cleared and rewritten
+    assert "\x1b[1F" in out, "the cursor goes back up over the stream's line"
+    assert re.search(r"MOS \d\.\d\d  rolling \d\.\d\d  ended  3 windows", out), out
+
+
 def test_clear_errors(tmp_path: Path, model_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*MONITOR, *args], capture_output=True, text=True, timeout=60)
