@@ -231,8 +231,9 @@ def run(args: argparse.Namespace) -> int:
             max_batch=max(args.batch_size, 1),
         )
     except (ValueError, OSError) as e:  # InputError, ModelFileError, provider names/availability, manifest
-        kind = {ModelFileError: "model error: ", InputError: "input error: "}.get(type(e), "")
-        kind = "model error: " if isinstance(e, ModelFileError) else kind
+        kind = ""
+        if isinstance(e, (ModelFileError, InputError)):
+            kind = "model error: " if isinstance(e, ModelFileError) else "input error: "
         print(f"samos score: {kind}{one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     for note in scorer.notes:
