@@ -134,6 +134,13 @@ CASES: list[tuple[str, list[str], int, list[str], bool]] = [
         NO_GPU,
     ),
     ("monitor-bad-config", ["monitor", "--config", "{bad_yaml}", "--file", "{demo}"], 2, ["pretrain"], True),
+    (
+        "monitor-backend-not-answering",
+        ["monitor", "--file", "{demo}", "--no-ws", "--backend", "ray://127.0.0.1:9"],
+        1,
+        ["ray://127.0.0.1:9", "samos serve"],
+        True,
+    ),
     # data, bench, serve
     ("data-info-missing", ["data", "info", "{missing}"], 2, ["missing.wav"], True),
     (
@@ -189,6 +196,19 @@ def test_monitor_entry_point_uses_the_same_codes(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().err.strip().startswith("monitor: give at least one source")
     assert _call(monitor_main, ["--file", str(tmp_path / "gone.wav"), "--no-ws"]) == EXIT_USAGE
     assert "gone.wav" in capsys.readouterr().err
+
+
+def test_monitor_port_in_use_is_a_run_time_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc = _call(monitor_main, ["--file", str(DEMO), "--ws", f"127.0.0.1:{port}", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_FAILURE and "Traceback" not in err, err
+    assert err.strip().startswith("monitor: ") and str(port) in err, err
 
 
 def _boom(args: argparse.Namespace) -> int:
