@@ -19,6 +19,7 @@ onnxruntime silently drops a provider whose libraries fail to load.
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ def parse_providers(text: str) -> tuple[str, ...]:
     return names
 
 
+@functools.cache
 def _library_present(name: str, pip_package: str | None = None) -> bool:
     """Whether the shared library ``lib<name>.so*`` can be found (system path or a pip wheel's folder)."""
     if pip_package is not None:
