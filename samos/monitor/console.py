@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from samos.monitor.config import MonitorConfig
@@ -35,7 +35,8 @@ class StreamStatus:
     rolling_mos: float | None = None
     status: str = "starting"
     """Status of the latest window (``ok``, ``silence``, ``low_speech``, ``dropped``, ``error``)."""
-    alert: bool = False
+    alerts: set[str] = field(default_factory=set)
+    """Kinds of the alerts raised and not cleared (``low_mos``; an alert message without a kind is one)."""
     ended: str | None = None
     """``stream_end`` reason once the stream is over."""
     changed: bool = True
@@ -48,7 +49,8 @@ def _num(x: float | None, fmt: str) -> str:
 def status_line(s: StreamStatus) -> str:
     """One stream's line, e.g. ``desk  level -23.1 dB  MOS 3.42  rolling 3.40  ok  12 windows``."""
     state = s.status if not s.ended else "ended" if s.ended == "ended" else f"ended ({s.ended})"
-    alert = "  ALERT: low quality" if s.alert else ""
+    names = {"low_mos": "low quality", "no_speech": "no speech"}
+    alert = "".join(f"  ALERT: {names.get(k, k.replace('_', ' '))}" for k in sorted(s.alerts))
     return (
         f"{s.name}  level {_num(s.level_db, '.1f')} dB  MOS {_num(s.mos, '.2f')}  "
         f"rolling {_num(s.rolling_mos, '.2f')}  {state}  {s.windows} windows{alert}"
@@ -135,7 +137,11 @@ class StatusBoard:
             if msg.get("rolling_mos") is not None:
                 s.rolling_mos = float(msg["rolling_mos"])
         elif kind == "alert":
-            s.alert = msg.get("event") == "raise"
+            which = str(msg.get("kind") or "low_mos")
+            if msg.get("event") == "raise":
+                s.alerts.add(which)
+            else:
+                s.alerts.discard(which)
         elif kind == "stream_end":
             s.ended = str(msg.get("reason"))
             if msg.get("rolling_mos") is not None:

@@ -35,7 +35,7 @@ def _messages(name: str, mos: list[float | None]) -> list[dict[str, Any]]:
 def test_status_line() -> None:
     s = StreamStatus("desk", level_db=-23.14, mos=3.418, rolling_mos=3.4, status="ok", windows=12)
     assert status_line(s) == "desk  level -23.1 dB  MOS 3.42  rolling 3.40  ok  12 windows"
-    s.alert, s.ended = True, "stopped"
+    s.alerts, s.ended = {"low_mos"}, "stopped"
     assert status_line(s).endswith("ended (stopped)  12 windows  ALERT: low quality")
     assert status_line(StreamStatus("x")) == "x  level - dB  MOS -  rolling -  starting  0 windows"
 
@@ -50,7 +50,11 @@ def test_board_follows_the_messages() -> None:
     m = StreamMessages("a")
     m._seq = 10
     board.update(m.alert(event="raise", t=9.0, rolling_mos=2.0, threshold=2.5, duration_seconds=5.0))
-    assert board.streams["a"].alert
+    assert board.streams["a"].alerts == {"low_mos"}
+    board.update({"type": "alert", "stream": "a", "event": "raise", "kind": "no_speech"})
+    board.update({"type": "alert", "stream": "a", "event": "clear", "kind": "low_mos"})
+    assert board.streams["a"].alerts == {"no_speech"}, "alerts of different kinds open and close apart"
+    assert status_line(board.streams["a"]).endswith("ALERT: no speech")
     board.update({"type": "hello", "stream": None})  # not a stream's message: ignored
 
 
