@@ -2,6 +2,8 @@
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
 only the chosen one is imported, so ``samos monitor`` and ``samos score`` never import torch.
+Every subcommand has ``-v`` / ``--verbose`` and follows :mod:`samos.errors` (one-line messages,
+exit 2 for usage errors, 1 for failures at run time, a traceback only with ``-v``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import importlib
 import sys
 
 from samos import __version__
+from samos.bench.cli import BENCHES  # a light module: the benchmarks themselves load on demand
+from samos.errors import EXIT_USAGE, report, run_command
 
 # name -> (module, one-line help). Modules are imported only when their subcommand runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -19,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("samos.export.cli", "export a checkpoint to ONNX (and a Triton repository)"),
     "score": ("samos.runtime.score_cli", "score audio files, folders or manifests with an ONNX model"),
     "monitor": ("samos.monitor.cli", "run the real-time monitor (sound card, WebRTC, files)"),
-    "bench": ("samos.bench.cli", "benchmarks: throughput, stream, accuracy"),
+    "bench": ("samos.bench.cli", f"benchmarks: {', '.join(BENCHES)}"),
     "data": ("samos.data.cli", "data tools: simulate a rated corpus, inspect manifests"),
     "serve": ("samos.serve.cli", "serve the ONNX model as a Ray Serve deployment"),
 }
@@ -33,7 +37,8 @@ def _load(module: str):  # noqa: ANN202
         extra = {"torch": "train", "torchaudio": "train", "onnxruntime": "cpu", "aiortc": "webrtc",
                  "websockets": "monitor", "aiohttp": "monitor", "sounddevice": "monitor", "ray": "serve"}
         hint = next((f" (pip install 'samos[{x}]')" for k, x in extra.items() if missing.startswith(k)), "")
-        raise SystemExit(f"samos: this command needs the package '{missing}'{hint}") from None
+        message = f"this command needs the package '{missing}'{hint}"
+        raise SystemExit(report("samos", message, EXIT_USAGE)) from None
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -46,6 +51,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         if name == chosen:
             mod = _load(module)
             mod.add_arguments(p)
+            if "--verbose" not in p._option_string_actions:
+                p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors, more log")
             p.set_defaults(_run=mod.run)
     return parser
 
@@ -54,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"samos {args.command}", args._run, args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,23 +105,22 @@ def main() -> int:
         entry: dict[str, object] = {"requested": CONFIGS[name]["providers"][0]}
         try:
             t0 = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                scorer = Scorer(
-                    args.model,
-                    threads=None,
-                    trt_cache_dir=args.trt_cache,
-                    max_batch=max(64, args.batch),
-                    **CONFIGS[name],
-                )  # type: ignore[arg-type]
-                if w16 is None:
-                    w16, w48 = windows(scorer, audio, sr, max(args.batch, 8))
-                mos = scorer.score(w16, w48).mos
+            scorer = Scorer(
+                args.model,
+                threads=None,
+                trt_cache_dir=args.trt_cache,
+                max_batch=max(64, args.batch),
+                fallback=True,  # report what really runs instead of refusing
+                **CONFIGS[name],
+            )  # type: ignore[arg-type]
+            if w16 is None:
+                w16, w48 = windows(scorer, audio, sr, max(args.batch, 8))
+            mos = scorer.score(w16, w48).mos
             entry["session_s"] = round(time.perf_counter() - t0, 2)
             entry["provider"] = scorer.provider
             entry["providers"] = scorer.providers
             entry["fell_back"] = scorer.provider != entry["requested"]
-            entry["warnings"] = [str(w.message) for w in caught]
+            entry["notes"] = list(scorer.notes)
             if ref_mos is None:
                 ref_mos = mos
             entry["max_abs_mos_diff_vs_cpu"] = float(np.max(np.abs(mos - ref_mos)))

@@ -364,7 +364,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--token", default=None, help="run the monitor with this token (publishers and subscribers use it)"
     )
-    p.add_argument("--log", type=Path, default=Path("soak-monitor.log"), help="the monitor's log file")
+    default_log = Path(tempfile.gettempdir()) / "samos-soak-monitor.log"
+    p.add_argument(
+        "--log", type=Path, default=default_log, help=f"the monitor's log file (default: {default_log})"
+    )
     p.add_argument(
         "--compare",
         action="store_true",

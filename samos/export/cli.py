@@ -1,7 +1,9 @@
 """``samos export``: checkpoint -> ONNX model file (and an fp16 copy), with an optional parity check.
 
-Exit status: 0 written (and verified, with ``--verify``); 1 parity check failed (the table of diffs is
-printed, the files are kept for inspection); 2 bad checkpoint, arguments or export failure.
+Exit status (see :mod:`samos.errors`): 0 written (and verified, with ``--verify``); 1 a failure at
+run time: the parity check failed (the table of diffs is printed, the files are kept for
+inspection), or the export, the fp16 conversion or the Triton repository failed; 2 a bad checkpoint
+or argument.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from samos.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, one_line
 from samos.runtime.modelinfo import Calibration
 
-EXIT_OK, EXIT_PARITY, EXIT_ERROR = 0, 1, 2
+EXIT_PARITY = EXIT_FAILURE
+"""The ONNX graph does not match the torch model."""
 DEFAULT_WINDOW_SECONDS = 10.0
 """Used when the checkpoint records no training crop length (the paper trains on 10 s crops)."""
 
@@ -122,15 +126,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         seconds = _floats(args.verify_seconds, "--verify-seconds")
         batches = [int(b) for b in _floats(args.verify_batches, "--verify-batches")]
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         model, meta = load_checkpoint(args.checkpoint)
         calibration, cal_src = _calibration(args.calibration, meta)
         window, win_src = _window(args.window_seconds, meta)
-        t0 = time.perf_counter()
         settings = ExportSettings(window_seconds=window, calibration=calibration)
+    except (CheckpointError, ValueError) as e:
+        print(f"samos export: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    t0 = time.perf_counter()
+    try:
         proto = export_onnx(model, args.out, settings)
-    except (CheckpointError, ExportError, ValueError) as e:
-        print(f"samos export: {e}", file=sys.stderr)
-        return EXIT_ERROR
+    except (ExportError, OSError) as e:
+        print(f"samos export: the export failed: {one_line(e)}", file=sys.stderr)
+        return EXIT_FAILURE
     props = {p.key: p.value for p in proto.metadata_props}
     print(
         f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, "
@@ -148,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             save_fp16(proto, half_path)
         except ExportError as e:
-            print(f"samos export: fp16 conversion failed: {e}", file=sys.stderr)
-            return EXIT_ERROR
+            print(f"samos export: fp16 conversion failed: {one_line(e)}", file=sys.stderr)
+            return EXIT_FAILURE
         print(f"wrote {half_path} ({half_path.stat().st_size / 1e6:.1f} MB, fp16)")
         outputs.append((half_path, "fp16"))
     if args.triton is not None:
@@ -158,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             folder = write_repository(args.out, args.triton)
         except (TritonExportError, OSError) as e:
-            print(f"samos export: Triton repository: {e}", file=sys.stderr)
-            return EXIT_ERROR
+            print(f"samos export: Triton repository: {one_line(e)}", file=sys.stderr)
+            return EXIT_FAILURE
         print(f"wrote Triton model repository {args.triton} ({folder / 'config.pbtxt'})")
     if not args.verify:
         return EXIT_OK
@@ -176,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
                 threads=max(1, args.threads),
             )
         except (ValueError, OSError) as e:  # unreadable --verify-audio
-            print(f"samos export: verification could not run: {e}", file=sys.stderr)
-            return EXIT_ERROR
+            print(f"samos export: verification could not run: {one_line(e)}", file=sys.stderr)
+            return EXIT_USAGE
         print(report.table(), file=sys.stdout if report.ok else sys.stderr)
         if not report.ok:
             status = EXIT_PARITY

@@ -19,6 +19,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{p}: no such checkpoint file")
     if p.is_dir():
         raise CheckpointError(f"{p}: is a folder, not a checkpoint file")
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; anything else is not ours
+        with open(p, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                raise CheckpointError(f"{p}: a damaged or truncated checkpoint (no zip directory)")
+        onnx = p.suffix.lower() == ".onnx"
+        hint = " (an ONNX model: give it to samos score / samos eval as --model)" if onnx else ""
+        raise CheckpointError(
+            f"{p}: not a samos checkpoint: not a torch checkpoint file{hint}; expected one written "
+            "by `samos train` (final.pt, <step>/best.pt)"
+        )
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
-        raise CheckpointError(f"{p}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{p}: not a samos checkpoint ({_why_unreadable(e)})") from None
     if not isinstance(obj, dict) or "format" not in obj:
         raise CheckpointError(f"{p}: not a SAMOS checkpoint (no 'format' key; is it a bare state dict?)")
     if obj["format"] != FORMAT:
@@ -135,6 +146,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
     return obj
+
+
+def _why_unreadable(e: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a torch zip file, in a few words.
+
+    torch's own message for a pickle with arbitrary objects advises ``weights_only=False``; that runs
+    whatever code the file holds, so it is never repeated here: samos checkpoints hold only tensors
+    and plain data, and anything else is refused.
+    """
+    if "weights_only" in str(e) or "Unpickl" in type(e).__name__:
+        return (
+            "it holds Python objects besides tensors and plain data; samos reads only checkpoints "
+            "written by `samos train` and never unpickles arbitrary objects"
+        )
+    first = " ".join(str(e).split()).split(". ")[0]
+    return f"a damaged torch file: {type(e).__name__}: {first[:160]}"
 
 
 def load_checkpoint(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,9 @@ class Monitor:
         self._stopping = False
         self.model = describe(scorer)
         self.min_seconds = float(self.model["min_seconds"] or 0.0)
+        self.metrics.set_model(self.model)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every message the Monitor publishes (e.g. the console's status board)."""
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -305,3 +309,8 @@ class Monitor:
                 self.jsonl.close()
                 self.jsonl = None
         self.publisher.publish(msg, text)
+        for listener in self.listeners:
+            try:
+                listener(msg)
+            except Exception:  # a broken listener must not stop the stream
+                log.exception("listener %r failed", listener)

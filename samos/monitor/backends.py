@@ -14,13 +14,17 @@ Torch-free; Ray is never imported here (gateways speak HTTP), tritonclient only 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import numpy as np
 
-from samos.config import ConfigError
+from samos.monitor.config import (  # noqa: F401 - re-exported: parsing lives with the config
+    DEFAULT_TRITON_MODEL,
+    KINDS,
+    BackendSpec,
+    MonitorConfig,
+    parse_backend,
+)
 from samos.runtime.modelinfo import (
     INPUT_WAVE16,
     INPUT_WAVE48,
@@ -31,61 +35,11 @@ from samos.runtime.modelinfo import (
 )
 from samos.runtime.scorer import ScoreBatch
 
-if TYPE_CHECKING:
-    from samos.monitor.config import MonitorConfig
-
-KINDS = ("inprocess", "ray", "triton")
-DEFAULT_TRITON_MODEL = "samos"
 DEFAULT_TIMEOUT_S = 30.0
 
 
 class BackendError(ValueError):
     """The scoring backend cannot be reached or does not serve a samos model."""
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """A parsed ``--backend`` value."""
-
-    kind: str
-    host: str = ""
-    port: int = 0
-    model: str = DEFAULT_TRITON_MODEL
-    """Triton model name (``triton://HOST:PORT?model=NAME``) or the Serve route (``ray://HOST:PORT/ROUTE``)."""
-
-    @property
-    def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_backend(text: str) -> BackendSpec:
-    """``inprocess`` | ``ray://HOST:PORT[/ROUTE]`` | ``triton://HOST:PORT[?model=NAME]`` -> BackendSpec."""
-    text = text.strip()
-    if text == "inprocess":
-        return BackendSpec("inprocess")
-    scheme, sep, _ = text.partition("://")
-    if not sep or scheme not in ("ray", "triton"):
-        raise ConfigError(f"backend must be inprocess, ray://HOST:PORT or triton://HOST:PORT, got {text!r}")
-    u = urlsplit(text)
-    try:
-        port = u.port
-    except ValueError:
-        raise ConfigError(f"backend {text!r}: bad port") from None
-    if not u.hostname or port is None:
-        raise ConfigError(f"backend {text!r}: give HOST:PORT (e.g. {scheme}://127.0.0.1:8000)")
-    if scheme == "ray":
-        if u.query:
-            raise ConfigError(f"backend {text!r}: ray:// takes no query")
-        route = u.path.rstrip("/") or "/samos"
-        return BackendSpec("ray", u.hostname, port, route)
-    if u.path.strip("/"):
-        raise ConfigError(f"backend {text!r}: triton:// takes no path (name the model with ?model=NAME)")
-    query = parse_qs(u.query)
-    unknown = set(query) - {"model"}
-    if unknown:
-        raise ConfigError(f"backend {text!r}: unknown option(s) {sorted(unknown)} (only model=NAME)")
-    model = query.get("model", [DEFAULT_TRITON_MODEL])[-1]
-    return BackendSpec("triton", u.hostname, port, model)
 
 
 def open_backend(cfg: MonitorConfig, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
@@ -97,6 +51,7 @@ def open_backend(cfg: MonitorConfig, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
         return Scorer(
             cfg.model,
             providers=cfg.worker.providers,
+            fallback=cfg.worker.fallback,
             threads=cfg.worker.threads,
             max_batch=cfg.worker.max_batch,
             max_seconds=cfg.window.window_seconds,  # the TensorRT profile must admit our windows

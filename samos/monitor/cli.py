@@ -3,6 +3,11 @@
 Defaults come from configs/monitor.yaml (``--config`` for another file); the flags below override
 them. Ctrl-C / SIGTERM stop cleanly: sources close, queued windows are scored, every subscriber
 gets the streams' ``stream_end``, then the servers close.
+
+On start it prints a banner (model and the provider that runs it, addresses, pages, metrics,
+thresholds, streams), then one status line per stream while it runs (see
+:mod:`samos.monitor.console`; ``--quiet`` turns them off). Errors follow :mod:`samos.errors`: one
+line, exit 2 when the command cannot run as given, 1 when something fails at run time.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ import os
 import re
 import signal
 import sys
-import warnings
 from dataclasses import replace
 from typing import Any
 
 from samos.config import ConfigError
+from samos.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, one_line, report, run_command
 from samos.monitor.aio import EVENT_LOOPS, loop_factory, loop_name
 from samos.monitor.aio import run as run_loop
 from samos.monitor.config import AlertConfig, MonitorConfig, load_config, override, parse_hostport
+from samos.monitor.console import StatusBoard, banner_lines
 from samos.monitor.source import Source, SourceError
+
+PROG = "monitor"
 
 TOKEN_ENV = "SAMOS_MONITOR_TOKEN"
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)=(.+)$")
@@ -54,7 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws", metavar="HOST:PORT", help="websocket server address (default from the config)")
     p.add_argument("--no-ws", action="store_true", help="no websocket server")
     p.add_argument("--model", help="ONNX model (default: the embedded model)")
-    p.add_argument("--providers", help="comma-separated: tensorrt,cuda,cpu")
+    p.add_argument(
+        "--providers",
+        help="auto (default: what is installed, best first) or a comma-separated list of providers that "
+        "must be installed: tensorrt,cuda,cpu",
+    )
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="skip listed providers that are not installed (a note says which one runs) instead of refusing",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--window", type=float, metavar="S", help="scoring window, seconds")
     p.add_argument("--hop", type=float, metavar="S", help="hop between windows, seconds")
@@ -84,7 +101,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="decoded audio to the loop: batched (default) or aiortc's own, per frame")
     p.add_argument("--event-loop", choices=EVENT_LOOPS,
                    help="auto (default): uvloop where installed, else asyncio's own loop")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-stream status lines while running")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more; tracebacks on errors")
 
 
 def build_config(args: argparse.Namespace) -> MonitorConfig:
@@ -93,10 +111,13 @@ def build_config(args: argparse.Namespace) -> MonitorConfig:
     w = override(cfg.window, window_seconds=args.window, hop_seconds=args.hop)
     if w.min_final_seconds > w.window_seconds:
         w = replace(w, min_final_seconds=w.window_seconds)
+    from samos.runtime.providers import parse_providers
+
     worker = override(
         cfg.worker,
         threads=args.threads,
-        providers=tuple(s.strip() for s in args.providers.split(",")) if args.providers else None,
+        providers=parse_providers(args.providers) if args.providers else None,
+        fallback=True if args.fallback else None,
     )
     ws = cfg.ws
     if args.no_ws:
@@ -154,27 +175,28 @@ def run(args: argparse.Namespace) -> int:
         try:
             print(format_devices(input_devices()) or "no capture devices")
         except SourceError as e:
-            print(f"monitor: {e}", file=sys.stderr)
-            return 2
-        return 0
+            return report(PROG, one_line(e), EXIT_FAILURE)
+        return EXIT_OK
     try:
         cfg = build_config(args)
         if not (args.device or args.file or args.webrtc):
             raise ConfigError(
                 "give at least one source: --device, --file or --webrtc (--list-devices lists cards)"
             )
-        from samos.monitor.backends import open_backend
-
         factory = loop_factory(cfg.event_loop)  # a ValueError names what is missing
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            scorer = open_backend(cfg)  # inprocess: the Scorer; ray:// / triton://: a remote client
-        for w in caught:  # e.g. a GPU provider that is not available: one readable line each
-            print(f"monitor: note: {w.message}", file=sys.stderr)
-    except ValueError as e:  # ConfigError, ModelFileError, bad provider names
-        print(f"monitor: {e}", file=sys.stderr)
-        return 2
-    return run_loop(serve(cfg, scorer, args.device, args.file), factory)
+    except ValueError as e:  # ConfigError, bad provider names, an event loop that is not installed
+        raise UsageError(one_line(e)) from None
+    from samos.monitor.backends import BackendError, open_backend
+    from samos.runtime.modelinfo import ModelFileError
+
+    try:
+        scorer = open_backend(cfg)  # inprocess: the Scorer; ray:// / triton://: a remote client
+    except BackendError as e:  # configured right, but the server does not answer as it should
+        return report(PROG, one_line(e), EXIT_FAILURE)
+    except (ModelFileError, ValueError) as e:  # a bad model file, a provider that is not installed
+        raise UsageError(one_line(e)) from None
+    board = StatusBoard(sys.stdout, tty=sys.stdout.isatty(), enabled=not args.quiet)
+    return run_loop(serve(cfg, scorer, args.device, args.file, board), factory)
 
 
 async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str]) -> list[Source]:
@@ -202,28 +224,45 @@ async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str])
     return opened
 
 
-async def serve(cfg: MonitorConfig, scorer: Any, devices: list[str], files: list[str]) -> int:
-    """Run until every source ended (when ``cfg.exit_when_done``) or SIGINT/SIGTERM."""
+async def serve(
+    cfg: MonitorConfig, scorer: Any, devices: list[str], files: list[str], board: StatusBoard | None = None
+) -> int:
+    """Run until every source ended (when ``cfg.exit_when_done``) or SIGINT/SIGTERM.
+
+    ``board``: the console's status lines (None: none).
+    """
     from samos.monitor.app import Monitor
 
     monitor = Monitor(cfg, scorer)
+    if board is not None:
+        monitor.listeners.append(board.update)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await monitor.start()
-        sources = await open_sources(cfg, devices, files)
-    except (SourceError, ValueError, OSError) as e:
-        print(f"monitor: {e}", file=sys.stderr)
+    except OSError as e:  # e.g. the port is in use: the command was right, the machine said no
         await monitor.stop()
-        return 2
+        return report(PROG, one_line(e), EXIT_FAILURE)
+    try:
+        sources = await open_sources(cfg, devices, files)
+    except (SourceError, ValueError) as e:  # a file that does not exist, an unknown sound card
+        await monitor.stop()
+        return report(PROG, one_line(e), EXIT_USAGE)
+    except OSError as e:
+        await monitor.stop()
+        return report(PROG, one_line(e), EXIT_FAILURE)
+    for line in banner_lines(cfg, monitor.model, monitor.ws_url, monitor.http_address, _notes(scorer)):
+        print(f"{PROG}: {line}", flush=True)
+    logging.getLogger(__name__).info("event loop: %s", loop_name())
     for s in sources:
-        await monitor.add_source(s)
-    _announce(monitor, scorer)
+        name = await monitor.add_source(s)
+        print(f"{PROG}: stream {name} ({s.kind}, {s.rate} Hz)", flush=True)
     waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="monitor:signal")]
     if cfg.exit_when_done:
         waiters.append(asyncio.create_task(monitor.wait_idle(), name="monitor:idle"))
+    status = asyncio.create_task(board.run(), name="monitor:status") if board is not None else None
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -231,32 +270,24 @@ async def serve(cfg: MonitorConfig, scorer: Any, devices: list[str], files: list
             t.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
         await monitor.stop()
+        if status is not None:  # after stop(): the streams' last lines are written
+            status.cancel()
+            await asyncio.gather(status, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return 0
+    return EXIT_OK
 
 
-def _announce(monitor: Any, scorer: Any) -> None:
-    print(f"monitor: model {getattr(scorer, 'path', '?')} on {getattr(scorer, 'provider', '?')}", flush=True)
-    logging.getLogger(__name__).info("event loop: %s", loop_name())
-    if monitor.ws_address:
-        h, p = monitor.ws_address
-        print(f"monitor: websocket ws://{h}:{p}/", flush=True)
-    if monitor.http_address:
-        h, p = monitor.http_address
-        print(f"monitor: publish page http://{h}:{p}/  overlay http://{h}:{p}/overlay", flush=True)
-    for name, st in monitor.streams.items():
-        print(f"monitor: stream {name} ({st.source.kind}, {st.source.rate} Hz)", flush=True)
+def _notes(scorer: Any) -> tuple[str, ...]:
+    """The scorer's notes on its providers (``--fallback``): shown in the banner."""
+    return tuple(getattr(scorer, "notes", ()) or ())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="monitor", description="samos real-time speech-quality monitor")
+    parser = argparse.ArgumentParser(prog=PROG, description="samos real-time speech-quality monitor")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
+    return run_command(PROG, run, args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from samos.config import ConfigError, from_dict, load_yaml
 from samos.monitor.history import HistoryConfig
@@ -28,6 +29,55 @@ def parse_hostport(text: str, what: str = "address") -> tuple[str, int]:
     if not 0 <= p <= 65535:
         raise ConfigError(f"{what}: port {p} out of range 0-65535")
     return host, p
+
+
+KINDS = ("inprocess", "ray", "triton")
+DEFAULT_TRITON_MODEL = "samos"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed ``--backend`` value."""
+
+    kind: str
+    host: str = ""
+    port: int = 0
+    model: str = DEFAULT_TRITON_MODEL
+    """Triton model name (``triton://HOST:PORT?model=NAME``) or the Serve route (``ray://HOST:PORT/ROUTE``)."""
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_backend(text: str) -> BackendSpec:
+    """``inprocess`` | ``ray://HOST:PORT[/ROUTE]`` | ``triton://HOST:PORT[?model=NAME]`` -> BackendSpec."""
+    text = text.strip()
+    if text == "inprocess":
+        return BackendSpec("inprocess")
+    scheme, sep, _ = text.partition("://")
+    if not sep or scheme not in ("ray", "triton"):
+        raise ConfigError(f"backend must be inprocess, ray://HOST:PORT or triton://HOST:PORT, got {text!r}")
+    u = urlsplit(text)
+    try:
+        port = u.port
+    except ValueError:
+        raise ConfigError(f"backend {text!r}: bad port") from None
+    if not u.hostname or port is None:
+        raise ConfigError(f"backend {text!r}: give HOST:PORT (e.g. {scheme}://127.0.0.1:8000)")
+    if scheme == "ray":
+        if u.query:
+            raise ConfigError(f"backend {text!r}: ray:// takes no query")
+        route = u.path.rstrip("/") or "/samos"
+        return BackendSpec("ray", u.hostname, port, route)
+    if u.path.strip("/"):
+        raise ConfigError(f"backend {text!r}: triton:// takes no path (name the model with ?model=NAME)")
+    query = parse_qs(u.query)
+    unknown = set(query) - {"model"}
+    if unknown:
+        raise ConfigError(f"backend {text!r}: unknown option(s) {sorted(unknown)} (only model=NAME)")
+    model = query.get("model", [DEFAULT_TRITON_MODEL])[-1]
+    return BackendSpec("triton", u.hostname, port, model)
 
 
 @dataclass(frozen=True)
@@ -120,7 +170,11 @@ class AlertConfig:
 class WorkerConfig:
     """The one inference worker: batches pending windows of all streams (same length) per call."""
 
-    providers: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+    providers: tuple[str, ...] = ("auto",)
+    """``auto``: what is installed, best first (TensorRT, CUDA, CPU); or a list such as ``[cuda]``,
+    each of which must be installed (see samos.runtime.providers)."""
+    fallback: bool = False
+    """Skip listed providers that are not installed, saying so, instead of refusing to start."""
     threads: int | None = None
     max_batch: int = 16
     queue_size: int = 256
@@ -232,8 +286,6 @@ class MonitorConfig:
     """``auto``: uvloop where installed (needed for many WebRTC peers), else asyncio's loop."""
 
     def __post_init__(self) -> None:
-        from samos.monitor.backends import parse_backend
-
         parse_backend(self.backend)
 
 

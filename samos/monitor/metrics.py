@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from samos.monitor.schema import ALERT_KINDS
 
@@ -86,6 +87,13 @@ class MonitorMetrics(CollectorRegistry):
             ["stream", "kind"],
             registry=r,
         )
+        self.model = Info(
+            "samos_model", "The model in use: path, version and the execution provider running it", registry=r
+        )
+
+    def set_model(self, model: dict[str, Any]) -> None:
+        """Publish ``samos_model_info{path, version, provider}`` from ``worker.describe(scorer)``."""
+        self.model.info({k: str(model.get(k) or "") for k in ("path", "version", "provider")})
 
     def render(self) -> bytes:
         """The text exposition format."""

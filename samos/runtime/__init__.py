@@ -6,7 +6,7 @@ Needs only numpy, onnxruntime (or onnxruntime-gpu) and soxr; never imports torch
 from typing import Any
 
 from samos.runtime.modelinfo import Calibration, ModelFileError, ModelInfo
-from samos.runtime.providers import ProviderFallbackWarning
+from samos.runtime.providers import ProviderUnavailableError
 from samos.runtime.scorer import DEFAULT_MODEL, DefaultModelMissingError, ScoreBatch, Scorer
 
 _WINDOWS = ("FileScore", "WindowScore", "score_many", "score_waveform")
@@ -29,7 +29,7 @@ __all__ = [
     "FileScore",
     "ModelFileError",
     "ModelInfo",
-    "ProviderFallbackWarning",
+    "ProviderUnavailableError",
     "ScoreBatch",
     "Scorer",
     "WindowScore",

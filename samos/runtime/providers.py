@@ -1,18 +1,29 @@
 """onnxruntime execution providers: TensorRT -> CUDA -> CPU, with the options that matter. Torch-free.
 
-``resolve_providers`` turns short names ("tensorrt", "cuda", "cpu") into onnxruntime's
-``(name, options)`` list, dropping (with a warning) those this onnxruntime build does not have.
-``session_options`` builds the CPU thread settings. After the session is built, ``check_fallback``
-compares what was asked with ``session.get_providers()``: onnxruntime silently drops a provider whose
-libraries fail to load (e.g. TensorRT listed but ``libnvinfer`` missing).
+Two ways to ask (:func:`choose_providers`):
+
+- ``auto`` (the default): the providers that are installed, best first: TensorRT when this
+  onnxruntime build has it *and* ``libnvinfer`` is on the library path, CUDA when the build has it
+  and the NVIDIA driver (``libcuda``) is present, then CPU. Nothing is asked for that cannot load,
+  so the default path is silent.
+- an explicit list (``["cuda"]``, ``["tensorrt", "cuda", "cpu"]``): every provider named must be
+  installed, else :class:`ProviderUnavailableError` names what is; with ``fallback=True`` the
+  missing ones are skipped and the choice is reported (``Choice.notes``).
+
+``resolve_providers`` turns the chosen names into onnxruntime's ``(name, options)`` list (CPU always
+last, for nodes the others cannot run); ``session_options`` builds the CPU thread settings. After the
+session is built, :func:`check_running` compares the choice with ``session.get_providers()``:
+onnxruntime silently drops a provider whose libraries fail to load.
 """
 
 from __future__ import annotations
 
+import ctypes.util
+import functools
+import importlib.util
 import os
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +35,14 @@ SHORT_TO_ORT = {
     "cpu": "CPUExecutionProvider",
 }
 ORT_TO_SHORT = {v: k for k, v in SHORT_TO_ORT.items()}
+AUTO = "auto"
+DEFAULT_PROVIDERS: tuple[str, ...] = (AUTO,)
+"""The default request: whatever is installed, best first."""
+GPU_HINT = "install onnxruntime-gpu in place of onnxruntime (see docs/RUNTIME.md)"
 
 
-class ProviderFallbackWarning(RuntimeWarning):
-    """A requested execution provider is not the one that runs."""
+class ProviderUnavailableError(ValueError):
+    """An explicitly requested execution provider is not installed or does not load."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +81,95 @@ def normalise_names(providers: Sequence[str]) -> list[str]:
     for p in providers:
         full = SHORT_TO_ORT.get(p.lower(), p)
         if full not in ORT_TO_SHORT:
-            raise ValueError(f"unknown execution provider {p!r}; choose from {', '.join(SHORT_TO_ORT)}")
+            raise ValueError(
+                f"unknown execution provider {p!r}; choose from {AUTO}, {', '.join(SHORT_TO_ORT)}"
+            )
         if full not in out:
             out.append(full)
     if not out:
         raise ValueError("give at least one execution provider")
     return out
+
+
+def parse_providers(text: str) -> tuple[str, ...]:
+    """``"cuda,cpu"`` -> ``("cuda", "cpu")`` (the CLI form), checked: ``auto`` or known names."""
+    names = tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if names != (AUTO,):
+        normalise_names(names)
+    return names
+
+
+@functools.cache
+def _library_present(name: str, pip_package: str | None = None) -> bool:
+    """Whether the shared library ``lib<name>.so*`` can be found (system path or a pip wheel's folder)."""
+    if pip_package is not None:
+        spec = importlib.util.find_spec(pip_package)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            if any(Path(folder).glob(f"lib{name}.so*")) or any(Path(folder).glob(f"{name}*.dll")):
+                return True
+    return ctypes.util.find_library(name) is not None
+
+
+def installed_providers(available: Sequence[str] | None = None, probe_libraries: bool = True) -> list[str]:
+    """Short names of the providers that can run here, best first (always ends with ``cpu``).
+
+    ``available``: onnxruntime's compiled-in list (default: ``ort.get_available_providers()``). A GPU
+    build lists TensorRT and CUDA whether or not their libraries exist; with ``probe_libraries`` a
+    provider counts only when its library is found too (``libnvinfer``, the driver's ``libcuda``).
+    """
+    have = set(ort.get_available_providers() if available is None else available)
+    out = []
+    if "TensorrtExecutionProvider" in have and (
+        not probe_libraries or _library_present("nvinfer", "tensorrt_libs")
+    ):
+        out.append("tensorrt")
+    if "CUDAExecutionProvider" in have and (not probe_libraries or _library_present("cuda")):
+        out.append("cuda")
+    return [*out, "cpu"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The providers to build a session with (short names, in order) and how they were chosen."""
+
+    names: tuple[str, ...]
+    auto: bool
+    """Chosen by ``auto`` (what is installed) rather than named by the caller."""
+    installed: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+    """With ``fallback``: one line per requested provider that was skipped."""
+
+
+def choose_providers(
+    requested: Sequence[str] = DEFAULT_PROVIDERS,
+    *,
+    fallback: bool = False,
+    installed: Sequence[str] | None = None,
+) -> Choice:
+    """Which providers to ask onnxruntime for.
+
+    ``requested``: ``("auto",)`` or short/full names in order of preference. Every explicitly named
+    provider must be in ``installed`` (default: :func:`installed_providers`); otherwise
+    ProviderUnavailableError names the installed ones, unless ``fallback`` skips it (with a note).
+    """
+    if isinstance(requested, str):
+        requested = (requested,)
+    inst = tuple(installed_providers() if installed is None else installed)
+    if [r.lower() for r in requested] == [AUTO]:
+        return Choice(inst, True, inst)
+    if any(r.lower() == AUTO for r in requested):
+        raise ValueError(f"{AUTO!r} stands alone: give it or a list of providers, not both")
+    names = [ORT_TO_SHORT[n] for n in normalise_names(requested)]
+    missing = [n for n in names if n not in inst]
+    if missing and not fallback:
+        hint = f"; {GPU_HINT}" if any(m != "cpu" for m in missing) and inst == ("cpu",) else ""
+        raise ProviderUnavailableError(
+            f"execution provider {', '.join(missing)} is not available here; installed: "
+            f"{', '.join(inst)} (ask for one of these, or {AUTO}, or allow --fallback){hint}"
+        )
+    kept = tuple(n for n in names if n in inst) or ("cpu",)
+    notes = tuple(f"{m} is not available (installed: {', '.join(inst)}); skipped" for m in missing)
+    return Choice(kept, False, inst, notes)
 
 
 def default_threads() -> int:
@@ -167,28 +265,19 @@ def resolve_providers(
     return out, missing
 
 
-def check_fallback(
-    requested: Sequence[str], session: ort.InferenceSession, missing: Sequence[str] = ()
-) -> str:
-    """Short name of the provider that really runs the graph; warn when it is not the first requested.
+def check_running(choice: Choice, session_providers: Sequence[str], *, fallback: bool = False) -> str:
+    """Short name of the provider that really runs the graph (the session's first).
 
-    ``missing``: requested providers this onnxruntime build lacks (from ``resolve_providers``), named in
-    the warning.
+    onnxruntime drops a provider whose libraries fail to load without raising: an explicitly
+    requested provider that the session lacks is a ProviderUnavailableError (unless ``fallback``).
     """
-    active = session.get_providers()
-    running = ORT_TO_SHORT.get(active[0], active[0]) if active else "cpu"
-    first = ORT_TO_SHORT[normalise_names(requested)[0]]
-    if running != first:
-        why = ""
-        if missing:
-            why = f"; not in this onnxruntime build: {', '.join(missing)}"
-            if any(m != "cpu" for m in missing):
-                why += " (install onnxruntime-gpu in place of onnxruntime: see docs/RUNTIME.md)"
-        else:
-            why = "; its libraries failed to load (see onnxruntime's log)"
-        warnings.warn(
-            f"requested {first} but the session runs on {running}{why}",
-            ProviderFallbackWarning,
-            stacklevel=3,
+    active = [ORT_TO_SHORT.get(p, p) for p in session_providers]
+    running = active[0] if active else "cpu"
+    dropped = [n for n in choice.names if n not in active]
+    if dropped and not choice.auto and not fallback:
+        raise ProviderUnavailableError(
+            f"execution provider {', '.join(dropped)} failed to load (its libraries are missing or do "
+            f"not match; see onnxruntime's log); the session has {', '.join(active)} "
+            "(ask for one of these, or allow --fallback)"
         )
     return running

@@ -8,8 +8,9 @@ Files are windowed, resampled and gated exactly as the live monitor does it (one
 of its scored windows, and ``--windows`` gives each window's ``status`` (``ok``, ``silence``,
 ``no_speech``) as the monitor publishes it.
 
-Exit status: 0 when every input has its row (error rows included), 1 with ``--strict`` when any input
-failed, 2 for a bad command line, manifest or model file.
+Exit status (see :mod:`samos.errors`): 0 when every input was scored; 1 when any input failed (it
+still has its error row, and the summary line on stderr counts the failures); 2 for a bad command
+line, manifest, model file or execution provider.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from samos.audio import AudioError, load_audio
+from samos.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, one_line
 from samos.monitor.schema import clean
+from samos.progress import progress
 from samos.runtime.longfile import LONG_SECONDS, duration_seconds, score_file_streaming
 from samos.runtime.modelinfo import ModelFileError
+from samos.runtime.providers import parse_providers
 from samos.runtime.scorer import Scorer
 from samos.runtime.windows import FileScore, score_many
 
@@ -35,7 +39,7 @@ AUDIO_EXTENSIONS = frozenset(
     ".wav .flac .ogg .oga .opus .mp3 .m4a .aac .aif .aiff .aifc .au .snd .caf .w64 .wma".split()
     + ".webm .mka .mkv .mp4".split()
 )
-EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED_INPUTS = EXIT_FAILURE
 PRECISION = 4
 """Decimals written for MOS values."""
 
@@ -75,12 +79,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: all usable cores)")
     p.add_argument(
         "--providers",
-        default="tensorrt,cuda,cpu",
-        help="execution providers in order of preference (default: tensorrt,cuda,cpu)",
+        default="auto",
+        help="auto (default: what is installed, best first) or a comma-separated list of providers that "
+        "must be installed: tensorrt,cuda,cpu",
+    )
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="skip listed providers that are not installed (a note says which one runs) instead of refusing",
     )
     p.add_argument("--trt-cache", type=Path, help="folder for TensorRT engine/timing caches")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any input could not be scored")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="say which model and provider run; tracebacks on errors"
+    )
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -232,17 +244,22 @@ def run(args: argparse.Namespace) -> int:
         )
         scorer = Scorer(
             args.model,
-            providers=[p.strip() for p in args.providers.split(",") if p.strip()],
+            providers=parse_providers(args.providers),
+            fallback=args.fallback,
             threads=args.threads,
             trt_cache_dir=args.trt_cache,
             max_batch=max(args.batch_size, 1),
         )
-    except (ValueError, OSError) as e:  # InputError, ModelFileError, bad provider names, unreadable manifest
-        kind = "model" if isinstance(e, ModelFileError) else "input"
-        print(f"samos score: {kind} error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # InputError, ModelFileError, provider names/availability, manifest
+        kind = ""
+        if isinstance(e, (ModelFileError, InputError)):
+            kind = "model error: " if isinstance(e, ModelFileError) else "input error: "
+        print(f"samos score: {kind}{one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-
-    from tqdm import tqdm
+    for note in scorer.notes:
+        print(f"samos score: note: {note}", file=sys.stderr)
+    if args.verbose:
+        print(f"samos score: {describe_scorer(scorer)}", file=sys.stderr)
 
     out_stream: IO[str] = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
     n_ok = n_err = 0
@@ -257,9 +274,7 @@ def run(args: argparse.Namespace) -> int:
         results = score_many(
             scorer, _load_items(paths, long_file), args.window_seconds, args.hop_seconds, args.batch_size
         )
-        with tqdm(
-            total=len(paths), unit="file", file=sys.stderr, disable=args.quiet, dynamic_ncols=True
-        ) as bar:
+        with progress(total=len(paths), unit="file", disable=args.quiet) as bar:
             for path, result in zip(paths, results, strict=True):
                 writer.write(path, result)
                 if isinstance(result, AudioError):
@@ -283,4 +298,14 @@ def run(args: argparse.Namespace) -> int:
         f"on {scorer.provider} ({scorer.threads} threads)" + (f" -> {args.out}" if args.out else ""),
         file=sys.stderr,
     )
-    return EXIT_FAILED_INPUTS if (args.strict and n_err) else EXIT_OK
+    return EXIT_FAILED_INPUTS if n_err else EXIT_OK
+
+
+def describe_scorer(scorer: Scorer) -> str:
+    """One line: the model, its version and window, the provider that runs it and how it was chosen."""
+    how = "auto: what is installed" if scorer.auto else "asked: " + ",".join(scorer.requested)
+    return (
+        f"model {scorer.path} (version {scorer.info.version}, window {scorer.info.window_seconds:g} s) "
+        f"on {scorer.provider} ({how}; onnxruntime session: {', '.join(scorer.providers)}), "
+        f"{scorer.threads} threads"
+    )

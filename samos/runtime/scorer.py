@@ -6,7 +6,7 @@ Torch-free (numpy + onnxruntime). The session is built once with explicit provid
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +26,18 @@ from samos.runtime.modelinfo import (
     parse_metadata,
 )
 from samos.runtime.providers import (
-    ORT_TO_SHORT,
-    ProviderFallbackWarning,
+    DEFAULT_PROVIDERS,
+    ProviderUnavailableError,
     ShapeProfile,
-    check_fallback,
-    normalise_names,
+    check_running,
+    choose_providers,
     resolve_providers,
     session_options,
 )
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.onnx"
 """The embedded default model shipped inside the package."""
-DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
+log = logging.getLogger(__name__)
 _ORT_FLOAT = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
@@ -80,8 +80,11 @@ class Scorer:
 
     Args:
         model: path of an ONNX file from ``samos export``; None for the embedded default model.
-        providers: execution providers in order of preference ("tensorrt", "cuda", "cpu"); those this
-            onnxruntime build lacks are skipped. ``provider`` says which one really runs.
+        providers: ``("auto",)`` (default: what is installed, best first) or execution providers in
+            order of preference ("tensorrt", "cuda", "cpu"), each of which must be installed
+            (ProviderUnavailableError otherwise). ``provider`` says which one really runs.
+        fallback: skip requested providers that are not installed or fail to load instead of
+            raising; ``notes`` then says what was skipped.
         threads: CPU intra-op threads (default: all usable cores); inter-op is always 1.
         fp16: let TensorRT build a half-precision engine (``trt_fp16_enable``). Independent of the
             model file's own precision (an fp16 export runs in fp16 on every provider).
@@ -99,6 +102,7 @@ class Scorer:
         model: str | Path | None = None,
         providers: Sequence[str] = DEFAULT_PROVIDERS,
         threads: int | None = None,
+        fallback: bool = False,
         fp16: bool = False,
         trt_cache_dir: str | Path | None = None,
         max_batch: int = 64,
@@ -109,7 +113,9 @@ class Scorer:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.path = resolve_model_path(model)
-        self.requested = [ORT_TO_SHORT[n] for n in normalise_names(providers)]
+        choice = choose_providers(providers, fallback=fallback)
+        self.requested = list(choice.names)
+        notes = list(choice.notes)
         self.max_batch = max_batch
         if sha256 is not None and file_sha256(self.path) != sha256.lower():
             raise ModelFileError(f"{self.path}: sha256 does not match the expected {sha256}")
@@ -119,7 +125,7 @@ class Scorer:
         # TensorRT's shape profile needs the metadata (window, inputs) before its session exists: read it
         # with a cheap unoptimised CPU session, only then. If the real session fails to build, retry on CPU
         # alone: a file CPU cannot load is a bad file, otherwise the GPU provider was the problem.
-        trt = "tensorrt" in self.requested and "TensorrtExecutionProvider" in ort.get_available_providers()
+        trt = "tensorrt" in self.requested
         probe_info = self._read_info_cpu() if trt else None
         inputs = probe_info.inputs if probe_info else (INPUT_WAVE16, INPUT_WAVE48)
         window = probe_info.window_seconds if probe_info else 10.0
@@ -132,7 +138,7 @@ class Scorer:
             samples16=(int(min_s * ssl_rate), int(window * ssl_rate), int(hi * ssl_rate)),
             rate_ratio=ratio,
         )
-        plist, missing = resolve_providers(
+        plist, _ = resolve_providers(
             self.requested,
             inputs=inputs,
             profile=self.profile,
@@ -150,14 +156,23 @@ class Scorer:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             if [n for n, _ in plist] == ["CPUExecutionProvider"]:
                 raise ModelFileError(f"{self.path}: not a loadable ONNX model ({_short(e)})") from None
-            warnings.warn(
-                f"building the session on {', '.join(n for n, _ in plist)} failed ({_short(e)}); using CPU",
-                ProviderFallbackWarning,
-                stacklevel=2,
-            )
-            self.session = self._cpu_session()
-        self.provider = check_fallback(self.requested, self.session, missing)
+            cpu = self._cpu_session()  # a file CPU cannot load either is a ModelFileError
+            failed = f"building the session on {', '.join(self.requested)} failed ({_short(e)})"
+            if not (choice.auto or fallback):
+                raise ProviderUnavailableError(f"{failed}; cpu works (ask for it, or --fallback)") from None
+            self.session = cpu
+            notes.append(f"{failed}; running on cpu")
         self.providers = list(self.session.get_providers())
+        self.provider = check_running(choice, self.providers, fallback=fallback)
+        if self.provider != self.requested[0] and not notes:
+            notes.append(f"{self.requested[0]} did not load; running on {self.provider}")
+        self.auto = choice.auto
+        """The providers were chosen by ``auto`` (what is installed)."""
+        self.notes: tuple[str, ...] = tuple(notes)
+        """What did not go as asked, one line each (only with ``fallback``, or ``auto`` when a provider
+        that looked installed did not load)."""
+        for note in self.notes:  # the CLIs print them; library users read ``notes``
+            log.info("%s", note)
         self.info = self._read_info(self.session)
         self._in_types = {i.name: _ORT_FLOAT[i.type] for i in self.session.get_inputs()}
         self._max16 = self.profile.samples16[2] if self.provider == "tensorrt" else None

@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica, e.g. 1 or 0.5 (default: 0)")
     p.add_argument("--threads", type=int, help="onnxruntime threads per replica (default: --num-cpus)")
     p.add_argument(
-        "--providers", help="comma-separated: tensorrt,cuda,cpu (default: cpu, or GPU first with --num-gpus)"
+        "--providers", help="comma-separated, each must be installed: tensorrt,cuda,cpu, or auto "
+        "(default: cpu; auto, GPU first, with --num-gpus)"
     )
     p.add_argument("--max-batch", type=int, default=16, help="requests per @serve.batch call (default: 16)")
     p.add_argument(
@@ -46,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from samos.monitor.config import parse_hostport
+    from samos.runtime.providers import parse_providers  # names only: replicas may run on other machines
 
     try:
         from samos.serve.deployment import ServeSettings, init_local_ray, shutdown, start
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             num_cpus=args.num_cpus,
             num_gpus=args.num_gpus,
             threads=args.threads,
-            providers=tuple(s.strip() for s in args.providers.split(",")) if args.providers else None,
+            providers=parse_providers(args.providers) if args.providers else None,
             max_batch=args.max_batch,
             batch_wait_ms=args.batch_wait_ms,
             max_seconds=args.max_seconds,

@@ -35,7 +35,8 @@ class ServeSettings:
     """How the deployment runs.
 
     ``model``: ONNX file every replica can read (None: the embedded default model). ``num_cpus`` /
-    ``num_gpus``: Ray resources per replica (``num_gpus > 0`` puts the CUDA/TensorRT providers first).
+    ``num_gpus``: Ray resources per replica (``num_gpus > 0``: ``auto`` providers, TensorRT/CUDA first
+    where installed; ``providers`` must all be installed).
     ``threads``: onnxruntime intra-op threads per replica (default: ``num_cpus``). ``max_batch``: requests
     per ``@serve.batch`` call; ``batch_wait_ms``: how long a batch waits to fill.
     """
@@ -68,7 +69,7 @@ class ServeSettings:
     def provider_order(self) -> tuple[str, ...]:
         if self.providers:
             return self.providers
-        return ("tensorrt", "cuda", "cpu") if self.num_gpus > 0 else ("cpu",)
+        return ("auto",) if self.num_gpus > 0 else ("cpu",)  # auto: the GPU providers installed, best first
 
     @property
     def intra_threads(self) -> int:

@@ -8,6 +8,7 @@ Torch-free.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,14 @@ from samos.config import ConfigError, ModelConfig, from_dict, load_yaml
 from samos.data.synthetic import SyntheticConfig
 
 DataFormat = Literal["auto", "generic", "nisqa", "audiomos", "tencent", "synthetic"]
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device(name: str, what: str = "device") -> str:
+    """``name`` if it is a torch device samos trains or evaluates on: auto, cpu, cuda or cuda:N."""
+    if not isinstance(name, str) or not _DEVICE.match(name):
+        raise ConfigError(f"{what} must be auto, cpu, cuda or cuda:N (N a GPU index), got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.pretrain is None and self.finetune is None:
             raise ConfigError("the config needs a pretrain and/or a finetune section")
+        check_device(self.device)
 
     def steps(self) -> list[tuple[str, StepConfig]]:
         return [

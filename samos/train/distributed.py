@@ -14,6 +14,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from samos.config import ConfigError
+from samos.train.config import check_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -61,7 +64,7 @@ def init_distributed(device: str) -> tuple[Dist, torch.device]:
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist(), _single_device(device)
+        return Dist(), torch_device(device)
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device != "cpu" and torch.cuda.is_available()
@@ -70,7 +73,7 @@ def init_distributed(device: str) -> tuple[Dist, torch.device]:
         dev = torch.device("cuda", local)
     else:
         if device.startswith("cuda"):
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
+            raise ConfigError(cuda_missing(device))
         dev = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
@@ -82,10 +85,23 @@ def shutdown(d: Dist) -> None:
         dist.destroy_process_group()
 
 
-def _single_device(name: str) -> torch.device:
+def torch_device(name: str) -> torch.device:
+    """The torch device for "auto" (cuda if available, else cpu), "cpu", "cuda" or "cuda:N".
+
+    ConfigError for any other name and for a GPU this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(name)
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(cuda_missing(name))
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     return dev
+
+
+def cuda_missing(name: str) -> str:
+    """The message for a CUDA device asked for on a machine (or torch build) without one."""
+    why = "this torch build has no CUDA" if torch.version.cuda is None else "torch sees no GPU"
+    return f"device {name!r} is not available here ({why}); use cpu or auto"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from samos.data.manifest import SkipReport
 from samos.model.samos_model import SAMOS
+from samos.progress import progress
 from samos.train.common import SINGLE, TrainingError
 from samos.train.distributed import Dist
 
@@ -79,12 +78,11 @@ def train_epoch(
     model.train()
     report = SkipReport()
     total, count = 0.0, 0.0
-    bar = tqdm(
+    bar = progress(
         loader,
         desc=desc,
+        unit="batch",
         leave=False,
-        file=sys.stderr,
-        dynamic_ncols=True,
         total=min(len(loader), max_steps) if max_steps else len(loader),
         disable=not dist.is_main,
     )
@@ -120,9 +118,7 @@ def evaluate_loader(
     model.eval()
     report = SkipReport()
     idx, means, vars_, labels = [], [], [], []
-    for batch in tqdm(
-        loader, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, disable=not dist.is_main
-    ):
+    for batch in progress(loader, desc=desc, unit="batch", leave=False, disable=not dist.is_main):
         _note_skips(report, batch)
         if batch["size"] == 0:
             continue

@@ -25,10 +25,16 @@ import numpy as np
 
 from samos.audio import RATE_RATIO, SSL_RATE, AudioError, load_audio, model_input, repeat_crop
 from samos.data.manifest import FORMATS, Manifest, SkipReport, read_manifests, validate
+from samos.errors import EXIT_FAILURE, EXIT_USAGE, one_line, report
+from samos.progress import progress as progress_bar
+from samos.train.config import check_device
 from samos.train.metrics import Agreement, agreement, condition_agreement, condition_means
 
 # (wave16 [1, T], wave48 [1, 3T]) -> (mos, std)
 Predict = Callable[[np.ndarray, np.ndarray], tuple[float, float]]
+
+
+PROG = "samos eval"
 
 
 class EvalError(ValueError):
@@ -51,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crop-seconds", type=float, default=None, help="repeat-crop each clip to this length"
     )
-    parser.add_argument("--device", default="cpu", help="torch device for --checkpoint (cpu, cuda, ...)")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for --checkpoint: cpu, cuda, cuda:N, auto (default cpu)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
 
 
@@ -61,10 +69,13 @@ def checkpoint_predictor(path: Path, device: str = "cpu", threads: int | None = 
     import torch
 
     from samos.model.checkpoint import load_checkpoint
+    from samos.train.distributed import torch_device
 
     if threads:
         torch.set_num_threads(threads)
-    model, _ = load_checkpoint(path, map_location=device)
+    dev = torch_device(device)  # ConfigError names a device this machine does not have
+    model, _ = load_checkpoint(path, map_location=dev)
+    device = str(dev)
 
     @torch.no_grad()
     def predict(w16: np.ndarray, w48: np.ndarray) -> tuple[float, float]:
@@ -129,20 +140,17 @@ def predict_manifest(
     crop_seconds: float | None = None,
     progress: bool = True,
 ) -> Predictions:
-    from tqdm import tqdm
-
     report = SkipReport()
     report.merge(manifest.skipped)
     idx, pred, std = [], [], []
     views = _views(manifest, crop_seconds, min_samples, report)
-    for i, w16, w48 in tqdm(
+    for i, w16, w48 in progress_bar(
         views,
         total=len(manifest),
         desc="scoring",
+        unit="clip",
         disable=not progress,
-        file=sys.stderr,
         leave=False,
-        dynamic_ncols=True,
     ):
         try:
             m, s = predict(w16, w48)
@@ -220,18 +228,29 @@ def _fmt(a: Agreement) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit 2 when the command cannot run as given (a manifest, model, checkpoint or device that does
+    not exist or is not the right kind), 1 when scoring fails (no item could be scored)."""
     try:
+        if args.checkpoint is not None:
+            check_device(args.device, "--device")
+        if args.threads is not None and args.threads < 1:
+            raise EvalError(f"--threads must be >= 1, got {args.threads}")
         manifest = validate(read_manifests(args.csv, args.root, args.format))
+        if args.group:
+            group_values(manifest, list(range(len(manifest))), args.group)  # EvalError: no such column
         total = len(manifest) + manifest.skipped.total
         if manifest.skipped:
             print(manifest.skipped.summary(of=total), file=sys.stderr)
-        if not len(manifest):
-            raise EvalError("no usable items to score")
         if args.checkpoint is not None:
             predict, min_samples = checkpoint_predictor(args.checkpoint, args.device, args.threads)
         else:
             predict, min_samples = onnx_predictor(args.model, args.threads)
-        p = predict_manifest(manifest, predict, min_samples, args.crop_seconds, progress=sys.stderr.isatty())
+    except ValueError as e:  # ConfigError, ManifestError, EvalError, CheckpointError, ModelFileError
+        return report(PROG, one_line(e), EXIT_USAGE)
+    try:
+        if not len(manifest):
+            raise EvalError("no usable items to score")
+        p = predict_manifest(manifest, predict, min_samples, args.crop_seconds, progress=True)
         new_skips = p.skipped.total - manifest.skipped.total
         if new_skips:
             print(p.skipped.summary(of=total), file=sys.stderr)
@@ -239,9 +258,8 @@ def run(args: argparse.Namespace) -> int:
             raise EvalError("every item failed to load")
         utt = agreement(p.pred, p.labels)
         groups = group_values(manifest, p.index, args.group) if args.group else None
-    except ValueError as e:  # ManifestError, EvalError, CheckpointError, ModelFileError, ...
-        print(f"samos eval: {e}", file=sys.stderr)
-        return 1
+    except ValueError as e:  # EvalError: nothing could be scored
+        return report(PROG, one_line(e), EXIT_FAILURE)
     print(f"utterance-level (n={utt.n}): {_fmt(utt)}")
     result: dict[str, object] = {
         "utterance": utt.to_dict(),

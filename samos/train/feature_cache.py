@@ -3,18 +3,17 @@ encoder over every clip's deterministic crops."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from samos.data.cache import FeatureCache, feature_key, file_sha256
 from samos.data.dataset import RatedAudioDataset
 from samos.data.manifest import SkipReport
 from samos.model.samos_model import SAMOS
+from samos.progress import progress
 from samos.train.common import SINGLE
 from samos.train.distributed import Dist
 
@@ -62,9 +61,7 @@ def fill_cache(
         source = Subset(source, list(range(dist.rank, len(ds), dist.world)))
     loader = DataLoader(source, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate_crops)
     model.eval()
-    for batch in tqdm(
-        loader, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, disable=not dist.is_main
-    ):
+    for batch in progress(loader, desc=desc, unit="batch", leave=False, disable=not dist.is_main):
         todo = []
         for b in batch:
             if "skip" in b:

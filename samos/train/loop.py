@@ -2,7 +2,10 @@
 
 Per step: Adam (lr, weight decay) over the trainable parameters, ExponentialLR stepped every
 iteration, Gaussian NLL on (mean, var), validation after every epoch (and once before the first, as
-epoch 0), model selection on the best validation utterance-level Pearson correlation.
+epoch 0), model selection on the best validation utterance-level Pearson correlation among the
+trained epochs. Epoch 0 is a candidate only when the step starts from a trained model (step 2, or
+``init_checkpoint``): a freshly initialised network is a reference for the curves, never the result,
+however well its random features happen to correlate with the labels.
 
 Step folder ``<out>/<step>/`` holds ``best.pt`` (samos checkpoint), ``last.pt`` (samos checkpoint +
 ``train_state``: optimizer, scheduler, epoch, best PCC, RNG states, history; used by ``--resume``),
@@ -39,7 +42,7 @@ from samos.model.samos_model import SAMOS
 from samos.train.artefacts import rng_state, save_last, set_rng_state, write_history
 from samos.train.common import SINGLE, Log, TrainingError
 from samos.train.config import DataConfig, StepConfig, TrainConfig
-from samos.train.distributed import Dist, init_distributed, shutdown
+from samos.train.distributed import Dist, init_distributed, shutdown, torch_device
 from samos.train.epoch import TrainablePart, evaluate_loader, train_epoch
 from samos.train.feature_cache import fill_cache
 from samos.train.metrics import agreement
@@ -50,14 +53,8 @@ def _print(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ setup
-def resolve_device(name: str) -> torch.device:
-    """ "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:N"."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} requested but CUDA is not available")
-    return dev
+resolve_device = torch_device
+"""The torch device of a config's ``device`` (see :func:`samos.train.distributed.torch_device`)."""
 
 
 def _quiet(msg: str) -> None:
@@ -101,6 +98,9 @@ class StepResult:
     best_path: Path
     best_pcc: float
     history: list[dict[str, Any]]
+    best_epoch: int | None = None
+    """The epoch best.pt holds (0: the starting model; None: unknown, a run resumed from an older
+    last.pt)."""
 
 
 def _loader(
@@ -126,10 +126,13 @@ def run_step(
     resume: bool = False,
     log: Log = _print,
     dist: Dist = SINGLE,
+    from_trained: bool = False,
 ) -> StepResult:
     """Train ``model`` in place for one step; returns where its best checkpoint is.
 
-    Under torchrun (``dist``) every rank runs this; only rank 0 writes checkpoints and metrics.
+    ``from_trained``: the model comes from a checkpoint (epoch 0 may then be the best; otherwise the
+    best is always a trained epoch). Under torchrun (``dist``) every rank runs this; only rank 0
+    writes checkpoints and metrics.
     """
     step_dir = out_dir / name
     step_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +177,7 @@ def run_step(
     loss_fn = nn.GaussianNLLLoss()
     history: list[dict[str, Any]] = []
     best_pcc, start_epoch = -math.inf, 1
+    has_best, best_epoch = False, None  # best.pt holds a candidate of this step: epoch best_epoch
     last_path, best_path = step_dir / "last.pt", step_dir / "best.pt"
     meta_base = {
         "torch_version": str(torch.__version__),
@@ -195,10 +199,11 @@ def run_step(
         history = list(ts["history"])
         best_pcc = float(ts["best_pcc"])
         start_epoch = int(ts["epoch"]) + 1
+        has_best, best_epoch = True, ts.get("best_epoch")
         log(f"[{name}] resumed after epoch {ts['epoch']} (best valid PCC {best_pcc:.4f})")
         if start_epoch > step.epochs:
             log(f"[{name}] already complete")
-            return StepResult(name, best_path, best_pcc, history)
+            return StepResult(name, best_path, best_pcc, history, best_epoch)
 
     def validate_now(epoch: int, train_loss: float, seconds: float, skipped: SkipReport) -> float:
         res = evaluate_loader(model, valid_loader, loss_fn, device, f"{name}: validate", dist)
@@ -231,10 +236,13 @@ def run_step(
 
     if not history:  # epoch 0: the starting model, the reference the curves start from
         pcc0 = validate_now(0, math.nan, 0.0, SkipReport())
-        if not math.isnan(pcc0):
-            best_pcc = pcc0
+        if from_trained:  # a trained start is a candidate: fine-tuning may not beat it
+            best_pcc, has_best, best_epoch = (-math.inf if math.isnan(pcc0) else pcc0), True, 0
+            if dist.is_main:
+                save_checkpoint(best_path, model, metadata={**meta_base, "epoch": 0, "val_pcc": pcc0})
+        else:
+            log(f"[{name}] epoch 0 is the untrained model: a reference, not a candidate for best.pt")
         if dist.is_main:
-            save_checkpoint(best_path, model, metadata={**meta_base, "epoch": 0, "val_pcc": pcc0})
             write_history(step_dir, history)
 
     for epoch in range(start_epoch, step.epochs + 1):
@@ -247,9 +255,10 @@ def run_step(
         )
         pcc = validate_now(epoch, res.loss, time.perf_counter() - t0, res.skipped)
         meta = {**meta_base, "epoch": epoch, "val_pcc": pcc, "val_loss": history[-1]["val_loss"]}
-        improved = not math.isnan(pcc) and pcc > best_pcc
+        # the first trained epoch is always kept (even with an undefined PCC); later ones when better
+        improved = (not math.isnan(pcc) and pcc > best_pcc) or not has_best
         if improved:
-            best_pcc = pcc
+            best_pcc, has_best, best_epoch = (-math.inf if math.isnan(pcc) else pcc), True, epoch
         if dist.is_main:
             if improved:
                 save_checkpoint(best_path, model, metadata=meta)
@@ -260,12 +269,17 @@ def run_step(
                 "scheduler": sched.state_dict(),
                 "rng": rng_state(),
                 "best_pcc": best_pcc,
+                "best_epoch": best_epoch,
                 "history": history,
             }
             save_last(last_path, model, meta, train_state)
             write_history(step_dir, history)
     dist.barrier()
-    return StepResult(name, best_path, best_pcc, history)
+    if best_epoch == 0:
+        log(f"[{name}] no epoch beat the starting model (valid PCC {best_pcc:.4f}): best.pt is that model")
+    else:
+        log(f"[{name}] best valid PCC {best_pcc:.4f} at epoch {best_epoch}")
+    return StepResult(name, best_path, best_pcc, history, best_epoch)
 
 
 # ------------------------------------------------------------------------------------ the recipe
@@ -285,10 +299,7 @@ def run_training(
     out = Path(out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    try:
-        dist, device = init_distributed(cfg.device)
-    except ValueError as e:
-        raise TrainingError(str(e)) from None
+    dist, device = init_distributed(cfg.device)  # ConfigError: a device this machine does not have
     if not dist.is_main:
         log = _quiet
     try:
@@ -311,7 +322,12 @@ def run_training(
             n_params = sum(p.numel() for p in model.trainable_parameters())
             where = f"{dist.world} processes, " if dist.enabled else ""
             log(f"[{name}] device {device}, {where}{n_params:,} trainable parameters, {step.epochs} epoch(s)")
-            results.append(run_step(name, step, model, out, device, resume=resume, log=log, dist=dist))
+            trained = bool(results) or bool(step.init_checkpoint)
+            results.append(
+                run_step(
+                    name, step, model, out, device, resume=resume, log=log, dist=dist, from_trained=trained
+                )
+            )
         if dist.is_main:
             final, _ = load_checkpoint(results[-1].best_path)
             final_path = save_checkpoint(
@@ -321,7 +337,12 @@ def run_training(
                     "torch_version": str(torch.__version__),
                     "crop_seconds": cfg.steps()[-1][1].crop_seconds,
                     "steps": [
-                        {"name": r.name, "best_val_pcc": r.best_pcc, "epochs": len(r.history) - 1}
+                        {
+                            "name": r.name,
+                            "best_val_pcc": r.best_pcc,
+                            "best_epoch": r.best_epoch,
+                            "epochs": len(r.history) - 1,
+                        }
                         for r in results
                     ],
                     "train_config": to_dict(cfg),

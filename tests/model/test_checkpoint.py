@@ -127,8 +127,17 @@ def test_missing_corrupt_and_foreign_files(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a torch checkpoint file"):
         load_checkpoint(corrupt)
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x07\x12\x07pytorch" * 10)
+    with pytest.raises(CheckpointError, match="an ONNX model: give it to samos score"):
+        load_checkpoint(onnx)
+    objects = tmp_path / "objects.pt"
+    torch.save({"format": Path("x")}, objects)  # a pickled object, not tensors and plain data
+    with pytest.raises(CheckpointError, match="never unpickles arbitrary objects") as e:
+        load_checkpoint(objects)
+    assert "weights_only" not in str(e.value), "never advise loading an untrusted pickle"
     bare = tmp_path / "bare.pt"
     torch.save({"w": torch.zeros(2)}, bare)
     with pytest.raises(CheckpointError, match="bare state dict"):
@@ -144,7 +153,7 @@ def test_truncated_file_and_bad_config(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "m.pt", model, metadata={})
     cut = tmp_path / "cut.pt"
     cut.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="not a readable"):
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
         load_checkpoint(cut)
     raw = read_checkpoint(path)
     raw["config"]["spec"]["chanels"] = [1]

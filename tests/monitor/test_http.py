@@ -181,6 +181,7 @@ async def test_pages_config_and_metrics(scorer: Any) -> None:
             assert resp.status == 200 and resp.content_type == "text/plain"
             text = await resp.text()
         assert "samos_streams" in text and "samos_webrtc_peers 0.0" in text
+        assert f'provider="{monitor.model["provider"]}"' in text and "samos_model_info{" in text
         async with http.get(f"{base}/healthz") as resp:
             assert await resp.json() == {"status": "ok", "peers": 0, "version": cfg["version"]}
 

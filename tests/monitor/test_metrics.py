@@ -48,3 +48,10 @@ async def test_loop_lag_sees_a_blocked_loop() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert lag is not None and lag > 0.1
+
+
+def test_model_info_names_the_provider() -> None:
+    m = MonitorMetrics()
+    m.set_model({"path": "/m/default.onnx", "provider": "cpu", "version": "0.1.0", "window_seconds": 4.0})
+    text = generate_latest(m).decode()
+    assert 'samos_model_info{path="/m/default.onnx",provider="cpu",version="0.1.0"} 1.0' in text

@@ -130,6 +130,58 @@ def test_runs_to_the_end_and_logs_every_window(tmp_path: Path, model_path: Path,
     assert all(w["status"] == "ok" and w["mos"] is not None for w in windows)
 
 
+def test_piped_output_has_the_banner_and_per_stream_lines_with_the_mos(
+    tmp_path: Path, model_path: Path
+) -> None:
+    sf.write(tmp_path / "a.wav", speech_like(6.0, 16_000), 16_000)
+    args = [*MONITOR, "--model", str(model_path), "--file", f"call={tmp_path / 'a.wav'}", "--no-realtime"]
+    r = subprocess.run([*args, "--ws", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", "the default path (auto providers) prints no warnings or notes"
+    out = r.stdout.splitlines()
+    assert re.fullmatch(r"monitor: model \S+ version \S+ on cpu \(auto\)", out[0]), out[0]
+    assert any(re.fullmatch(r"monitor: websocket ws://127\.0\.0\.1:\d+/", x) for x in out)
+    assert any("metrics off" in x for x in out) and any("alert below MOS 2.5" in x for x in out)
+    assert "monitor: stream call (file, 16000 Hz)" in out
+    status = [x for x in out if x.startswith("monitor: call  level")]
+    assert status, r.stdout
+    assert re.search(r"MOS \d\.\d\d  rolling \d\.\d\d  ended  3 windows$", status[-1]), status[-1]
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout, "piped: plain lines"
+    quiet = subprocess.run([*args, "--no-ws", "--quiet"], capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and "stream call" in quiet.stdout
+    assert "monitor: call  level" not in quiet.stdout
+
+
+def test_terminal_output_redraws_the_stream_lines_in_place(tmp_path: Path, model_path: Path) -> None:
+    import pty
+
+    sf.write(tmp_path / "a.wav", speech_like(6.0, 16_000), 16_000)
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*MONITOR, "--model", str(model_path), "--file", f"call={tmp_path / 'a.wav'}", "--no-ws"],
+            stdout=secondary, stderr=subprocess.PIPE, text=False,
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 4096)
+            except OSError:  # the terminal closed: the monitor exited
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        os.close(primary)
+    out = b"".join(chunks).decode()
+    assert "monitor: model " in out and "monitor: stream call (file, 16000 Hz)" in out
+    assert "\x1b[2Kmonitor: call  level" in out, out  # each line cleared and rewritten
+    assert "\x1b[1F" in out, "the cursor goes back up over the stream's line"
+    assert re.search(r"MOS \d\.\d\d  rolling \d\.\d\d  ended  3 windows", out), out
+
+
 def test_clear_errors(tmp_path: Path, model_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*MONITOR, *args], capture_output=True, text=True, timeout=60)

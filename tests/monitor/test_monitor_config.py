@@ -123,3 +123,16 @@ def test_alert_yaml_keys(tmp_path: Path) -> None:
     p.write_text("alerts:\n  threshold: 3.0\n  clear_unscored_seconds: null\n  no_speech_seconds: null\n")
     a = load_config(p).alerts
     assert (a.threshold, a.clear_unscored_seconds, a.no_speech_seconds) == (3.0, None, None)
+
+
+def test_config_does_not_import_the_backends() -> None:
+    """No import circle: backends.py needs the config; the config parses ``backend`` itself."""
+    import subprocess
+    import sys
+
+    code = "import sys, samos.monitor.config; sys.exit('samos.monitor.backends' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    import samos.monitor.backends as backends
+    import samos.monitor.config as config
+
+    assert backends.parse_backend is config.parse_backend

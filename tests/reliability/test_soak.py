@@ -128,3 +128,12 @@ def test_expected_windows_and_bad_arguments(capsys: pytest.CaptureFixture[str]) 
     soak.add_arguments(p)
     assert soak.run(p.parse_args(["--publishers", "0"])) == 2
     assert "need publishers" in capsys.readouterr().err
+
+
+def test_the_monitor_log_goes_to_the_temp_folder_not_the_working_directory() -> None:
+    import tempfile
+
+    p = argparse.ArgumentParser()
+    soak.add_arguments(p)
+    log = p.parse_args([]).log
+    assert log.is_absolute() and log.parent == Path(tempfile.gettempdir()), log

@@ -7,10 +7,15 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from samos.runtime import ProviderFallbackWarning, Scorer
+from samos.runtime import ProviderUnavailableError, Scorer
 from samos.runtime.providers import (
+    Choice,
     ShapeProfile,
+    check_running,
+    choose_providers,
+    installed_providers,
     normalise_names,
+    parse_providers,
     provider_options,
     resolve_providers,
     session_options,
@@ -86,17 +91,75 @@ def test_session_options_threads() -> None:
         session_options(0)
 
 
-def test_tensorrt_requested_on_cpu_machine_falls_back_with_warning(tiny_model: Path) -> None:
-    if "TensorrtExecutionProvider" in ort.get_available_providers():
-        pytest.skip("this onnxruntime build has TensorRT")
-    with pytest.warns(ProviderFallbackWarning, match="requested tensorrt but the session runs on cpu"):
-        s = Scorer(tiny_model, providers=("tensorrt", "cuda", "cpu"), threads=1)
-    assert s.provider == "cpu"
-    assert s.providers == ["CPUExecutionProvider"]
-    assert s.threads == 1
+def test_installed_providers_need_the_build_and_the_libraries() -> None:
+    assert installed_providers(["CPUExecutionProvider"]) == ["cpu"]
+    assert installed_providers(ALL, probe_libraries=False) == ["tensorrt", "cuda", "cpu"]
+    assert installed_providers(["CUDAExecutionProvider"], probe_libraries=False) == ["cuda", "cpu"]
 
 
-def test_cpu_requested_gives_no_warning(tiny_model: Path, recwarn: pytest.WarningsRecorder) -> None:
+def test_parse_providers() -> None:
+    assert parse_providers(" CUDA, cpu ,") == ("cuda", "cpu")
+    assert parse_providers("auto") == ("auto",)
+    with pytest.raises(ValueError, match="unknown execution provider 'rocm'; choose from auto, tensorrt"):
+        parse_providers("rocm")
+
+
+def test_auto_asks_for_what_is_installed() -> None:
+    c = choose_providers(("auto",), installed=("cuda", "cpu"))
+    assert c == Choice(("cuda", "cpu"), True, ("cuda", "cpu"))
+    assert choose_providers(installed=("cpu",)).names == ("cpu",), "auto is the default"
+    with pytest.raises(ValueError, match="stands alone"):
+        choose_providers(("auto", "cpu"), installed=("cpu",))
+
+
+def test_explicit_provider_that_is_not_installed_is_an_error_naming_what_is() -> None:
+    with pytest.raises(ProviderUnavailableError, match=r"cuda is not available here; installed: cpu\b"):
+        choose_providers(("cuda",), installed=("cpu",))
+    with pytest.raises(ProviderUnavailableError, match="tensorrt is not available here; installed: cuda,"):
+        choose_providers(("tensorrt", "cuda", "cpu"), installed=("cuda", "cpu"))
+    assert choose_providers(("cuda", "cpu"), installed=("tensorrt", "cuda", "cpu")).names == ("cuda", "cpu")
+
+
+def test_fallback_skips_with_a_note() -> None:
+    c = choose_providers(("tensorrt", "cuda"), fallback=True, installed=("cuda", "cpu"))
+    assert c.names == ("cuda",) and not c.auto
+    assert c.notes == ("tensorrt is not available (installed: cuda, cpu); skipped",)
+    assert choose_providers(("cuda",), fallback=True, installed=("cpu",)).names == ("cpu",)
+
+
+def test_check_running_refuses_a_provider_that_did_not_load() -> None:
+    explicit = Choice(("tensorrt", "cuda"), False, ("tensorrt", "cuda", "cpu"))
+    session = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(ProviderUnavailableError, match="tensorrt failed to load.*session has cuda, cpu"):
+        check_running(explicit, session)
+    assert check_running(explicit, session, fallback=True) == "cuda"
+    auto = Choice(("tensorrt", "cuda", "cpu"), True, ("tensorrt", "cuda", "cpu"))
+    assert check_running(auto, session) == "cuda", "auto takes what loaded, silently"
+
+
+def test_default_scorer_is_silent_and_says_what_runs(tiny_model: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        s = Scorer(tiny_model, threads=1)
+    assert s.auto and s.notes == ()
+    assert s.provider == installed_providers()[0]
+    assert s.providers[0] == {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}.get(
+        s.provider, "TensorrtExecutionProvider"
+    )
+
+
+def test_explicit_gpu_provider_on_a_cpu_machine_is_an_error(tiny_model: Path) -> None:
+    if installed_providers() != ["cpu"]:
+        pytest.skip("this machine has a GPU provider")
+    with pytest.raises(ProviderUnavailableError, match="cuda is not available here; installed: cpu"):
+        Scorer(tiny_model, providers=("cuda",), threads=1)
+    s = Scorer(tiny_model, providers=("tensorrt", "cuda", "cpu"), threads=1, fallback=True)
+    assert s.provider == "cpu" and s.providers == ["CPUExecutionProvider"] and s.threads == 1
+    assert [n.split(" ")[0] for n in s.notes] == ["tensorrt", "cuda"]
+
+
+def test_cpu_requested(tiny_model: Path) -> None:
     s = Scorer(tiny_model, providers=("cpu",), threads=2)
-    assert s.provider == "cpu" and s.threads == 2
-    assert not [w for w in recwarn if issubclass(w.category, ProviderFallbackWarning)]
+    assert s.provider == "cpu" and s.threads == 2 and not s.auto and s.notes == ()

@@ -121,7 +121,9 @@ def test_truncated_model_with_gpu_providers_requested(tiny_model: Path, tmp_path
     p = tmp_path / "truncated.onnx"
     p.write_bytes(tiny_model.read_bytes()[:200])
     with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
-        Scorer(p)  # all of tensorrt, cuda, cpu asked: a bad file is still a ModelFileError
+        Scorer(p)  # the default (auto) choice: a bad file is still a ModelFileError
+    with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
+        Scorer(p, providers=("tensorrt", "cuda", "cpu"), fallback=True)
 
 
 def _touch(p: Path) -> Path:

@@ -65,7 +65,7 @@ def test_score_cli_without_torch(no_torch_env: dict[str, str], tiny_model: Path,
         """
     )
     r = _run(code, no_torch_env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # missing.wav failed
     rows = list(csv.DictReader(open(out, newline="")))
     overall = [row for row in rows if row["window"] == ""]
     assert len(overall) == 2 and overall[0]["error"] == "" and "no such file" in overall[1]["error"]

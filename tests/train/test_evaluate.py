@@ -65,6 +65,6 @@ def test_eval_skips_bad_files_and_reports_bad_group(
     assert rc == 0 and "utterance-level (n=3)" in captured.out
     assert "missing_file: 1" in captured.err and "nowhere.wav" in captured.err
     rc = main(["eval", "--csv", str(manifest), "--checkpoint", str(ckpt), "--group", "speaker"])
-    assert rc == 1 and "no such column" in capsys.readouterr().err
+    assert rc == 2 and "no such column" in capsys.readouterr().err  # 2: the command, not the run
     rc = main(["eval", "--csv", str(manifest), "--checkpoint", str(tmp_path / "none.pt")])
-    assert rc == 1 and "no such checkpoint" in capsys.readouterr().err
+    assert rc == 2 and "no such checkpoint" in capsys.readouterr().err

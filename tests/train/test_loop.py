@@ -126,3 +126,36 @@ def test_no_usable_data_is_a_clear_error(tmp_path: Path) -> None:
         run_step(
             "pretrain", st, build_model(cfg, 0), tmp_path / "run", resolve_device("cpu"), log=lambda m: None
         )
+
+
+@pytest.mark.parametrize(("from_trained", "best_epoch"), [(False, 2), (True, 0)])
+def test_an_untrained_epoch_0_is_never_the_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_trained: bool, best_epoch: int
+) -> None:
+    """Random features may correlate with the labels (epoch 0 PCC 0.9 here); a fresh model's step
+    still returns a trained epoch. A step that starts from a trained model may keep its start."""
+    import samos.train.loop as loop
+    from samos.train.metrics import Agreement
+
+    pccs = iter([0.9, 0.5, 0.6])
+    monkeypatch.setattr(loop, "agreement", lambda p, t: Agreement(len(p), next(pccs), 0.0, 1.0, 1.0))
+    cfg = config(pretrain=step(2))
+    assert cfg.pretrain is not None
+    logs: list[str] = []
+    res = run_step(
+        "pretrain",
+        cfg.pretrain,
+        build_model(cfg, 0),
+        tmp_path,
+        resolve_device("cpu"),
+        log=logs.append,
+        from_trained=from_trained,
+    )
+    assert res.best_epoch == best_epoch and res.best_pcc == [0.9, 0.5, 0.6][best_epoch]
+    _, meta = load_checkpoint(tmp_path / "pretrain" / "best.pt")
+    assert meta["epoch"] == best_epoch
+    assert read_checkpoint(tmp_path / "pretrain" / "last.pt")["train_state"]["best_epoch"] == best_epoch
+    if not from_trained:
+        assert any("epoch 0 is the untrained model" in m for m in logs)
+    else:
+        assert any("no epoch beat the starting model" in m for m in logs)
