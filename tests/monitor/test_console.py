@@ -125,6 +125,10 @@ def test_banner_names_provider_pages_metrics_and_thresholds() -> None:
     assert lines[1] == "note: cuda skipped"
     assert "publish page http://127.0.0.1:8080/  overlay http://127.0.0.1:8080/overlay" in lines
     assert "metrics http://127.0.0.1:8080/metrics  health http://127.0.0.1:8080/healthz" in lines
-    assert lines[-1].endswith("alert below MOS 2.5 for 5 s (clears at 2.8)")
+    a = cfg.alerts
+    clears = f"{a.threshold + a.hysteresis:g}"
+    assert lines[-1].endswith(
+        f"alert below MOS {a.threshold:g} for {a.min_duration_seconds:g} s (clears at {clears})"
+    )
     off = banner_lines(cfg, model, None, None)
     assert "websocket off" in off and any("metrics off" in x for x in off)
