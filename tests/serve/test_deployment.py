@@ -22,6 +22,8 @@ import soundfile as sf
 pytest.importorskip("ray.serve")
 
 from samos.runtime import Scorer  # noqa: E402
+
+DEMO_CALL = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
 from samos.serve.client import Request, RequestRefused, ServeClient  # noqa: E402
 from samos.serve.deployment import ServeSettings, init_local_ray, score_grouped, shutdown, start  # noqa: E402
 
@@ -153,13 +155,11 @@ def _scores(log: Path) -> list[tuple[str, int, str, float | None, float | None]]
 def test_two_gateways_equal_the_in_process_backend(
     service: tuple[str, int], served_model: Path, tmp_path: Path
 ) -> None:
-    rng = np.random.default_rng(5)
+    demo, rate = sf.read(str(DEMO_CALL), dtype="float32")  # real speech: the monitor's gate scores it
+    assert rate == 48_000
     files = []
-    for i, level in enumerate((0.05, 0.2)):
-        t = np.arange(4 * 48_000) / 48_000
-        x = (rng.standard_normal(len(t)) * level * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))).astype(
-            np.float32
-        )
+    for i, (start_s, gain) in enumerate(((2.0, 0.5), (17.0, 2.0))):
+        x = demo[int(start_s * rate) : int((start_s + 4) * rate)] * gain
         sf.write(tmp_path / f"call{i}.wav", x, 48_000, subtype="FLOAT")
         files.append(f"call{i}={tmp_path / f'call{i}.wav'}")
     backend = f"ray://{service[0]}:{service[1]}"
