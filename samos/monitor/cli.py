@@ -48,6 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="[NAME=]PATH_OR_URL",
         help="audio file or network stream (anything PyAV opens); repeatable",
     )
+    src.add_argument(
+        "--rtp",
+        action="append",
+        default=[],
+        metavar="[NAME=]HOST:PORT[,codec=..]",
+        help="RTP audio on a UDP port: codec=opus|pcmu|pcma|g722|l16 (default opus), rate=HZ (l16), "
+        "pt=N, channels=N (l16), idle=S (end after S s without packets); repeatable (docs/INGEST.md)",
+    )
     src.add_argument("--no-realtime", action="store_true", help="read files as fast as possible")
     src.add_argument("--loop", action="store_true", help="repeat files forever")
     p.add_argument("--config", help="monitor YAML (default: configs/monitor.yaml)")
@@ -137,9 +145,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         cfg = build_config(args)
-        if not (args.device or args.file or args.webrtc):
+        if not (args.device or args.file or args.webrtc or args.rtp):
             raise ConfigError(
-                "give at least one source: --device, --file or --webrtc (--list-devices lists cards)"
+                "give at least one source: --device, --file, --rtp or --webrtc (--list-devices lists cards)"
             )
         from samos.monitor.backends import open_backend
 
@@ -152,10 +160,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # ConfigError, ModelFileError, bad provider names
         print(f"monitor: {e}", file=sys.stderr)
         return 2
-    return run_loop(serve(cfg, scorer, args.device, args.file), factory)
+    return run_loop(serve(cfg, scorer, args.device, args.file, rtp=args.rtp), factory)
 
 
-async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str]) -> list[Source]:
+async def open_sources(
+    cfg: MonitorConfig, devices: list[str], files: list[str], rtp: list[str] | tuple[str, ...] = ()
+) -> list[Source]:
     """Open every requested source (closing those opened so far when one fails)."""
     from samos.monitor.sources.file import FileSource
 
@@ -173,6 +183,10 @@ async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str])
                     path, name, cfg.source.realtime, cfg.source.loop, cfg.source.chunk_seconds
                 )
             )
+        for spec in rtp:
+            from samos.monitor.sources.rtp import RtpSource
+
+            opened.append(await RtpSource.open(spec, cfg.ingest.rtp_options()))
     except BaseException:
         for s in opened:
             await s.close()
@@ -180,7 +194,13 @@ async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str])
     return opened
 
 
-async def serve(cfg: MonitorConfig, scorer: Any, devices: list[str], files: list[str]) -> int:
+async def serve(
+    cfg: MonitorConfig,
+    scorer: Any,
+    devices: list[str],
+    files: list[str],
+    rtp: list[str] | tuple[str, ...] = (),
+) -> int:
     """Run until every source ended (when ``cfg.exit_when_done``) or SIGINT/SIGTERM."""
     from samos.monitor.app import Monitor
 
@@ -191,7 +211,7 @@ async def serve(cfg: MonitorConfig, scorer: Any, devices: list[str], files: list
         loop.add_signal_handler(sig, stop.set)
     try:
         await monitor.start()
-        sources = await open_sources(cfg, devices, files)
+        sources = await open_sources(cfg, devices, files, rtp)
     except (SourceError, ValueError, OSError) as e:
         print(f"monitor: {e}", file=sys.stderr)
         await monitor.stop()

@@ -7,8 +7,8 @@ their (extended) sequence number and releases them strictly in order:
 - a hole is given up on when the oldest packet held behind it has waited ``max_delay`` seconds (by
   arrival time), or when more than ``max_packets`` are held; the released packet then says how many
   packets were skipped before it (``lost``);
-- a packet older than the next expected one (it arrived after its place was given up) is ``late``,
-  one already held is a ``duplicate``: both are refused and counted by the caller;
+- a packet whose place was given up already is ``late``, one held or released already is a
+  ``duplicate``: both are refused and counted by the caller;
 - a packet more than ``MAX_DROPOUT`` sequence numbers ahead or ``MAX_MISORDER`` behind is refused
   (``jump``); when the next packet continues it, the sender restarted its sequence: what is held is
   flushed and the order restarts at that packet, released with ``resync=True`` (the probation of
@@ -91,6 +91,7 @@ class JitterBuffer:
         self._released_any = False
         self._restart_at: int | None = None  # the packet that starts a new sequence
         self._probe: int | None = None  # the sequence number that would confirm a jump
+        self._skipped: set[int] = set()  # recently given-up sequence numbers (to tell late from duplicate)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -112,8 +113,11 @@ class JitterBuffer:
             self._restart_at, verdict = seq, "restart"
             self._last_seq = self._last_ts = None  # the new sequence is its own reference
         elif self._next is not None and seq < self._next:
-            if self._released_any:
-                return "late"
+            if self._released_any:  # its place was given up (late) or it was released (duplicate)
+                if seq in self._skipped:
+                    self._skipped.discard(seq)
+                    return "late"
+                return "duplicate"
             self._next = seq  # reordered ahead of the first packet: it starts the stream
         if seq in self._held:
             return "duplicate"
@@ -176,7 +180,10 @@ class JitterBuffer:
                     return
                 first = min(held)
                 lost += first - self._next
+                self._skipped.update(range(max(self._next, first - MAX_MISORDER), first))
                 self._next = first
+                if len(self._skipped) > 2 * MAX_MISORDER:
+                    self._skipped = {s for s in self._skipped if s >= first - MAX_MISORDER}
                 continue
             out.append(Released(packet, lost))
             lost = 0

@@ -1,0 +1,299 @@
+"""RTP ingest: packets from a real UDP socket into RtpSource (sample-exact timelines under loss,
+reordering, duplicates, DTX, SSRC changes and bad input), and Debian's ffmpeg streaming Opus, PCMU,
+PCMA and G.722 through a lossy, reordering relay into a running Monitor whose websocket subscriber
+sees the stream scored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rtp_peers import (
+    FFMPEG,
+    NO_FFMPEG,
+    RtpSender,
+    ffmpeg_rtp,
+    l16_payloads,
+    lossy,
+    start_relay,
+    stop,
+    write_wav,
+)
+from test_http import monitor_config, read_until, scores, ws_url
+from webrtc_peers import speech_clip
+
+from samos.monitor.app import Monitor
+from samos.monitor.source import SourceEnded, SourceError
+from samos.monitor.sources.rtp import RtpOptions, RtpSource, RtpSpec
+
+pytestmark = pytest.mark.timeout(60)
+RATE = 16_000
+PACKET = 320  # 20 ms of L16 at 16 kHz
+
+
+def tone16(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+async def collect(source: RtpSource, timeout: float = 10.0) -> list[Any]:
+    """Every chunk until the source ends."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    with pytest.raises(SourceEnded):
+        while True:
+            chunks.append(await asyncio.wait_for(source.recv(), deadline - time.monotonic()))
+    return chunks
+
+
+async def open_l16(**options: Any) -> RtpSource:
+    spec = RtpSpec("127.0.0.1", 0, "call", codec="l16", rate=RATE, idle=0.4)
+    return await RtpSource.open(spec, RtpOptions(**options) if options else None)
+
+
+def timeline(chunks: list[Any]) -> np.ndarray:
+    """The received audio with lost samples put back as NaN (so positions can be compared)."""
+    parts = []
+    for c in chunks:
+        parts.append(np.full(c.dropped, np.nan, np.float32))
+        parts.append(c.samples)
+    return np.concatenate(parts)
+
+
+def quantised(audio: np.ndarray) -> np.ndarray:
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768
+
+
+# ------------------------------------------------------------------------------------- spec parsing
+def test_spec_parsing_and_errors() -> None:
+    s = RtpSpec.parse("desk=0.0.0.0:5004,codec=PCMU,idle=3")
+    assert (s.name, s.host, s.port, s.codec, s.idle, s.audio_rate, s.clock) == (
+        "desk", "0.0.0.0", 5004, "pcmu", 3.0, 8000, 8000,
+    )
+    assert RtpSpec.parse("5006").host == "127.0.0.1" and RtpSpec.parse("5006").codec == "opus"
+    g722 = RtpSpec.parse("[::1]:5008,codec=g722")
+    assert (g722.host, g722.audio_rate, g722.clock) == ("::1", 16_000, 8_000)
+    assert RtpSpec.parse("x=1.2.3.4:9,codec=l16,rate=48000,channels=2,pt=100").channels == 2
+    for bad, message in [
+        ("127.0.0.1:5004,codec=amr", "not supported"),
+        ("127.0.0.1:5004,codec=l16", "needs rate"),
+        ("127.0.0.1:5004,codec=pcmu,rate=16000", "runs at 8000"),
+        ("127.0.0.1:5004,color=red", "unknown option"),
+        ("127.0.0.1:port", "expected"),
+        ("127.0.0.1:5004,pt=300", "0-127"),
+        ("127.0.0.1:99999", "out of range"),
+        ("127.0.0.1:5004,codec=opus,channels=2", "only l16"),
+        ("127.0.0.1:5004,rate=abc", "not valid"),
+    ]:
+        with pytest.raises(SourceError, match=message):
+            RtpSpec.parse(bad)
+
+
+async def test_a_port_in_use_is_a_clear_error() -> None:
+    first = await RtpSource.open(RtpSpec("127.0.0.1", 0))
+    try:
+        with pytest.raises(SourceError, match="cannot listen"):
+            await RtpSource.open(RtpSpec("127.0.0.1", first.local_address[1]))
+    finally:
+        await first.close()
+
+
+# ------------------------------------------------------------------------------ exact timelines (L16)
+async def test_loss_reordering_and_duplicates_keep_the_timeline_exact() -> None:
+    source = await open_l16()
+    sender = RtpSender(source.local_address[1], seq0=65_500, ts0=2**32 - 3 * PACKET)  # both wrap
+    audio = tone16(1.0)
+    payloads = l16_payloads(audio, PACKET)
+    order = list(range(len(payloads)))
+    order[10], order[11] = order[11], order[10]  # reordered
+    order[30], order[32] = order[32], order[30]  # reordered further
+    lost = {20, 21, 40}
+    try:
+        for i in order:
+            if i in lost:
+                continue
+            sender.send(sender.packet(i, payloads[i], PACKET))
+            if i == 15:
+                sender.send(sender.packet(i, payloads[i], PACKET))  # duplicate
+            await asyncio.sleep(0.001)
+        chunks = await collect(source)
+    finally:
+        sender.close()
+    got = timeline(chunks)
+    want = quantised(audio)
+    assert len(got) == len(want)
+    missing = np.isnan(got)
+    expected_missing = np.zeros(len(want), bool)
+    for i in lost:
+        expected_missing[i * PACKET : (i + 1) * PACKET] = True
+    assert np.array_equal(missing, expected_missing)
+    assert np.array_equal(got[~missing], want[~missing])
+    st = source.stats
+    assert (st.lost_packets, st.duplicate, st.lost_samples, st.silence_samples) == (3, 1, 3 * PACKET, 0)
+    assert st.loss_rate == pytest.approx(3 / 50)
+    assert st.end_reason is not None and "no RTP" in st.end_reason
+
+
+async def test_a_timestamp_gap_without_lost_packets_is_silence_not_loss() -> None:
+    source = await open_l16()
+    sender = RtpSender(source.local_address[1])
+    payloads = l16_payloads(tone16(0.4), PACKET)
+    try:
+        for i, p in enumerate(payloads):
+            ts_index = i if i < 10 else i + 5  # DTX: 100 ms without packets, sequence unbroken
+            sender.send(_pkt(sender, i, ts_index, p))
+            await asyncio.sleep(0.001)
+        chunks = await collect(source)
+    finally:
+        sender.close()
+    got = timeline(chunks)
+    assert not np.isnan(got).any()  # nothing lost
+    assert len(got) == (len(payloads) + 5) * PACKET
+    assert np.all(got[10 * PACKET : 15 * PACKET] == 0)
+    assert source.stats.silence_samples == 5 * PACKET and source.stats.lost_samples == 0
+
+
+def _pkt(sender: RtpSender, seq_index: int, ts_index: int, payload: bytes, **over: int) -> bytes:
+    from aiortc.rtp import RtpPacket
+
+    return RtpPacket(
+        payload_type=over.get("pt", sender.pt),
+        sequence_number=(sender.seq0 + seq_index) & 0xFFFF,
+        timestamp=(sender.ts0 + ts_index * PACKET) & 0xFFFFFFFF,
+        ssrc=over.get("ssrc", sender.ssrc),
+        payload=payload,
+    ).serialize()
+
+
+async def test_a_new_ssrc_takes_over_and_continues_the_stream() -> None:
+    source = await open_l16()
+    port = source.local_address[1]
+    first = RtpSender(port, ssrc=111, seq0=100, ts0=5_000)
+    second = RtpSender(port, ssrc=222, seq0=40_000, ts0=9_999_999)  # another sender, other numbering
+    audio = tone16(0.8)
+    payloads = l16_payloads(audio, PACKET)
+    try:
+        for i in range(20):
+            first.send(first.packet(i, payloads[i], PACKET))
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(2.1)  # the first sender went quiet: another address may take over
+        for i in range(20, len(payloads)):
+            second.send(second.packet(i - 20, payloads[i], PACKET))
+            await asyncio.sleep(0.001)
+        chunks = await collect(source)
+    finally:
+        first.close()
+        second.close()
+    got = timeline(chunks)
+    assert not np.isnan(got).any()
+    assert np.array_equal(got, quantised(audio))  # nothing lost, nothing doubled, in order
+    assert source.stats.ssrc_changes == 1 and source.stats.ssrc == 222
+
+
+async def test_bad_input_is_counted_and_dropped_while_the_stream_stays_exact() -> None:
+    source = await open_l16(max_packet_rate=200.0)
+    port = source.local_address[1]
+    sender = RtpSender(port)
+    intruder = RtpSender(port, ssrc=999)
+    audio = tone16(0.6)
+    payloads = l16_payloads(audio, PACKET)
+    try:
+        for i, p in enumerate(payloads):
+            sender.send(sender.packet(i, p, PACKET))
+            if i == 3:
+                sender.send(b"\x00" * 40)  # not RTP (version 0)
+                sender.send(b"\x80")  # too short
+                sender.send(bytes([0x80, 200]) + b"\x00" * 26)  # an RTCP sender report
+                sender.send(sender.packet(i, b"\x00" * 9000, PACKET))  # oversized
+                sender.send(sender.packet(i, p, PACKET, pt=0))  # wrong payload type
+                sender.send(sender.packet(500 + i, p, PACKET, ssrc=77))  # a stray SSRC
+                sender.send(_pkt(sender, i + 1, i + 1, b"\x01\x02\x03"))  # odd L16 payload: undecodable
+            if i == 5:
+                for _ in range(50):  # another address floods the port
+                    intruder.send(intruder.packet(i, p, PACKET))
+            await asyncio.sleep(0.002)
+        chunks = await collect(source)
+    finally:
+        sender.close()
+        intruder.close()
+    st = source.stats
+    assert (st.malformed, st.rtcp, st.oversized, st.wrong_pt, st.other_ssrc) == (2, 1, 1, 1, 1)
+    assert st.other_address == 50
+    assert st.duplicate == 1  # the good packet 4 after the undecodable one with its sequence number
+    got = timeline(chunks)
+    want = quantised(audio)
+    # the undecodable packet took the place of packet 4: exactly its 20 ms is lost, the rest is exact
+    missing = np.isnan(got)
+    assert missing.sum() == PACKET and missing[4 * PACKET : 5 * PACKET].all()
+    assert np.array_equal(got[~missing], want[~missing])
+    assert st.decode_errors == 1
+
+
+async def test_a_flood_from_the_sender_is_limited() -> None:
+    source = await open_l16(max_packet_rate=100.0)
+    sender = RtpSender(source.local_address[1])
+    payloads = l16_payloads(tone16(2.0), PACKET)
+    try:
+        for i, p in enumerate(payloads):  # 100 packets at once: 2 s of audio in a few ms
+            sender.send(sender.packet(i, p, PACKET))
+        chunks = await collect(source)
+    finally:
+        sender.close()
+    st = source.stats
+    assert st.flood > 0 and st.packets + st.flood <= len(payloads)  # the kernel may drop some too
+    assert st.packets <= 60  # the bucket holds half a second of packets
+    assert sum(c.frames for c in chunks) == st.packets * PACKET
+
+
+async def test_close_ends_recv() -> None:
+    source = await RtpSource.open(RtpSpec("127.0.0.1", 0))
+    waiter = asyncio.create_task(source.recv(), name="test:recv")
+    await asyncio.sleep(0.05)
+    await source.close()
+    with pytest.raises(SourceEnded):
+        await asyncio.wait_for(waiter, 2.0)
+    await source.close()  # idempotent
+
+
+# ------------------------------------------------------------------- ffmpeg -> relay -> monitor -> ws
+@pytest.mark.skipif(FFMPEG is None, reason=NO_FFMPEG)
+@pytest.mark.parametrize(
+    ("codec", "rate"), [("opus", 48_000), ("pcmu", 8_000), ("pcma", 8_000), ("g722", 16_000)]
+)
+async def test_ffmpeg_rtp_through_a_lossy_relay_is_scored(
+    scorer: Any, tmp_path: Path, codec: str, rate: int
+) -> None:
+    wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
+    cfg = monitor_config()
+    monitor = Monitor(cfg, scorer)
+    await monitor.start()
+    source = await RtpSource.open(RtpSpec("127.0.0.1", 0, "pbx", codec=codec, idle=1.0))
+    relay = await start_relay(source.local_address, lossy(drop={30, 31, 60}, hold={10, 45, 80}))
+    proc = None
+    try:
+        name = await monitor.add_source(source)
+        proc = ffmpeg_rtp(wav, relay.port, codec)
+        messages = await read_until(
+            ws_url(monitor, name), lambda ms: any(m["type"] == "stream_end" for m in ms), timeout=30
+        )
+    finally:
+        if proc is not None:
+            stop(proc)
+        assert relay.transport is not None
+        relay.transport.close()
+        await monitor.stop()
+    start = next(m for m in messages if m["type"] == "stream_start")
+    assert (start["kind"], start["rate"]) == ("rtp", rate)
+    got = scores(messages, name)
+    ok = [m for m in got if m["status"] == "ok"]
+    assert ok and all(1.0 <= m["mos"] <= 5.0 for m in ok), [m["status"] for m in got]
+    st = source.stats
+    assert len(relay.dropped) == 3 and relay.swapped == 3
+    assert st.lost_packets == 3 and st.late == 0 and st.decode_errors == 0
+    lost_seconds = sum(m["diagnostics"]["dropped_seconds"] for m in got)
+    assert lost_seconds == pytest.approx(0.06, abs=0.002)  # three 20 ms packets
+    assert st.lost_samples == 3 * rate // 50
