@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from samos.monitor.source import AudioChunk, SourceEnded, SourceError
+from samos.monitor.sources.buffer import ChunkQueue
 from samos.monitor.sources.jitter import JitterBuffer, Released
 
 log = logging.getLogger(__name__)
@@ -302,15 +303,6 @@ class _Timeline:
         return gap
 
 
-@dataclass
-class _Piece:
-    """Decoded audio waiting for ``recv``: ``dropped`` samples lost before it, ``t`` arrival (monotonic)."""
-
-    samples: np.ndarray
-    dropped: int
-    t: float
-
-
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, source: RtpSource) -> None:
         self.source = source
@@ -342,8 +334,7 @@ class RtpSource:
         self._epoch = 0  # +1 per SSRC switch: released packets of a new epoch restart the timeline
         self._released: deque[tuple[int, Released]] = deque()
         self._max_released = max(16, round(self.options.buffer_seconds / 0.02))
-        self._pieces: deque[_Piece] = deque()
-        self._buffered = 0
+        self._pieces = ChunkQueue(self.rate, self.options.batch_seconds)
         self._decoder: Decoder | None = None
         self._decoder_epoch = -1
         max_gap = round(self.options.max_gap_seconds * self.rate)
@@ -360,7 +351,6 @@ class RtpSource:
         self._wakeup = asyncio.Event()
         self._ended = False
         self._closed = False
-        self._batch = max(1, round(self.options.batch_seconds * self.rate))
 
     @classmethod
     async def open(cls, spec: RtpSpec | str, options: RtpOptions | None = None) -> RtpSource:
@@ -397,11 +387,11 @@ class RtpSource:
         after :meth:`close`, or after ``idle`` seconds without a packet when the spec sets it."""
         while True:
             self._decode_released()
-            if self._pieces and self._ready():
-                return self._take()
+            if self._pieces.ready(time.monotonic()):
+                return self._pieces.take()
             if self._ended:
                 if self._pieces:
-                    return self._take()
+                    return self._pieces.take()
                 raise SourceEnded(f"{self.name}: {self.stats.end_reason or 'ended'}")
             self._wakeup.clear()
             timeout = self._wait_limit()
@@ -586,20 +576,13 @@ class RtpSource:
             self._loss_pending = False
             self._timeline.expected += dropped + len(audio)
             st.samples += len(audio)
-            if len(audio) or dropped:
-                self._pieces.append(_Piece(audio, dropped, r.packet.arrival))
-                self._buffered += len(audio)
-
-    def _ready(self) -> bool:
-        return (
-            self._buffered >= self._batch
-            or time.monotonic() >= self._pieces[0].t + self.options.batch_seconds
-        )
+            self._pieces.put(audio, dropped, r.packet.arrival)
 
     def _wait_limit(self) -> float | None:
         limits = []
-        if self._pieces:
-            limits.append(self._pieces[0].t + self.options.batch_seconds - time.monotonic())
+        batch = self._pieces.wait_limit(time.monotonic())
+        if batch is not None:
+            limits.append(batch)
         if self.spec.idle is not None and self._last_packet >= 0:
             limits.append(self._last_packet + self.spec.idle - time.monotonic())
         return max(0.0, min(limits)) if limits else None
@@ -607,17 +590,6 @@ class RtpSource:
     def _idle_expired(self) -> bool:
         idle = self.spec.idle
         return idle is not None and self._last_packet >= 0 and time.monotonic() - self._last_packet >= idle
-
-    def _take(self) -> AudioChunk:
-        """The oldest pieces joined, up to (not including) the next one that follows lost audio."""
-        first = self._pieces.popleft()
-        parts, last = [first.samples], first
-        while self._pieces and not self._pieces[0].dropped:
-            last = self._pieces.popleft()
-            parts.append(last.samples)
-        samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self._buffered -= len(samples)
-        return AudioChunk(samples, self.rate, first.dropped, last.t)
 
     def _end(self, reason: str) -> None:
         if not self._ended:
