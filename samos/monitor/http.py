@@ -15,6 +15,8 @@ Routes:
 - ``GET /config.json`` -- ``{"ws_url", "auth_required", ...}``: where the pages find the websocket.
 - ``GET /metrics`` -- Prometheus text (the monitor's registry plus the signalling counters).
 - ``GET /healthz`` -- ``{"status": "ok", "peers": n}``.
+- ``POST /whip``, ``GET /twilio``, ``GET /pcm`` -- WHIP publishers and telephony media websockets
+  (``samos.monitor.ingest_http``, docs/INGEST.md).
 
 On shutdown every peer connection is closed. Tokens never reach the logs: the access loggers of
 aiohttp and websockets get a :class:`~samos.monitor.security.RedactSecrets` filter.
@@ -36,6 +38,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from samos import __version__
 from samos.monitor.config import MonitorConfig
+from samos.monitor.ingest_http import INGEST_METRICS, add_ingest_routes
 from samos.monitor.security import install_redaction, origin_allowed, token_ok
 from samos.monitor.sources import handoff
 from samos.monitor.sources.webrtc import OfferError, WebRTCOptions, WebRTCSource, accept_offer
@@ -305,6 +308,7 @@ async def _metrics(request: web.Request) -> web.Response:
     if registry is not None:
         text += generate_latest(registry)
     text += generate_latest(request.app[SIGNALLING_METRICS].registry)
+    text += generate_latest(request.app[INGEST_METRICS].registry)
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -341,5 +345,6 @@ def build_http_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_static("/static", STATIC_DIR, show_index=False)
+    add_ingest_routes(app)  # /whip, /twilio, /pcm (docs/INGEST.md)
     app.on_shutdown.append(_close_peers)
     return app

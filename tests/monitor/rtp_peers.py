@@ -100,9 +100,7 @@ class Relay(asyncio.DatagramProtocol):
 
 async def start_relay(target: tuple[str, int], policy: Callable[[int], str]) -> Relay:
     loop = asyncio.get_running_loop()
-    _, relay = await loop.create_datagram_endpoint(
-        lambda: Relay(target, policy), local_addr=("127.0.0.1", 0)
-    )
+    _, relay = await loop.create_datagram_endpoint(lambda: Relay(target, policy), local_addr=("127.0.0.1", 0))
     return relay
 
 
@@ -129,8 +127,21 @@ CODEC_ARGS = {
 def ffmpeg_rtp(wav: Path, port: int, codec: str, *extra: str) -> subprocess.Popen:
     """Debian's ffmpeg sending ``wav`` in real time (``-re``) as RTP to 127.0.0.1:``port``."""
     assert FFMPEG is not None, NO_FFMPEG
-    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", str(wav),
-           *CODEC_ARGS[codec], *extra, "-f", "rtp", f"rtp://127.0.0.1:{port}"]
+    cmd = [
+        FFMPEG,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-re",
+        "-i",
+        str(wav),
+        *CODEC_ARGS[codec],
+        *extra,
+        "-f",
+        "rtp",
+        f"rtp://127.0.0.1:{port}",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -72,7 +72,13 @@ def quantised(audio: np.ndarray) -> np.ndarray:
 def test_spec_parsing_and_errors() -> None:
     s = RtpSpec.parse("desk=0.0.0.0:5004,codec=PCMU,idle=3")
     assert (s.name, s.host, s.port, s.codec, s.idle, s.audio_rate, s.clock) == (
-        "desk", "0.0.0.0", 5004, "pcmu", 3.0, 8000, 8000,
+        "desk",
+        "0.0.0.0",
+        5004,
+        "pcmu",
+        3.0,
+        8000,
+        8000,
     )
     assert RtpSpec.parse("5006").host == "127.0.0.1" and RtpSpec.parse("5006").codec == "opus"
     g722 = RtpSpec.parse("[::1]:5008,codec=g722")

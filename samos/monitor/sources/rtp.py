@@ -180,7 +180,11 @@ class RtpSpec:
             raise SourceError(f"--rtp {text!r}: expected [NAME=]HOST:PORT[,codec=..]") from None
         kwargs: dict[str, Any] = {}
         types: dict[str, Callable[[str], Any]] = {
-            "codec": str.lower, "rate": int, "pt": int, "channels": int, "idle": float,
+            "codec": str.lower,
+            "rate": int,
+            "pt": int,
+            "channels": int,
+            "idle": float,
         }
         for option in options:
             key, eq, value = option.partition("=")
