@@ -82,13 +82,13 @@ class IngestLimits:
 
 
 class IngestMetrics:
-    """``samos_ingest_calls{kind}`` (live), ``samos_ingest_calls_total{kind,result}``,
+    """``samos_ingest_calls_active{kind}``, ``samos_ingest_calls_total{kind,result}``,
     ``samos_ingest_messages_dropped_total{kind,reason}``, ``samos_whip_sessions``."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.calls = Gauge("samos_ingest_calls", "Telephony websocket calls now", ["kind"], registry=r)
+        self.calls = Gauge("samos_ingest_calls_active", "Telephony websocket calls now", ["kind"], registry=r)
         self.results = Counter(
             "samos_ingest_calls_total",
             "Telephony calls and WHIP offers by result",
