@@ -16,9 +16,9 @@ case "$profile" in
   dev)
     # chromium: browser end-to-end tests; alsa-utils: the fake ALSA capture device in tests;
     # espeak-ng, sox, klettres-data, fillets-ng-data(-cs): clean speech for `samos data simulate`;
-    # ffmpeg, simple-whip-client: real RTP and WHIP senders in the ingest tests (docs/INGEST.md).
+    # ffmpeg: the real RTP sender of the ingest tests (docs/INGEST.md).
     apt_packages+=(chromium alsa-utils espeak-ng sox klettres-data fillets-ng-data fillets-ng-data-cs
-                   ffmpeg simple-whip-client) ;;
+                   ffmpeg) ;;
   *) echo "usage: scripts/setup.sh [runtime|gpu|dev]" >&2; exit 2 ;;
 esac
 lock="requirements/$profile.txt"
