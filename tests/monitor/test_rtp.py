@@ -303,3 +303,134 @@ async def test_ffmpeg_rtp_through_a_lossy_relay_is_scored(
     lost_seconds = sum(m["diagnostics"]["dropped_seconds"] for m in got)
     assert lost_seconds == pytest.approx(0.06, abs=0.002)  # three 20 ms packets
     assert st.lost_samples == 3 * rate // 50
+
+
+# ---------------------------------------------------------------------------------- the monitor CLI
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(FFMPEG is None, reason=NO_FFMPEG)
+def test_monitor_cli_rtp_recipe(tmp_path: Path, model_path: Path) -> None:
+    """docs/INGEST.md's ffmpeg recipe: ``monitor --rtp NAME=HOST:PORT,codec=..,idle=S`` scores the call
+    and exits by itself once the sender has been quiet for ``idle`` seconds."""
+    import json
+    import subprocess
+    import sys
+
+    wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
+    port = free_udp_port()
+    log = tmp_path / "scores.jsonl"
+    monitor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "samos.monitor.cli",
+            "--rtp",
+            f"pbx=127.0.0.1:{port},codec=pcmu,idle=1.5",
+            "--no-ws",
+            "--model",
+            str(model_path),
+            "--window",
+            "1",
+            "--hop",
+            "0.5",
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sender = None
+    try:
+        assert monitor.stdout is not None
+        while "stream pbx" not in (line := monitor.stdout.readline()):
+            assert line, monitor.stderr.read() if monitor.stderr else "monitor exited"
+        assert "(rtp, 8000 Hz)" in line
+        sender = ffmpeg_rtp(wav, port, "pcmu")
+        assert sender.wait(30) == 0
+        assert monitor.wait(30) == 0
+    finally:
+        if sender is not None:
+            stop(sender)
+        stop(monitor)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    ok = [m for m in lines if m["type"] == "score" and m["stream"] == "pbx" and m["status"] == "ok"]
+    assert ok and all(1.0 <= m["mos"] <= 5.0 for m in ok)
+
+
+# ------------------------------------------------------------------------------------------ SDP files
+JANUS_SDP = """v=0
+o=- 0 0 IN IP4 127.0.0.1
+s=Janus RTP forwarder
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio 5002 RTP/AVP 111 101
+a=rtpmap:111 opus/48000/2
+a=fmtp:111 useinbandfec=1
+a=rtpmap:101 telephone-event/48000
+"""
+
+
+def test_sdp_files_give_the_address_and_codec(tmp_path: Path) -> None:
+    sdp = tmp_path / "janus.sdp"
+    sdp.write_text(JANUS_SDP)
+    s = RtpSpec.parse(f"room1={sdp},idle=2")
+    assert (s.name, s.host, s.port, s.codec, s.pt, s.idle) == ("room1", "127.0.0.1", 5002, "opus", 111, 2.0)
+    pbx = tmp_path / "pbx.sdp"
+    pbx.write_text("v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 8 0\r\n")
+    assert (RtpSpec.parse(str(pbx)).codec, RtpSpec.parse(str(pbx)).pt, RtpSpec.parse(str(pbx)).host) == (
+        "pcma",
+        8,
+        "0.0.0.0",
+    )
+    l16 = tmp_path / "l16.sdp"
+    l16.write_text("v=0\nm=audio 4002 RTP/AVP 96\na=rtpmap:96 L16/16000/2\n")
+    s = RtpSpec.parse(str(l16))
+    assert (s.codec, s.rate, s.channels, s.pt) == ("l16", 16_000, 2, 96)
+    assert RtpSpec.parse(f"{sdp},pt=100").pt == 100  # the command line overrides the SDP
+    bad = tmp_path / "bad.sdp"
+    bad.write_text("v=0\nm=audio 4004 RTP/AVP 18\na=rtpmap:18 G729/8000\n")
+    with pytest.raises(SourceError, match="no payload type this monitor decodes"):
+        RtpSpec.parse(str(bad))
+    bad.write_text("v=0\nm=video 4006 RTP/AVP 96\n")
+    with pytest.raises(SourceError, match="no audio stream"):
+        RtpSpec.parse(str(bad))
+    with pytest.raises(SourceError, match="cannot read"):
+        RtpSpec.parse(str(tmp_path / "missing.sdp"))
+
+
+@pytest.mark.skipif(FFMPEG is None, reason=NO_FFMPEG)
+def test_the_sdp_ffmpeg_writes_is_understood(tmp_path: Path) -> None:
+    import subprocess
+
+    wav = write_wav(tmp_path / "s.wav", speech_clip(0.2))
+    sdp = tmp_path / "ffmpeg.sdp"
+    r = subprocess.run(
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(wav),
+            "-c:a",
+            "libopus",
+            "-f",
+            "rtp",
+            "-sdp_file",
+            str(sdp),
+            "rtp://127.0.0.1:5999",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    s = RtpSpec.parse(f"call={sdp}")
+    assert (s.host, s.port, s.codec) == ("127.0.0.1", 5999, "opus") and s.pt is not None and s.pt >= 96
