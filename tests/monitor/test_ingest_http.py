@@ -20,11 +20,11 @@ from aiohttp import web
 from telephony_peers import (
     asterisk_media_start,
     l16le_frames,
+    mulaw,
     twilio_call,
     twilio_connected,
     twilio_media,
     twilio_start,
-    mulaw,
 )
 from test_http import eventually, monitor_config, read_until, scores, ws_url
 from webrtc_peers import ArrayTrack, offer_for, speech_clip
