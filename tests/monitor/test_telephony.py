@@ -143,3 +143,14 @@ def test_bad_construction_is_a_value_error() -> None:
         PcmCall(8000, encoding="mp3")
     with pytest.raises(ValueError):
         TwilioCall(track="both")
+
+
+def test_a_bogus_twilio_timestamp_jump_is_followed_not_counted_as_loss() -> None:
+    call = TwilioCall()
+    payload = mulaw(tone8k(0.02))
+    call.on_text(twilio_start())
+    call.on_text(twilio_media(2, 1, 0, payload))
+    audio = call.on_text(twilio_media(3, 2, 99_999_999_999, payload))
+    assert isinstance(audio, Audio) and audio.dropped == 0
+    assert call.stats.resyncs == 1 and call.stats.lost_samples == 0
+    assert call.on_text(twilio_media(4, 3, 99_999_999_999 + 40, payload)).dropped == 160  # type: ignore[union-attr]

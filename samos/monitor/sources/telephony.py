@@ -8,7 +8,8 @@ decoded audio (or a reason to refuse it), and one :class:`WebsocketAudioSource` 
   "channels": 1}``, ``tracks``, ``customParameters``), ``media`` (``track``, ``chunk``,
   ``timestamp`` in ms from the start of the stream, ``payload``: base64 mu-law) and ``stop``;
   ``mark`` and ``dtmf`` are ignored. The stream clock is ``media.timestamp``: a jump forward is lost
-  audio (``dropped``), a message behind the audio already received is refused (``out_of_order``).
+  audio (``dropped``; a jump over ``MAX_GAP_SECONDS`` is followed instead), a message behind the
+  audio already received is refused (``out_of_order``).
   Only one track is scored (``inbound``, the caller, unless ``track`` says ``outbound``).
 - :class:`PcmCall`: raw linear PCM in binary frames, as FreeSWITCH's mod_audio_fork (16-bit little
   endian at the rate given to ``uuid_audio_fork``, mono or stereo) and Asterisk's chan_websocket
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 TWILIO_RATE = 8_000
 """Twilio Media Streams send 8 kHz mu-law."""
+MAX_GAP_SECONDS = 5.0
+"""A jump of ``media.timestamp`` larger than this is not counted as lost audio: the stream follows it
+(``CallStats.resyncs``), as the RTP source does with timestamps."""
 ASTERISK_FORMATS: dict[str, tuple[str, int]] = {
     "slin": ("l16le", 8_000),
     **{f"slin{k}": ("l16le", k * 1000) for k in (12, 16, 24, 32, 44, 48, 96, 192)},
@@ -81,6 +85,8 @@ class CallStats:
     ignored: int = 0
     """Events read and not needed (``connected``, ``mark``, ``dtmf``, control messages)."""
     lost_samples: int = 0
+    resyncs: int = 0
+    """Timestamp jumps over ``MAX_GAP_SECONDS`` followed without counting them as loss."""
     samples: int = 0
     overflow_samples: int = 0
     end_reason: str | None = None
@@ -205,7 +211,10 @@ class TwilioCall:
                     f"media at {ms} ms is behind the audio received ({self._expected} samples)",
                     "out_of_order",
                 )
-            if gap > tolerance:
+            if gap > MAX_GAP_SECONDS * TWILIO_RATE:  # not a loss but a bogus clock: follow it
+                self.stats.resyncs += 1
+                self._expected = position
+            elif gap > tolerance:
                 dropped = gap
         samples = self._decoder.decode(payload, self._expected + dropped)
         self._expected += dropped + len(samples)
