@@ -16,9 +16,9 @@ case "$profile" in
   dev)
     # chromium: browser end-to-end tests; alsa-utils: the fake ALSA capture device in tests;
     # espeak-ng, sox, klettres-data, fillets-ng-data(-cs): clean speech for `samos data simulate`;
-    # ffmpeg: the real RTP sender of the ingest tests (docs/INGEST.md).
+    # ffmpeg, gstreamer1.0-*: the real RTP senders of the ingest tests (docs/INGEST.md).
     apt_packages+=(chromium alsa-utils espeak-ng sox klettres-data fillets-ng-data fillets-ng-data-cs
-                   ffmpeg) ;;
+                   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good) ;;
   *) echo "usage: scripts/setup.sh [runtime|gpu|dev]" >&2; exit 2 ;;
 esac
 lock="requirements/$profile.txt"

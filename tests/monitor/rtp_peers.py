@@ -60,10 +60,16 @@ class Relay(asyncio.DatagramProtocol):
 
     ``policy(index)`` for each RTP datagram (0 = first): ``"send"``, ``"drop"`` or ``"hold"`` (sent
     right after the next datagram: a swap). RTCP passes. ``dropped`` lists the sequence numbers lost.
+    ``rewrite(index, datagram)``: the datagrams to send in its place (from the same address).
     """
 
-    def __init__(self, target: tuple[str, int], policy: Callable[[int], str]) -> None:
-        self.target, self.policy = target, policy
+    def __init__(
+        self,
+        target: tuple[str, int],
+        policy: Callable[[int], str],
+        rewrite: Callable[[int, bytes], list[bytes]] | None = None,
+    ) -> None:
+        self.target, self.policy, self.rewrite = target, policy, rewrite
         self.count = 0
         self.dropped: list[int] = []
         self.swapped = 0
@@ -79,6 +85,10 @@ class Relay(asyncio.DatagramProtocol):
             self.transport.sendto(data, self.target)
             return
         action = self.policy(self.count)
+        if self.rewrite is not None:
+            *extra, data = self.rewrite(self.count, data)
+            for datagram in extra:
+                self.transport.sendto(datagram, self.target)
         self.count += 1
         if action == "drop":
             self.dropped.append(int.from_bytes(data[2:4], "big"))
@@ -98,9 +108,15 @@ class Relay(asyncio.DatagramProtocol):
         return int(self.transport.get_extra_info("sockname")[1])
 
 
-async def start_relay(target: tuple[str, int], policy: Callable[[int], str]) -> Relay:
+async def start_relay(
+    target: tuple[str, int],
+    policy: Callable[[int], str],
+    rewrite: Callable[[int, bytes], list[bytes]] | None = None,
+) -> Relay:
     loop = asyncio.get_running_loop()
-    _, relay = await loop.create_datagram_endpoint(lambda: Relay(target, policy), local_addr=("127.0.0.1", 0))
+    _, relay = await loop.create_datagram_endpoint(
+        lambda: Relay(target, policy, rewrite), local_addr=("127.0.0.1", 0)
+    )
     return relay
 
 
@@ -154,3 +170,19 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+GST_LAUNCH = shutil.which("gst-launch-1.0")
+NO_GST = "Debian's GStreamer (gstreamer1.0-tools, -plugins-base, -plugins-good) is not installed"
+
+
+def gst_rtp(wav: Path, port: int, pt: int = 111) -> subprocess.Popen:
+    """docs/INGEST.md's GStreamer recipe: a wav as Opus RTP to 127.0.0.1:``port`` (udpsink paces it)."""
+    assert GST_LAUNCH is not None, NO_GST
+    pipeline = (
+        f"filesrc location={wav} ! wavparse ! audioconvert ! audioresample ! opusenc ! "
+        f"rtpopuspay pt={pt} ! udpsink host=127.0.0.1 port={port}"
+    )
+    return subprocess.Popen(
+        [GST_LAUNCH, "-q", *pipeline.split()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )

@@ -58,7 +58,7 @@ def test_duplicates_and_late_packets_are_refused() -> None:
     jb.push(12, 320, b"c", 0.0)
     assert jb.push(12, 320, b"c", 0.0) == "duplicate"
     assert seqs(jb.pop(0.0)) == [10]
-    assert jb.push(10, 0, b"a", 0.01) == "late"
+    assert jb.push(10, 0, b"a", 0.01) == "duplicate"  # released already
 
 
 def test_a_packet_reordered_ahead_of_the_first_still_starts_the_stream() -> None:
@@ -111,3 +111,12 @@ def test_drain_gives_everything_in_order() -> None:
         jb.push(s, 0, b"", 0.0)
     out = jb.pop(0.0) + jb.drain()
     assert seqs(out) == [1, 3, 4] and [r.lost for r in out] == [0, 1, 0]
+
+
+def test_fillers_keep_their_place_and_are_not_released_or_lost() -> None:
+    jb = JitterBuffer(max_delay=0.05)
+    jb.push(0, 0, b"a", 0.0)
+    jb.push(1, 160, b"", 0.0, filler=True)  # a telephone-event in the audio's sequence
+    jb.push(3, 480, b"d", 0.0)  # 2 is lost
+    out = jb.pop(0.0) + jb.pop(0.06)
+    assert seqs(out) == [0, 3] and [r.lost for r in out] == [0, 1]

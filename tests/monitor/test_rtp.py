@@ -6,6 +6,7 @@ sees the stream scored."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 from rtp_peers import (
+    CODEC_ARGS,
     FFMPEG,
+    GST_LAUNCH,
     NO_FFMPEG,
+    NO_GST,
     RtpSender,
     ffmpeg_rtp,
+    gst_rtp,
     l16_payloads,
     lossy,
     start_relay,
@@ -434,3 +439,122 @@ def test_the_sdp_ffmpeg_writes_is_understood(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     s = RtpSpec.parse(f"call={sdp}")
     assert (s.host, s.port, s.codec) == ("127.0.0.1", 5999, "opus") and s.pt is not None and s.pt >= 96
+
+
+# ------------------------------------------------------------------ the recipes of docs/INGEST.md
+async def score_rtp(scorer: Any, spec: RtpSpec, send: Any) -> tuple[list[dict], RtpSource]:
+    """A Monitor with one RtpSource for ``spec``; ``send(port)`` starts the sender (a Popen, or None);
+    returns the stream's messages up to its stream_end, and the source."""
+    monitor = Monitor(monitor_config(), scorer)
+    await monitor.start()
+    source = await RtpSource.open(spec)
+    proc = None
+    try:
+        name = await monitor.add_source(source)
+        proc = await send(source.local_address[1])
+        messages = await read_until(
+            ws_url(monitor, name), lambda ms: any(m["type"] == "stream_end" for m in ms), timeout=30
+        )
+    finally:
+        if proc is not None:
+            stop(proc)
+        await monitor.stop()
+    return messages, source
+
+
+class TelephoneEvents:
+    """A relay rewrite: every 25th packet, an RFC 4733 telephone-event (digit 5, 4-byte payload, PT 101)
+    goes first in the same SSRC and sequence space (the audio's sequence numbers move up by one per
+    event), as a WebRTC publisher's DTMF reaches Janus' forwarder."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __call__(self, index: int, datagram: bytes) -> list[bytes]:
+        from aiortc.rtp import RtpPacket
+
+        rtp = RtpPacket.parse(datagram)
+        out = []
+        if index % 25 == 5:
+            event = RtpPacket(
+                101,
+                0,
+                (rtp.sequence_number + self.sent) & 0xFFFF,
+                rtp.timestamp,
+                rtp.ssrc,
+                bytes([5, 0x0A, 0x00, 0xA0]),
+            )
+            out.append(event.serialize())
+            self.sent += 1
+        rtp.sequence_number = (rtp.sequence_number + self.sent) & 0xFFFF
+        return [*out, rtp.serialize()]
+
+
+@pytest.mark.skipif(FFMPEG is None, reason=NO_FFMPEG)
+async def test_janus_recipe_opus_pt_111_with_telephone_events(scorer: Any, tmp_path: Path) -> None:
+    """Janus forwards the publisher's Opus with its payload type (111), DTMF (telephone-event, 4-byte
+    payloads, PT 101) in between: the monitor takes 111 and drops the events."""
+    wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
+    relays = []
+    events = TelephoneEvents()
+
+    async def send(port: int) -> Any:
+        relay = await start_relay(("127.0.0.1", port), lossy(), rewrite=events)
+        relays.append(relay)
+        return ffmpeg_rtp(wav, relay.port, "opus", "-payload_type", "111")
+
+    try:
+        messages, source = await score_rtp(
+            scorer, RtpSpec.parse("room1234=127.0.0.1:0,codec=opus,idle=1"), send
+        )
+    finally:
+        for r in relays:
+            assert r.transport is not None
+            r.transport.close()
+    assert source.stats.payload_type == 111 and source.stats.wrong_pt == events.sent >= 5
+    assert source.stats.lost_packets == 0 and source.stats.lost_samples == 0  # the events are not loss
+    assert [m for m in scores(messages, "room1234") if m["status"] == "ok"]
+
+
+@pytest.mark.skipif(FFMPEG is None, reason=NO_FFMPEG)
+async def test_mediasoup_recipe_opus_with_rtcp_on_the_same_port(scorer: Any, tmp_path: Path) -> None:
+    """A PlainTransport with rtcpMux sends RTCP to the RTP port: counted and ignored."""
+    wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
+
+    async def send(port: int) -> Any:
+        assert FFMPEG is not None
+        cmd = [
+            FFMPEG,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+            str(wav),
+            *CODEC_ARGS["opus"],
+            "-payload_type",
+            "100",
+            "-f",
+            "rtp",
+            f"rtp://127.0.0.1:{port}?rtcpport={port}",
+        ]
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    messages, source = await score_rtp(
+        scorer, RtpSpec.parse("sfu=127.0.0.1:0,codec=opus,pt=100,idle=1"), send
+    )
+    assert source.stats.rtcp >= 1 and source.stats.malformed == 0 and source.stats.wrong_pt == 0
+    assert [m for m in scores(messages, "sfu") if m["status"] == "ok"]
+
+
+@pytest.mark.skipif(GST_LAUNCH is None, reason=NO_GST)
+async def test_gstreamer_rtp_recipe(scorer: Any, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
+
+    async def send(port: int) -> Any:
+        return gst_rtp(wav, port, pt=111)
+
+    messages, source = await score_rtp(scorer, RtpSpec.parse("gst=127.0.0.1:0,codec=opus,idle=1"), send)
+    assert source.stats.packets >= 140 and source.stats.lost_packets == 0
+    assert [m for m in scores(messages, "gst") if m["status"] == "ok"]

@@ -56,6 +56,9 @@ class Packet:
     timestamp: int
     payload: bytes
     arrival: float
+    filler: bool = False
+    """A packet of the stream that carries no audio (e.g. a telephone-event): it keeps its place in
+    the sequence, so it is not counted as lost, and is never released."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class JitterBuffer:
     def __len__(self) -> int:
         return len(self._held)
 
-    def push(self, seq16: int, ts32: int, payload: bytes, arrival: float) -> Verdict:
+    def push(self, seq16: int, ts32: int, payload: bytes, arrival: float, filler: bool = False) -> Verdict:
         """Add a packet (16-bit sequence number, 32-bit timestamp as on the wire).
 
         Returns ``queued``; ``late`` or ``duplicate`` (refused); ``jump`` (refused: a sequence number
@@ -126,7 +129,7 @@ class JitterBuffer:
             self._last_seq, self._last_ts = seq, ts
         if self._next is None:
             self._next = seq
-        self._held[seq] = Packet(seq, ts, payload, arrival)
+        self._held[seq] = Packet(seq, ts, payload, arrival, filler)
         return verdict
 
     def pop(self, now: float) -> list[Released]:
@@ -157,9 +160,10 @@ class JitterBuffer:
             self._next, self._restart_at = restart, None
             first = self._held.pop(restart, None)
             if first is not None:
-                out.append(Released(first, 0, resync=True))
                 self._released_any = True
                 self._next = restart + 1
+                if not first.filler:
+                    out.append(Released(first, 0, resync=True))
 
         def give_up() -> bool:
             if force or len(self._held) > self.max_packets:
@@ -185,7 +189,9 @@ class JitterBuffer:
                 if len(self._skipped) > 2 * MAX_MISORDER:
                     self._skipped = {s for s in self._skipped if s >= first - MAX_MISORDER}
                 continue
-            out.append(Released(packet, lost))
-            lost = 0
             self._released_any = True
             self._next += 1
+            if packet.filler:
+                continue  # its place is taken; a gap before it is reported with the next audio
+            out.append(Released(packet, lost))
+            lost = 0

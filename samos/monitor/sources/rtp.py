@@ -24,7 +24,9 @@ that port and yields the decoded audio at the codec's rate:
   RTCP on the same port, packets larger than ``max_packet_bytes``, payload types other than the one
   expected, packets from an address other than the sender's (the first sender is latched until it
   has been silent for ``relatch_seconds``), more than ``max_packet_rate`` packets per second from
-  the sender, late and duplicate packets, payloads the decoder refuses.
+  the sender, late and duplicate packets, payloads the decoder refuses. A packet of another payload
+  type in the stream's own sequence (DTMF as RFC 4733 telephone-events) keeps its sequence number's
+  place, so it is not mistaken for a lost packet.
 
 Datagrams are handled on the event loop (asyncio's datagram protocol: no thread); decoding happens
 in :meth:`RtpSource.recv`, ``batch_seconds`` of audio at a time. Released packets wait in a bounded
@@ -525,6 +527,9 @@ class RtpSource:
             return
         if not self._payload_type_ok(packet.payload_type, len(packet.payload)):
             st.wrong_pt += 1
+            if packet.ssrc == st.ssrc and sender == st.sender:  # e.g. DTMF in the audio's sequence
+                self._jitter.push(packet.sequence_number, packet.timestamp, b"", now, filler=True)
+                self._release(now)
             return
         if st.ssrc is not None and packet.ssrc != st.ssrc:
             if not self._ssrc_takes_over(packet, now):
