@@ -140,8 +140,9 @@ CODEC_ARGS = {
 }
 
 
-def ffmpeg_rtp(wav: Path, port: int, codec: str, *extra: str) -> subprocess.Popen:
-    """Debian's ffmpeg sending ``wav`` in real time (``-re``) as RTP to 127.0.0.1:``port``."""
+def ffmpeg_rtp(wav: Path, port: int, codec: str, *extra: str, rtcp_mux: bool = False) -> subprocess.Popen:
+    """Debian's ffmpeg sending ``wav`` in real time (``-re``) as RTP to 127.0.0.1:``port`` (``rtcp_mux``:
+    its RTCP to the same port, as a PlainTransport with rtcpMux sends it)."""
     assert FFMPEG is not None, NO_FFMPEG
     cmd = [
         FFMPEG,
@@ -156,7 +157,7 @@ def ffmpeg_rtp(wav: Path, port: int, codec: str, *extra: str) -> subprocess.Pope
         *extra,
         "-f",
         "rtp",
-        f"rtp://127.0.0.1:{port}",
+        f"rtp://127.0.0.1:{port}" + (f"?rtcpport={port}" if rtcp_mux else ""),
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

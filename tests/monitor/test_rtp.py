@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 from rtp_peers import (
-    CODEC_ARGS,
     FFMPEG,
     GST_LAUNCH,
     NO_FFMPEG,
@@ -324,7 +323,6 @@ def test_monitor_cli_rtp_recipe(tmp_path: Path, model_path: Path) -> None:
     """docs/INGEST.md's ffmpeg recipe: ``monitor --rtp NAME=HOST:PORT,codec=..,idle=S`` scores the call
     and exits by itself once the sender has been quiet for ``idle`` seconds."""
     import json
-    import subprocess
     import sys
 
     wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
@@ -412,7 +410,6 @@ def test_sdp_files_give_the_address_and_codec(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(FFMPEG is None, reason=NO_FFMPEG)
 def test_the_sdp_ffmpeg_writes_is_understood(tmp_path: Path) -> None:
-    import subprocess
 
     wav = write_wav(tmp_path / "s.wav", speech_clip(0.2))
     sdp = tmp_path / "ffmpeg.sdp"
@@ -522,24 +519,7 @@ async def test_mediasoup_recipe_opus_with_rtcp_on_the_same_port(scorer: Any, tmp
     wav = write_wav(tmp_path / "speech.wav", speech_clip(3.0))
 
     async def send(port: int) -> Any:
-        assert FFMPEG is not None
-        cmd = [
-            FFMPEG,
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-i",
-            str(wav),
-            *CODEC_ARGS["opus"],
-            "-payload_type",
-            "100",
-            "-f",
-            "rtp",
-            f"rtp://127.0.0.1:{port}?rtcpport={port}",
-        ]
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return ffmpeg_rtp(wav, port, "opus", "-payload_type", "100", rtcp_mux=True)
 
     messages, source = await score_rtp(
         scorer, RtpSpec.parse("sfu=127.0.0.1:0,codec=opus,pt=100,idle=1"), send
