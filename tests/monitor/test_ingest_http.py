@@ -281,9 +281,9 @@ async def test_pcm_refusals(scorer: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ WHIP
 async def whip_offer(track: Any) -> Any:
-    """An aiortc publisher as RFC 9725 writes the client: sendonly audio, ICE gathered into the offer."""
-    pc = await offer_for(track)
-    return pc
+    """An aiortc publisher as RFC 9725 writes the client, shaped like OBS's (audio and a video section,
+    ICE candidates gathered into the offer, no trickle)."""
+    return await offer_for(track, video=True)
 
 
 async def test_whip_publish_patch_and_delete(scorer: Any) -> None:
@@ -298,6 +298,7 @@ async def test_whip_publish_patch_and_delete(scorer: Any) -> None:
             location = r.headers["Location"]
             answer = await r.text()
         assert location.startswith("/whip/") and "a=fingerprint" in answer
+        assert "m=video" in answer and "a=inactive" in answer  # the video is refused, the audio taken
         from aiortc import RTCSessionDescription
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
