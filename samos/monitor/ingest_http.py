@@ -82,12 +82,15 @@ class IngestLimits:
 
 
 class IngestMetrics:
-    """``samos_ingest_calls_active{kind}``, ``samos_ingest_calls_total{kind,result}``,
+    """The ingest registry: the RTP sources' counters (:class:`RtpCollector`),
+    ``samos_ingest_calls_active{kind}``, ``samos_ingest_calls_total{kind,result}``,
     ``samos_ingest_messages_dropped_total{kind,reason}``, ``samos_whip_sessions``."""
 
-    def __init__(self) -> None:
+    def __init__(self, monitor: Any = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        if monitor is not None:
+            r.register(RtpCollector(monitor))
         self.calls = Gauge("samos_ingest_calls_active", "Telephony websocket calls now", ["kind"], registry=r)
         self.results = Counter(
             "samos_ingest_calls_total",
@@ -99,6 +102,54 @@ class IngestMetrics:
             "samos_ingest_messages_dropped_total", "Invalid messages dropped", ["kind", "reason"], registry=r
         )
         self.whip = Gauge("samos_whip_sessions", "WHIP sessions now", registry=r)
+
+
+RTP_RESULTS = (
+    "received",
+    "lost",
+    "late",
+    "duplicate",
+    "jumps",
+    "malformed",
+    "rtcp",
+    "oversized",
+    "wrong_pt",
+    "other_ssrc",
+    "other_address",
+    "flood",
+    "decode_errors",
+)
+"""``samos_rtp_packets_total{stream,result}`` labels: RtpStats counters (``received`` = ``packets``)."""
+
+
+class RtpCollector:
+    """Prometheus collector of the RTP sources the monitor is running (read at scrape time):
+    ``samos_rtp_packets_total{stream,result}``, ``samos_rtp_loss_ratio{stream}``,
+    ``samos_rtp_ssrc_changes_total{stream}``."""
+
+    def __init__(self, monitor: Any) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        packets = CounterMetricFamily(
+            "samos_rtp_packets", "RTP datagrams by result", labels=["stream", "result"]
+        )
+        loss = GaugeMetricFamily(
+            "samos_rtp_loss_ratio", "Lost / (received + lost) RTP packets", labels=["stream"]
+        )
+        ssrc = CounterMetricFamily("samos_rtp_ssrc_changes", "SSRC take-overs", labels=["stream"])
+        for name, stream in list(getattr(self.monitor, "streams", {}).items()):
+            stats = getattr(stream.source, "stats", None)
+            if getattr(stream.source, "kind", None) != "rtp" or stats is None:
+                continue
+            for result in RTP_RESULTS:
+                field = {"received": "packets", "lost": "lost_packets"}.get(result, result)
+                packets.add_metric([name, result], float(getattr(stats, field)))
+            loss.add_metric([name], stats.loss_rate)
+            ssrc.add_metric([name], float(stats.ssrc_changes))
+        yield from (packets, loss, ssrc)
 
 
 class Calls:
@@ -563,7 +614,7 @@ def add_ingest_routes(app: web.Application, limits: IngestLimits | None = None) 
     ``http.CONFIG``, ``http.LIMITS`` and ``http.PEERS``); returns their metrics."""
     http = _keys()
     limits = limits or IngestLimits.from_config(getattr(app[http.CONFIG], "ingest", None))
-    metrics = IngestMetrics()
+    metrics = IngestMetrics(app[http.MONITOR])
     app[INGEST_METRICS] = metrics
     app[CALLS] = Calls(limits, metrics)
     app[WHIP_SESSIONS] = {}

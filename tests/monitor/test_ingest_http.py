@@ -343,3 +343,29 @@ async def test_whip_refusals(scorer: Any) -> None:
             assert r.status == 404
         async with http.get(base + "/whip") as r:
             assert r.status == 405
+
+
+# ---------------------------------------------------------------------------------------------- /metrics
+async def test_rtp_counters_reach_metrics(scorer: Any) -> None:
+    from rtp_peers import RtpSender, l16_payloads
+
+    from samos.monitor.sources.rtp import RtpSource, RtpSpec
+
+    async with running(scorer) as (monitor, base, _), aiohttp.ClientSession() as http:
+        source = await RtpSource.open(RtpSpec("127.0.0.1", 0, "fwd", codec="l16", rate=16_000))
+        await monitor.add_source(source)
+        sender = RtpSender(source.local_address[1])
+        try:
+            for i, p in enumerate(l16_payloads(speech16k(0.4), 320)):
+                if i not in (5, 6):  # two packets lost
+                    sender.send(sender.packet(i, p, 320))
+            sender.send(b"junk")
+            assert await eventually(lambda: source.stats.lost_packets == 2, 5)
+        finally:
+            sender.close()
+        async with http.get(base + "/metrics") as r:
+            text = await r.text()
+    assert 'samos_rtp_packets_total{result="received",stream="fwd"} 18.0' in text
+    assert 'samos_rtp_packets_total{result="lost",stream="fwd"} 2.0' in text
+    assert 'samos_rtp_packets_total{result="malformed",stream="fwd"} 1.0' in text
+    assert 'samos_rtp_loss_ratio{stream="fwd"} 0.1' in text

@@ -538,3 +538,21 @@ async def test_gstreamer_rtp_recipe(scorer: Any, tmp_path: Path) -> None:
     messages, source = await score_rtp(scorer, RtpSpec.parse("gst=127.0.0.1:0,codec=opus,idle=1"), send)
     assert source.stats.packets >= 140 and source.stats.lost_packets == 0
     assert [m for m in scores(messages, "gst") if m["status"] == "ok"]
+
+
+async def test_a_reader_that_falls_behind_loses_the_oldest_audio_counted_in_place() -> None:
+    source = await open_l16(buffer_seconds=0.5, max_packet_rate=10_000.0)  # 25 packets wait at most
+    sender = RtpSender(source.local_address[1])
+    audio = tone16(1.0)
+    try:
+        for i, p in enumerate(l16_payloads(audio, PACKET)):  # 50 packets while nobody reads
+            sender.send(sender.packet(i, p, PACKET))
+            await asyncio.sleep(0.001)
+        chunks = await collect(source)
+    finally:
+        sender.close()
+    st = source.stats
+    assert st.overflow == 25 and st.lost_packets == 25 and st.lost_samples == 25 * PACKET
+    got = timeline(chunks)
+    assert len(got) == len(audio) and np.isnan(got[: 25 * PACKET]).all()
+    assert np.array_equal(got[25 * PACKET :], quantised(audio)[25 * PACKET :])

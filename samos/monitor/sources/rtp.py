@@ -375,6 +375,11 @@ class _Timeline:
         """The next timestamp continues the audio where it is (a new SSRC or sequence)."""
         self._base = None
 
+    @property
+    def fresh(self) -> bool:
+        """No timestamp placed since the start or the last :meth:`restart`."""
+        return self._base is None
+
     def place(self, timestamp: int) -> int:
         """Samples between the audio so far and a packet starting at ``timestamp`` (negative: it
         overlaps what was emitted)."""
@@ -418,7 +423,10 @@ class RtpSource:
         self._transport: asyncio.DatagramTransport | None = None
         self._jitter = JitterBuffer(self.options.jitter_seconds)
         self._epoch = 0  # +1 per SSRC switch: released packets of a new epoch restart the timeline
-        self._released: deque[tuple[int, Released]] = deque()
+        # (epoch, packet, anchor): ``anchor`` is the RTP timestamp where audio dropped for a slow
+        # reader began just before the packet (None: none dropped), so the gap is placed even when
+        # the dropped packets were the first of the stream.
+        self._released: deque[tuple[int, Released, int | None]] = deque()
         self._max_released = max(16, round(self.options.buffer_seconds / 0.02))
         self._pieces = ChunkQueue(self.rate, self.options.batch_seconds)
         self._decoder: Decoder | None = None
@@ -569,14 +577,16 @@ class RtpSource:
     def _queue(self, released: list[Released]) -> None:
         for r in released:
             self.stats.lost_packets += r.lost
-            self._released.append((self._epoch, r))
+            self._released.append((self._epoch, r, None))
         while len(self._released) > self._max_released:  # the reader fell behind: drop the oldest
-            epoch, old = self._released.popleft()
+            epoch, old, anchor = self._released.popleft()
             self.stats.overflow += 1
             self.stats.lost_packets += 1
             if self._released and self._released[0][0] == epoch:
-                e, nxt = self._released[0]
-                self._released[0] = (e, replace(nxt, lost=nxt.lost + old.lost + 1))
+                _, nxt, _ = self._released[0]
+                nxt = replace(nxt, lost=nxt.lost + old.lost + 1, resync=nxt.resync or old.resync)
+                start = anchor if anchor is not None else old.packet.timestamp
+                self._released[0] = (epoch, nxt, start)
         self._wakeup.set()
 
     def _arm_timer(self) -> None:
@@ -634,7 +644,7 @@ class RtpSource:
     def _decode_released(self) -> None:
         st = self.stats
         while self._released:
-            epoch, r = self._released.popleft()
+            epoch, r, anchor = self._released.popleft()
             if epoch != self._decoder_epoch or self._decoder is None:
                 self._decoder = Decoder(self.spec.codec, self.rate, self.spec.channels)
                 if self._decoder_epoch >= 0:
@@ -642,6 +652,8 @@ class RtpSource:
                 self._decoder_epoch = epoch
             if r.resync:
                 self._timeline.restart()
+            if anchor is not None and self._timeline.fresh:
+                self._timeline.place(anchor)  # the timeline starts where the dropped audio began
             try:
                 audio = self._decoder.decode(r.packet.payload, r.packet.timestamp)
             except ValueError as e:
