@@ -21,11 +21,11 @@ Added to the app by :func:`add_ingest_routes` (called from :func:`samos.monitor.
 Tokens (when ``auth.token`` is set) are checked as for ``/offer``, in constant time. Refusals before
 the websocket upgrade are JSON ``{"error": ...}`` with 400 (bad query), 401 (token, with
 ``WWW-Authenticate: Bearer``), 403 (browser origin), 426 (not a websocket upgrade), 503 (too many
-calls, ``Retry-After``). After the upgrade a call is closed with 1008 (a ``start`` without the
-token), 1007 (``max_bad_messages`` invalid messages in a row), 1009 (a message over
-``max_message_bytes``), 1003 (an unsupported media format), 1011 (the monitor refused the stream),
-1001 (the monitor stopped the stream or shut down), or 1000 after ``stop``/inactivity. Every invalid
-message is counted (``samos_ingest_messages_dropped_total{kind,reason}``) and dropped.
+calls, ``Retry-After``); ``/pcm`` without a token when one is set gets 401 too. After the upgrade
+a call is closed with 1008 (a Twilio ``start`` without the token), 1007 (``max_bad_messages``
+invalid messages in a row), 1009 (a message over ``max_message_bytes``), 1003 (an unsupported
+media format), 1011 (the monitor refused the stream), 1001 (the monitor stopped the stream or shut
+down), or 1000 after ``stop``/inactivity. Every invalid message is counted (``samos_ingest_messages_dropped_total{kind,reason}``) and dropped.
 """
 
 from __future__ import annotations
@@ -413,16 +413,14 @@ async def _pcm(request: web.Request) -> web.StreamResponse:
     except ValueError as e:
         refusal = _precheck(request, kind)
         return refusal or _refuse(request, kind, 400, f"bad query: {e}", "bad_request")
+    expected = request.app[_keys().CONFIG].auth.token
+    if expected is not None and _presented_token(request) is None and _precheck(request, kind) is None:
+        # no later message can carry it (unlike Twilio's start): refused before the upgrade
+        return _refuse(request, kind, 401, "missing token", "unauthorized", **{"WWW-Authenticate": "Bearer"})
     ws = await _upgrade(request, kind, protocols=("audio.drachtio.org", "media"))
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     call = _Call(request, ws, kind)
-    expected = call.cfg.auth.token
-    if expected is not None and not token_ok(_presented_token(request), expected):
-        call.metrics.results.labels(kind, "unauthorized").inc()
-        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"missing token")
-        request.app[CALLS].release(ws)
-        return ws
     name = request.query.get("name") or "pcm"
     reason = "ended"
     try:

@@ -530,7 +530,7 @@ class RtpSource:
 
         try:
             packet = RtpPacket.parse(data)
-        except ValueError:
+        except Exception:  # noqa: BLE001 - hostile input: whatever aiortc's parser raises, it is dropped
             st.malformed += 1
             return
         if not self._payload_type_ok(packet.payload_type, len(packet.payload)):
