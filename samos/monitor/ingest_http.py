@@ -25,7 +25,8 @@ calls, ``Retry-After``); ``/pcm`` without a token when one is set gets 401 too. 
 a call is closed with 1008 (a Twilio ``start`` without the token), 1007 (``max_bad_messages``
 invalid messages in a row), 1009 (a message over ``max_message_bytes``), 1003 (an unsupported
 media format), 1011 (the monitor refused the stream), 1001 (the monitor stopped the stream or shut
-down), or 1000 after ``stop``/inactivity. Every invalid message is counted (``samos_ingest_messages_dropped_total{kind,reason}``) and dropped.
+down), or 1000 after ``stop``/inactivity. Every invalid message is counted
+(``samos_ingest_messages_dropped_total{kind,reason}``) and dropped.
 """
 
 from __future__ import annotations
