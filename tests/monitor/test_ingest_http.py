@@ -26,13 +26,13 @@ from telephony_peers import (
     twilio_media,
     twilio_start,
 )
-from test_http import eventually, monitor_config, read_until, scores, ws_url
+from test_http import eventually, monitor_config, read_until, scores, tasks_left, ws_url
 from webrtc_peers import ArrayTrack, offer_for, speech_clip
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from samos.monitor.app import Monitor
-from samos.monitor.config import IngestConfig
+from samos.monitor.config import HttpConfig, IngestConfig
 from samos.monitor.http import SignallingLimits, build_http_app
 from samos.monitor.ingest_http import CALLS, WHIP_SESSIONS
 from samos.monitor.sources.webrtc import WebRTCOptions
@@ -369,3 +369,34 @@ async def test_rtp_counters_reach_metrics(scorer: Any) -> None:
     assert 'samos_rtp_packets_total{result="lost",stream="fwd"} 2.0' in text
     assert 'samos_rtp_packets_total{result="malformed",stream="fwd"} 1.0' in text
     assert 'samos_rtp_loss_ratio{stream="fwd"} 0.1' in text
+
+
+async def test_stopping_the_monitor_hangs_up_live_calls(scorer: Any) -> None:
+    cfg = replace(monitor_config(), http=HttpConfig(enabled=True, host="127.0.0.1", port=0))
+    monitor = Monitor(cfg, scorer)
+    await monitor.start()
+    assert monitor.http_address is not None
+    base = "ws://{}:{}".format(*monitor.http_address)
+    stopped = False
+    try:
+        async with connect(f"{base}/twilio") as twilio, connect(f"{base}/pcm?rate=16000&name=fs") as pcm:
+            for m in twilio_call(speech8k(1.0), {"name": "tw"}, stop=False):
+                await twilio.send(m)
+            for frame in l16le_frames(speech16k(1.0), 16_000):
+                await pcm.send(frame)
+            assert await eventually(lambda: {"tw", "fs"} <= set(monitor.streams), 5)
+            async with connect(ws_url(monitor, "tw")) as sub:
+                await monitor.stop()
+                stopped = True
+                ends = [json.loads(m) async for m in sub if json.loads(m)["type"] == "stream_end"]
+            codes = []
+            for client in (twilio, pcm):
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(client.recv(), 5)
+                codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+    finally:
+        if not stopped:
+            await monitor.stop()
+    assert [e["reason"] for e in ends] == ["stopped"]
+    assert codes == [1001, 1001]
+    assert not await tasks_left()
