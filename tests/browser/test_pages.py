@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -244,11 +243,12 @@ async def test_publish_page_over_whip(scorer: Any, browser: Browser) -> None:
                 return next(x for x in (await r.text()).splitlines() if x.startswith("samos_whip_sessions "))
 
         async def within(seconds: float, check: Any) -> bool:
-            deadline = time.monotonic() + seconds
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
             while True:
                 if await check():
                     return True
-                if time.monotonic() > deadline:
+                if loop.time() > deadline:
                     return False
                 await asyncio.sleep(0.05)
 
