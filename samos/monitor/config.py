@@ -240,7 +240,6 @@ class MonitorConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
-    ingest: IngestConfig = field(default_factory=IngestConfig)
     log: str | None = None
     """JSONL log of every score and alert (None: no log)."""
     exit_when_done: bool = True
@@ -250,6 +249,8 @@ class MonitorConfig:
     (see samos.monitor.backends)."""
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     """``auto``: uvloop where installed (needed for many WebRTC peers), else asyncio's loop."""
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    """RTP and telephony-websocket ingest limits (docs/INGEST.md)."""
 
     def __post_init__(self) -> None:
         from samos.monitor.backends import parse_backend

@@ -38,7 +38,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from samos import __version__
 from samos.monitor.config import MonitorConfig
-from samos.monitor.ingest_http import INGEST_METRICS, add_ingest_routes
 from samos.monitor.security import install_redaction, origin_allowed, token_ok
 from samos.monitor.sources import handoff
 from samos.monitor.sources.webrtc import OfferError, WebRTCOptions, WebRTCSource, accept_offer
@@ -308,6 +307,8 @@ async def _metrics(request: web.Request) -> web.Response:
     if registry is not None:
         text += generate_latest(registry)
     text += generate_latest(request.app[SIGNALLING_METRICS].registry)
+    from samos.monitor.ingest_http import INGEST_METRICS
+
     text += generate_latest(request.app[INGEST_METRICS].registry)
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -345,6 +346,8 @@ def build_http_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_static("/static", STATIC_DIR, show_index=False)
+    from samos.monitor.ingest_http import add_ingest_routes
+
     add_ingest_routes(app)  # /whip, /twilio, /pcm (docs/INGEST.md)
     app.on_shutdown.append(_close_peers)
     return app
