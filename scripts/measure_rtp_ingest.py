@@ -2,8 +2,9 @@
 
 A sender process replays pre-encoded 20 ms packets (Opus at 48 kHz through libopus, or G.711 mu-law)
 to N UDP ports in real time; this process runs a Monitor (the level model: the pipeline's cost, not a
-network's) with one RtpSource per port and reports, as JSON, process CPU per stream-second, the
-windows each stream got, and the packets the sources lost or refused.
+network's) with one RtpSource per port and reports, as JSON, process CPU per stream-second, resident
+memory when the streams started and ended, the windows each stream got, and the packets the sources
+lost or refused.
 
     PYTHONPATH=. .venv/bin/python scripts/measure_rtp_ingest.py --streams 8 --seconds 20 --codec opus
 """
@@ -44,6 +45,13 @@ def encoded_packets(codec: str, seconds: float) -> tuple[list[bytes], int]:
     return out, step
 
 
+def rss_mb() -> float:
+    """This process's resident set size, MB (Linux)."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kb / 1024
+
+
 def send(ports: list[int], codec: str, seconds: float) -> None:
     """The sender process: every 20 ms one packet to each port (own SSRC and sequence per stream)."""
     from aiortc.rtp import RtpPacket
@@ -82,11 +90,11 @@ async def measure(streams: int, seconds: float, codec: str) -> dict:
         await monitor.add_source(s)
     ports = [s.local_address[1] for s in sources]
     sender = multiprocessing.get_context("spawn").Process(target=send, args=(ports, codec, seconds))
-    cpu0, wall0 = time.process_time(), time.monotonic()
+    cpu0, wall0, rss0 = time.process_time(), time.monotonic(), rss_mb()
     sender.start()
     await asyncio.to_thread(sender.join)
     await monitor.wait_idle()
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    cpu, wall, rss1 = time.process_time() - cpu0, time.monotonic() - wall0, rss_mb()
     windows = {
         name: int(
             sum(v.value for v in m.samples if v.name.endswith("_total") and v.labels.get("stream") == name)
@@ -103,6 +111,8 @@ async def measure(streams: int, seconds: float, codec: str) -> dict:
         "codec": codec,
         "wall_s": round(wall, 2),
         "cpu_s_per_stream_s": round(cpu / (streams * seconds), 4),
+        "rss_mb_start": round(rss0, 1),
+        "rss_mb_end": round(rss1, 1),
         "windows_per_stream": sorted(set(windows.values())),
         "packets_received": sum(s.packets for s in stats),
         "packets_lost": sum(s.lost_packets for s in stats),
