@@ -102,7 +102,7 @@ class IngestMetrics:
         self.dropped = Counter(
             "samos_ingest_messages_dropped_total", "Invalid messages dropped", ["kind", "reason"], registry=r
         )
-        self.whip = Gauge("samos_whip_sessions", "WHIP sessions now", registry=r)
+        self.whip = Gauge("samos_whip_sessions", "Live WHIP sessions", registry=r)
 
 
 RTP_RESULTS = (
@@ -541,7 +541,6 @@ async def _whip_post(request: web.Request) -> web.Response:
         del sessions[key]
     resource = secrets.token_urlsafe(16)
     sessions[resource] = source
-    app[INGEST_METRICS].whip.set(len(sessions))
     app[INGEST_METRICS].results.labels("whip", "accepted").inc()
     log.info("WHIP publisher %s is stream %r", request.remote, source.name)
     return web.Response(
@@ -577,7 +576,7 @@ async def _whip_delete(request: web.Request) -> web.Response:
         return found
     resource, source = found
     del request.app[WHIP_SESSIONS][resource]
-    request.app[INGEST_METRICS].whip.set(len(request.app[WHIP_SESSIONS]))
+    request.app[INGEST_METRICS].results.labels("whip", "deleted").inc()
     await source.close()  # the stream ends: the monitor scores what is left and sends stream_end
     log.info("WHIP session of stream %r deleted", source.name)
     return web.Response(status=200)
@@ -616,7 +615,10 @@ def add_ingest_routes(app: web.Application, limits: IngestLimits | None = None) 
     metrics = IngestMetrics(app[http.MONITOR])
     app[INGEST_METRICS] = metrics
     app[CALLS] = Calls(limits, metrics)
-    app[WHIP_SESSIONS] = {}
+    sessions: dict[str, Any] = {}
+    app[WHIP_SESSIONS] = sessions
+    # read at scrape time: a session that ended by itself (peer gone) is not counted
+    metrics.whip.set_function(lambda: sum(not s.ended for s in list(sessions.values())))
     app.router.add_post("/whip", _whip_post)
     app.router.add_route("OPTIONS", "/whip", _whip_options)
     app.router.add_delete("/whip/{resource}", _whip_delete)

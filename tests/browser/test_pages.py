@@ -238,9 +238,9 @@ async def test_publish_page_over_whip(scorer: Any, browser: Browser) -> None:
         assert await page.evaluate("document.body.dataset.stream") == "chromewhip"
         assert monitor.streams["chromewhip"].source.kind == "webrtc"
 
-        async def whip_sessions() -> str:
+        async def metric(prefix: str) -> str:
             async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as r:
-                return next(x for x in (await r.text()).splitlines() if x.startswith("samos_whip_sessions "))
+                return next((x for x in (await r.text()).splitlines() if x.startswith(prefix)), "")
 
         async def within(seconds: float, check: Any) -> bool:
             loop = asyncio.get_running_loop()
@@ -253,12 +253,12 @@ async def test_publish_page_over_whip(scorer: Any, browser: Browser) -> None:
                 await asyncio.sleep(0.05)
 
         async def deleted() -> bool:
-            return await whip_sessions() == "samos_whip_sessions 0.0"
+            return (await metric('samos_ingest_calls_total{kind="whip",result="deleted"}')).endswith(" 1.0")
 
         async def ended() -> bool:
             return "chromewhip" not in monitor.streams
 
-        assert await whip_sessions() == "samos_whip_sessions 1.0"
+        assert await metric("samos_whip_sessions ") == "samos_whip_sessions 1.0"
         await page.evaluate("document.getElementById('stop').click()")
         assert await within(2.0, deleted)  # the page DELETEd its session (no waiting for a timeout)
         assert await within(2.0, ended)
