@@ -19,6 +19,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def encoded_packets(codec: str, seconds: float) -> tuple[list[bytes], int]:
     audio = 0.15 * rng.standard_normal(n) * (np.sin(2 * np.pi * 4 * t) > 0)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     name, layout = ("libopus", "mono") if codec == "opus" else ("pcm_mulaw", "mono")
-    ctx = av.CodecContext.create(name, "w")
+    ctx: Any = av.CodecContext.create(name, "w")
     ctx.sample_rate, ctx.format, ctx.layout = rate, "s16", layout
     step = rate // 50
     out: list[bytes] = []

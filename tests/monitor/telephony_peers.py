@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import av
@@ -82,7 +83,7 @@ def twilio_stop(seq: int) -> str:
 def twilio_call(
     audio8k: np.ndarray,
     parameters: dict[str, str] | None = None,
-    skip: set[int] = frozenset(),
+    skip: AbstractSet[int] = frozenset(),
     stop: bool = True,
 ) -> list[str]:
     """A whole call as Twilio sends it: connected, start, one media message per 20 ms (160 bytes),

@@ -30,6 +30,7 @@ from test_http import eventually, monitor_config, read_until, scores, tasks_left
 from webrtc_peers import ArrayTrack, offer_for, speech_clip
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from samos.monitor.app import Monitor
 from samos.monitor.config import HttpConfig, IngestConfig
@@ -214,7 +215,7 @@ async def test_mod_audio_fork_l16_frames_are_scored(scorer: Any) -> None:
 
         async def call() -> None:
             url = ws(base, f"/pcm?rate=16000&name=fs-call&token={TOKEN}")
-            async with connect(url, subprotocols=["audio.drachtio.org"]) as client:
+            async with connect(url, subprotocols=[Subprotocol("audio.drachtio.org")]) as client:
                 assert client.subprotocol == "audio.drachtio.org"
                 await client.send(json.dumps({"callId": "c0ffee", "from": "+15551234567"}))  # metadata
                 for frame in l16le_frames(speech16k(3.0), 16_000):
@@ -232,7 +233,7 @@ async def test_asterisk_chan_websocket_media_start_gives_the_rate(scorer: Any, j
     async with running(scorer) as (monitor, base, _):
 
         async def call() -> None:
-            async with connect(ws(base, "/pcm?name=ast"), subprotocols=["media"]) as client:
+            async with connect(ws(base, "/pcm?name=ast"), subprotocols=[Subprotocol("media")]) as client:
                 await client.send(asterisk_media_start("slin16", json_form))
                 for frame in l16le_frames(speech16k(2.0), 16_000):
                     await client.send(frame)

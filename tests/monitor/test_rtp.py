@@ -413,6 +413,7 @@ def test_the_sdp_ffmpeg_writes_is_understood(tmp_path: Path) -> None:
 
     wav = write_wav(tmp_path / "s.wav", speech_clip(0.2))
     sdp = tmp_path / "ffmpeg.sdp"
+    assert FFMPEG is not None
     r = subprocess.run(
         [
             FFMPEG,

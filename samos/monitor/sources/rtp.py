@@ -91,7 +91,12 @@ class Decoder:
         if codec != "l16":
             from aiortc.codecs import G722Decoder, OpusDecoder, PcmaDecoder, PcmuDecoder
 
-            factory = {"opus": OpusDecoder, "pcmu": PcmuDecoder, "pcma": PcmaDecoder, "g722": G722Decoder}
+            factory: dict[str, Callable[[], Any]] = {
+                "opus": OpusDecoder,
+                "pcmu": PcmuDecoder,
+                "pcma": PcmaDecoder,
+                "g722": G722Decoder,
+            }
             self._aiortc = factory[codec]()
 
     def decode(self, payload: bytes, timestamp: int) -> np.ndarray:
