@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from samos.monitor.security import origin_allowed, token_ok
 from samos.monitor.sources.telephony import (
+    TRACKS,
     Audio,
     CallError,
     CallOptions,
@@ -226,7 +227,7 @@ def _precheck(request: web.Request, kind: str) -> web.Response | None:
 
 # ------------------------------------------------------------------------------------------ websockets
 class _Call:
-    """One telephony websocket: reads messages, feeds the source, ends it with a reason."""
+    """One telephony websocket: reads messages, feeds its stream (one per track scored), ends them."""
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, kind: str) -> None:
         http = _keys()
@@ -236,12 +237,13 @@ class _Call:
         self.cfg = self.app[http.CONFIG]
         self.limits = self.app[CALLS].limits
         self.metrics = self.app[INGEST_METRICS]
-        self.source: WebsocketAudioSource | None = None
+        self.sources: dict[str, WebsocketAudioSource] = {}
+        """The call's streams by track (``audio`` for /pcm; ``inbound``/``outbound`` for Twilio)."""
         self.bad_in_a_row = 0
-        self._closer: asyncio.Task[None] | None = None
+        self._closers: list[asyncio.Task[None]] = []
 
-    async def open_stream(self, name: str, rate: int) -> bool:
-        """Start the monitor's stream; False (and the call closed with 1011) when it is refused."""
+    async def open_stream(self, name: str, rate: int, track: str = "audio") -> bool:
+        """Start the monitor's stream for ``track``; False (and the call closed with 1011) when refused."""
         source = WebsocketAudioSource(name, self.kind, rate, self.limits.call)
         try:
             source.name = str(await self.monitor.add_source(source))
@@ -249,10 +251,10 @@ class _Call:
             self.metrics.results.labels(self.kind, "refused").inc()
             await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=f"refused: {e}"[:120].encode())
             return False
-        self.source = source
+        self.sources[track] = source
         self.app[CALLS].sources[source.name] = source
-        self._closer = asyncio.create_task(
-            self._hang_up_when_closed(source), name=f"ingest-call:{source.name}"
+        self._closers.append(
+            asyncio.create_task(self._hang_up_when_closed(source), name=f"ingest-call:{source.name}")
         )
         self.metrics.results.labels(self.kind, "accepted").inc()
         log.info("%s call from %s is stream %r (%d Hz)", self.kind, self.request.remote, source.name, rate)
@@ -271,8 +273,9 @@ class _Call:
 
     def feed(self, audio: Audio) -> None:
         self.bad_in_a_row = 0
-        if self.source is not None:
-            self.source.feed(audio)
+        source = self.sources.get(audio.track)
+        if source is not None:
+            source.feed(audio)
 
     async def receive(self) -> Any:
         """The next message, or None after ``inactivity_timeout`` s without one."""
@@ -282,13 +285,14 @@ class _Call:
             return None
 
     async def finish(self, reason: str) -> None:
-        if self.source is not None:
-            self.source.end(reason)
-            if self.app[CALLS].sources.get(self.source.name) is self.source:
-                del self.app[CALLS].sources[self.source.name]
-        if self._closer is not None:
-            self._closer.cancel()
-            await asyncio.gather(self._closer, return_exceptions=True)
+        calls = self.app[CALLS].sources
+        for source in self.sources.values():
+            source.end(reason)
+            if calls.get(source.name) is source:
+                del calls[source.name]
+        for task in self._closers:
+            task.cancel()
+        await asyncio.gather(*self._closers, return_exceptions=True)
         if not self.ws.closed:
             await self.ws.close()
 
@@ -347,7 +351,7 @@ async def _twilio(request: web.Request) -> web.StreamResponse:
     token = _presented_token(request)
     expected = call.cfg.auth.token
     track = request.query.get("track", "inbound")
-    twilio = TwilioCall(track=track if track in ("inbound", "outbound") else "inbound")
+    twilio = TwilioCall(track=track if track in TRACKS else "inbound")
     reason = "ended"
     try:
         while True:
@@ -384,9 +388,15 @@ async def _twilio(request: web.Request) -> web.StreamResponse:
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid or missing token")
                     break
                 name = request.query.get("name") or twilio.parameters.get("name") or "twilio"
-                if not _keys().NAME_RE.match(name):
+                if not _keys().NAME_RE.match(name) or len(name) > 55:
                     name = "twilio"
-                if not await call.open_stream(name, twilio.rate):
+                both = twilio.tracks == ("inbound", "outbound")
+                opened = True
+                for t in twilio.tracks:  # both tracks: NAME-inbound (the caller), NAME-outbound
+                    opened = opened and await call.open_stream(
+                        f"{name}-{t}" if both else name, twilio.rate, t
+                    )
+                if not opened:
                     reason = "refused"
                     break
                 call.bad_in_a_row = 0
@@ -454,7 +464,7 @@ async def _pcm(request: web.Request) -> web.StreamResponse:
                     await ws.close(code=WSCloseCode.INVALID_TEXT, message=b"too many invalid messages")
                     break
                 continue
-            if call.source is None:
+            if not call.sources:
                 assert pcm.rate is not None
                 if not await call.open_stream(name, pcm.rate):
                     reason = "refused"

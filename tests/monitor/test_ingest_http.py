@@ -148,6 +148,37 @@ async def test_a_twilio_call_with_bad_messages_and_no_stop_still_scores_the_good
         assert line in text, reason
 
 
+async def test_both_twilio_tracks_become_two_streams(scorer: Any) -> None:
+    caller, agent = speech8k(2.0), speech8k(2.0)[::-1].copy()
+    inbound = twilio_call(caller, {"name": "call9", "track": "both"}, stop=False)
+    outbound = [
+        json.dumps({**json.loads(m), "media": {**json.loads(m)["media"], "track": "outbound"}})
+        for m in twilio_call(agent, stop=False)
+        if json.loads(m)["event"] == "media"
+    ]
+    async with running(scorer) as (monitor, base, _):
+        reader = asyncio.create_task(
+            read_until(
+                ws_url(monitor, "call9-inbound,call9-outbound"),
+                lambda ms: sum(m["type"] == "stream_end" for m in ms) == 2,
+                30,
+            ),
+            name="test:read",
+        )
+        await asyncio.sleep(0.2)
+        async with connect(ws(base, "/twilio")) as client:
+            await client.send(inbound[0])
+            await client.send(inbound[1])  # start
+            for a, b in zip(inbound[2:], outbound, strict=True):  # interleaved, as Twilio sends them
+                await client.send(a)
+                await client.send(b)
+        messages = await reader
+    ends = {m["stream"]: m for m in messages if m["type"] == "stream_end"}
+    assert set(ends) == {"call9-inbound", "call9-outbound"}
+    assert all(e["seconds"] == pytest.approx(2.0, abs=0.05) for e in ends.values())
+    assert {m["kind"] for m in messages if m["type"] == "stream_start"} == {"twilio"}
+
+
 async def test_twilio_tokens_are_checked(scorer: Any) -> None:
     async with running(scorer, TOKEN) as (monitor, base, _):
         with pytest.raises(InvalidStatus) as e:  # a wrong token in the query: refused before the upgrade

@@ -142,7 +142,7 @@ def test_bad_construction_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         PcmCall(8000, encoding="mp3")
     with pytest.raises(ValueError):
-        TwilioCall(track="both")
+        TwilioCall(track="all")
 
 
 def test_a_bogus_twilio_timestamp_jump_is_followed_not_counted_as_loss() -> None:
@@ -154,3 +154,23 @@ def test_a_bogus_twilio_timestamp_jump_is_followed_not_counted_as_loss() -> None
     assert isinstance(audio, Audio) and audio.dropped == 0
     assert call.stats.resyncs == 1 and call.stats.lost_samples == 0
     assert call.on_text(twilio_media(4, 3, 99_999_999_999 + 40, payload)).dropped == 160  # type: ignore[union-attr]
+
+
+def test_both_twilio_tracks_each_keep_their_own_clock() -> None:
+    call = TwilioCall()
+    payload = mulaw(tone8k(0.02))
+    call.on_text(twilio_start(parameters={"track": "both"}))
+    assert call.tracks == ("inbound", "outbound")
+    got = [
+        call.on_text(twilio_media(2, 1, 0, payload, track="inbound")),
+        call.on_text(twilio_media(3, 1, 0, payload, track="outbound")),
+        call.on_text(twilio_media(4, 2, 20, payload, track="inbound")),
+        call.on_text(twilio_media(5, 3, 60, payload, track="outbound")),  # outbound lost 40 ms
+    ]
+    assert [(a.track, a.dropped) for a in got if isinstance(a, Audio)] == [
+        ("inbound", 0),
+        ("outbound", 0),
+        ("inbound", 0),
+        ("outbound", 320),
+    ]
+    assert call.stats.other_track == 0

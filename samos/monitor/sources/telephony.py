@@ -10,7 +10,8 @@ decoded audio (or a reason to refuse it), and one :class:`WebsocketAudioSource` 
   ``mark`` and ``dtmf`` are ignored. The stream clock is ``media.timestamp``: a jump forward is lost
   audio (``dropped``; a jump over ``MAX_GAP_SECONDS`` is followed instead), a message behind the
   audio already received is refused (``out_of_order``).
-  Only one track is scored (``inbound``, the caller, unless ``track`` says ``outbound``).
+  The ``inbound`` track (the caller) is scored, or ``outbound``, or ``both`` (two streams, each on
+  its own clock), as ``track`` says.
 - :class:`PcmCall`: raw linear PCM in binary frames, as FreeSWITCH's mod_audio_fork (16-bit little
   endian at the rate given to ``uuid_audio_fork``, mono or stereo) and Asterisk's chan_websocket
   send it. The rate comes from the query (``rate=``, ``channels=``) or from chan_websocket's
@@ -95,10 +96,16 @@ class CallStats:
 
 @dataclass(frozen=True)
 class Audio:
-    """Decoded audio from one message: float32 ``[n]`` or ``[n, ch]`` after ``dropped`` lost samples."""
+    """Decoded audio from one message: float32 ``[n]`` or ``[n, ch]`` after ``dropped`` lost samples;
+    ``track``: Twilio's ``inbound``/``outbound``, ``audio`` for raw PCM."""
 
     samples: np.ndarray
     dropped: int = 0
+    track: str = "audio"
+
+
+TRACKS = ("inbound", "outbound", "both")
+"""What a Twilio call may ask to score (``track``): the caller, the other party, or both."""
 
 
 def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -117,20 +124,25 @@ def _int(value: Any, what: str) -> int:
 
 
 class TwilioCall:
-    """Twilio Media Streams message by message (see the module doc). ``track``: the one to score."""
+    """Twilio Media Streams message by message (see the module doc). ``track``: the one to score,
+    ``inbound`` (the caller), ``outbound``, or ``both`` (each with its own clock)."""
 
     def __init__(self, track: str = "inbound", stats: CallStats | None = None) -> None:
-        if track not in ("inbound", "outbound"):
-            raise ValueError(f"track must be inbound or outbound, got {track!r}")
-        self.track = track
+        if track not in TRACKS:
+            raise ValueError(f"track must be one of {', '.join(TRACKS)}, got {track!r}")
+        self.tracks = self._tracks(track)
         self.stats = stats or CallStats()
         self.started = False
         self.stopped = False
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.parameters: dict[str, str] = {}
-        self._decoder: Decoder | None = None
-        self._expected = 0  # samples of audio placed so far (8 kHz)
+        self._decoders: dict[str, Decoder] = {}
+        self._expected: dict[str, int] = {}  # per track: samples of audio placed so far (8 kHz)
+
+    @staticmethod
+    def _tracks(track: str) -> tuple[str, ...]:
+        return ("inbound", "outbound") if track == "both" else (track,)
 
     rate = TWILIO_RATE
 
@@ -181,18 +193,20 @@ class TwilioCall:
         self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "") or None
         self.call_sid = str(start.get("callSid") or "") or None
         track = self.parameters.get("track")
-        if track in ("inbound", "outbound"):
-            self.track = track
-        self._decoder = Decoder("pcmu", TWILIO_RATE)
+        if track in TRACKS:
+            self.tracks = self._tracks(track)
+        self._decoders = {t: Decoder("pcmu", TWILIO_RATE) for t in self.tracks}
+        self._expected = dict.fromkeys(self.tracks, 0)
         self.started = True
         return "start"
 
     def _media(self, msg: dict[str, Any]) -> Audio | None:
         media = _field(msg, "media", dict)
-        if not self.started or self._decoder is None:
+        if not self.started:
             self.stats.before_start += 1
             raise CallError("'media' before 'start'", "before_start")
-        if media.get("track", "inbound") != self.track:
+        track = media.get("track", "inbound")
+        if track not in self._decoders:
             self.stats.other_track += 1
             return None
         try:
@@ -202,26 +216,27 @@ class TwilioCall:
         ms = media.get("timestamp")
         position = None if ms is None else _int(ms, "timestamp") * TWILIO_RATE // 1000
         dropped = 0
+        expected = self._expected[track]
         if position is not None:
-            gap = position - self._expected
+            gap = position - expected
             tolerance = TWILIO_RATE // 100  # 10 ms: timestamps are whole milliseconds
             if gap < -tolerance:
                 self.stats.out_of_order += 1
                 raise CallError(
-                    f"media at {ms} ms is behind the audio received ({self._expected} samples)",
+                    f"media at {ms} ms is behind the audio received ({expected} samples)",
                     "out_of_order",
                 )
             if gap > MAX_GAP_SECONDS * TWILIO_RATE:  # not a loss but a bogus clock: follow it
                 self.stats.resyncs += 1
-                self._expected = position
+                expected = position
             elif gap > tolerance:
                 dropped = gap
-        samples = self._decoder.decode(payload, self._expected + dropped)
-        self._expected += dropped + len(samples)
+        samples = self._decoders[track].decode(payload, expected + dropped)
+        self._expected[track] = expected + dropped + len(samples)
         self.stats.media += 1
         self.stats.samples += len(samples)
         self.stats.lost_samples += dropped
-        return Audio(samples, dropped)
+        return Audio(samples, dropped, track)
 
 
 _PLAIN_PAIR = re.compile(r"(\w+):(\S*)")
