@@ -59,8 +59,9 @@ class IngestLimits:
     """Limits of the telephony websockets.
 
     ``max_calls``: calls at once (more get 503 before the upgrade). ``max_message_bytes``: a larger
-    message closes the call (1009). ``inactivity_timeout``: seconds without a message after which a
-    call ends. ``max_bad_messages``: invalid messages in a row after which a call is closed (1007).
+    message closes the call (1009). ``inactivity_timeout``: seconds without audio (or, before it,
+    without Twilio's ``start``) after which a call ends; other messages do not keep it open.
+    ``max_bad_messages``: invalid messages in a row after which a call is closed (1007).
     ``heartbeat``: websocket ping interval, s (a vanished peer is noticed within about twice that).
     """
 
@@ -241,6 +242,13 @@ class _Call:
         """The call's streams by track (``audio`` for /pcm; ``inbound``/``outbound`` for Twilio)."""
         self.bad_in_a_row = 0
         self._closers: list[asyncio.Task[None]] = []
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + self.limits.inactivity_timeout
+
+    def alive(self) -> None:
+        """The call did something that counts (a start, audio): ``inactivity_timeout`` runs anew.
+        Other messages (control events, marks, garbage) do not keep a call open."""
+        self._deadline = self._loop.time() + self.limits.inactivity_timeout
 
     async def open_stream(self, name: str, rate: int, track: str = "audio") -> bool:
         """Start the monitor's stream for ``track``; False (and the call closed with 1011) when refused."""
@@ -273,14 +281,17 @@ class _Call:
 
     def feed(self, audio: Audio) -> None:
         self.bad_in_a_row = 0
+        self.alive()
         source = self.sources.get(audio.track)
         if source is not None:
             source.feed(audio)
 
-    async def receive(self) -> Any:
-        """The next message, or None after ``inactivity_timeout`` s without one."""
+    async def receive(self, timeout: float | None = None) -> Any:
+        """The next message, or None after ``timeout`` (default ``inactivity_timeout``) s without one."""
         try:
-            return await self.ws.receive(timeout=self.limits.inactivity_timeout)
+            return await self.ws.receive(
+                timeout=self.limits.inactivity_timeout if timeout is None else timeout
+            )
         except TimeoutError:
             return None
 
@@ -356,8 +367,12 @@ async def _twilio(request: web.Request) -> web.StreamResponse:
     try:
         while True:
             msg = await call.receive()
+            if msg is None and not twilio.started:  # a slot is not held without a start
+                reason = f"no start within {call.limits.inactivity_timeout:g} s"
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no start message")
+                break
             if msg is None:
-                reason = f"no message for {call.limits.inactivity_timeout:g} s"
+                reason = f"no media for {call.limits.inactivity_timeout:g} s"
                 break
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 reason = _closed_reason(msg, ws)
@@ -400,6 +415,7 @@ async def _twilio(request: web.Request) -> web.StreamResponse:
                     reason = "refused"
                     break
                 call.bad_in_a_row = 0
+                call.alive()
             elif result == "stop":
                 reason = "stop"
                 break
@@ -438,7 +454,7 @@ async def _pcm(request: web.Request) -> web.StreamResponse:
         while True:
             msg = await call.receive()
             if msg is None:
-                reason = f"no message for {call.limits.inactivity_timeout:g} s"
+                reason = f"no audio for {call.limits.inactivity_timeout:g} s"
                 break
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 reason = _closed_reason(msg, ws)

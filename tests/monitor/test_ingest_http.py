@@ -206,6 +206,18 @@ async def test_a_twilio_call_that_goes_quiet_ends_after_the_inactivity_timeout(s
         assert await eventually(lambda: "quiet" not in monitor.streams, 5)
 
 
+async def test_a_twilio_client_that_never_starts_does_not_hold_its_slot(scorer: Any) -> None:
+    async with running(scorer, telephony_inactivity_timeout=1.0) as (_, base, app):
+        async with connect(ws(base, "/twilio")) as client:
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(100):  # valid, ignored events keep coming, but no start
+                    await client.send(twilio_connected())
+                    await asyncio.sleep(0.03)
+                await asyncio.wait_for(client.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert await eventually(lambda: not app[CALLS].sockets, 5)
+
+
 async def test_garbage_floods_are_closed_and_do_not_disturb_another_call(scorer: Any) -> None:
     async with running(scorer, telephony_max_message_bytes=4096) as (monitor, base, app):
 
