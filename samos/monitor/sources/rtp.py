@@ -7,7 +7,7 @@ that port and yields the decoded audio at the codec's rate:
 - **Codecs** (:data:`CODECS`): ``opus`` (48 kHz), ``pcmu``/``pcma`` (G.711, 8 kHz), ``g722``
   (16 kHz audio on an 8 kHz RTP clock) are decoded with aiortc's decoders (libopus and FFmpeg's
   through PyAV); ``l16`` is linear PCM in network byte order (RFC 3551) at the ``rate`` given.
-- **Order**: a :class:`~samos.monitor.sources.jitter.JitterBuffer` puts packets back in sequence
+- **Order**: a :class:`~samos.monitor.sources.rtp_jitter.JitterBuffer` puts packets back in sequence
   order, waiting at most ``jitter_seconds`` for a missing one.
 - **Stream clock**: the RTP timestamps, not arrival times. A packet lost (a gap in the sequence
   numbers) leaves a gap in the timestamps: its length in samples is reported in the next chunk's
@@ -50,7 +50,7 @@ import numpy as np
 
 from samos.monitor.source import AudioChunk, SourceEnded, SourceError
 from samos.monitor.sources.buffer import ChunkQueue
-from samos.monitor.sources.jitter import JitterBuffer, Released
+from samos.monitor.sources.rtp_jitter import JitterBuffer, Released
 
 log = logging.getLogger(__name__)
 

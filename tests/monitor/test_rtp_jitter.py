@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from samos.monitor.sources.jitter import MAX_DROPOUT, JitterBuffer, extend
+from samos.monitor.sources.rtp_jitter import MAX_DROPOUT, JitterBuffer, extend
 
 
 def seqs(released: list) -> list[int]:
