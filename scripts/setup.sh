@@ -15,12 +15,14 @@ case "$profile" in
   runtime|gpu) ;;
   dev)
     # chromium: browser end-to-end tests; alsa-utils: the fake ALSA capture device in tests;
-    # espeak-ng, sox, klettres-data, fillets-ng-data(-cs): clean speech for `samos data simulate`;
-    # ffmpeg, gstreamer1.0-*: the real RTP senders of the ingest tests (docs/INGEST.md).
-    apt_packages+=(chromium alsa-utils espeak-ng sox klettres-data fillets-ng-data fillets-ng-data-cs
-                   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good) ;;
+    # espeak-ng, sox, klettres-data, fillets-ng-data(-cs): clean speech for `samos data simulate`.
+    apt_packages+=(chromium alsa-utils espeak-ng sox klettres-data fillets-ng-data fillets-ng-data-cs) ;;
   *) echo "usage: scripts/setup.sh [runtime|gpu|dev]" >&2; exit 2 ;;
 esac
+if [ "$profile" = dev ]; then
+  # ffmpeg, gstreamer1.0-*: the real RTP senders of the ingest tests (docs/INGEST.md).
+  apt_packages+=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+fi
 lock="requirements/$profile.txt"
 
 missing=()
