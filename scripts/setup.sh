@@ -21,6 +21,10 @@ case "$profile" in
       tuxpaint-stamps-default libopus0) ;;
   *) echo "usage: scripts/setup.sh [runtime|gpu|dev]" >&2; exit 2 ;;
 esac
+if [ "$profile" = dev ]; then
+  # ffmpeg, gstreamer1.0-*: the real RTP senders of the ingest tests (docs/INGEST.md).
+  apt_packages+=(ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+fi
 lock="requirements/$profile.txt"
 
 missing=()

@@ -56,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="[NAME=]PATH_OR_URL",
         help="audio file or network stream (anything PyAV opens); repeatable",
     )
+    src.add_argument(
+        "--rtp",
+        action="append",
+        default=[],
+        metavar="[NAME=]HOST:PORT[,codec=..]",
+        help="RTP audio on a UDP port: codec=opus|pcmu|pcma|g722|l16 (default opus), rate=HZ (l16), "
+        "pt=N, channels=N (l16), idle=S (end after S s without packets); repeatable (docs/INGEST.md)",
+    )
     src.add_argument("--no-realtime", action="store_true", help="read files as fast as possible")
     src.add_argument("--loop", action="store_true", help="repeat files forever")
     p.add_argument("--config", help="monitor YAML (default: configs/monitor.yaml)")
@@ -179,9 +187,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         cfg = build_config(args)
-        if not (args.device or args.file or args.webrtc):
+        if not (args.device or args.file or args.webrtc or args.rtp):
             raise ConfigError(
-                "give at least one source: --device, --file or --webrtc (--list-devices lists cards)"
+                "give at least one source: --device, --file, --rtp or --webrtc (--list-devices lists cards)"
             )
         factory = loop_factory(cfg.event_loop)  # a ValueError names what is missing
     except ValueError as e:  # ConfigError, bad provider names, an event loop that is not installed
@@ -196,10 +204,12 @@ def run(args: argparse.Namespace) -> int:
     except (ModelFileError, ValueError) as e:  # a bad model file, a provider that is not installed
         raise UsageError(one_line(e)) from None
     board = StatusBoard(sys.stdout, tty=sys.stdout.isatty(), enabled=not args.quiet)
-    return run_loop(serve(cfg, scorer, args.device, args.file, board), factory)
+    return run_loop(serve(cfg, scorer, args.device, args.file, board, rtp=args.rtp), factory)
 
 
-async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str]) -> list[Source]:
+async def open_sources(
+    cfg: MonitorConfig, devices: list[str], files: list[str], rtp: list[str] | tuple[str, ...] = ()
+) -> list[Source]:
     """Open every requested source (closing those opened so far when one fails)."""
     from samos.monitor.sources.file import FileSource
 
@@ -217,6 +227,10 @@ async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str])
                     path, name, cfg.source.realtime, cfg.source.loop, cfg.source.chunk_seconds
                 )
             )
+        for spec in rtp:
+            from samos.monitor.sources.rtp import RtpSource
+
+            opened.append(await RtpSource.open(spec, cfg.ingest.rtp_options()))
     except BaseException:
         for s in opened:
             await s.close()
@@ -225,11 +239,16 @@ async def open_sources(cfg: MonitorConfig, devices: list[str], files: list[str])
 
 
 async def serve(
-    cfg: MonitorConfig, scorer: Any, devices: list[str], files: list[str], board: StatusBoard | None = None
+    cfg: MonitorConfig,
+    scorer: Any,
+    devices: list[str],
+    files: list[str],
+    board: StatusBoard | None = None,
+    rtp: list[str] | tuple[str, ...] = (),
 ) -> int:
     """Run until every source ended (when ``cfg.exit_when_done``) or SIGINT/SIGTERM.
 
-    ``board``: the console's status lines (None: none).
+    ``board``: the console's status lines (None: none); ``rtp``: ``--rtp`` specs.
     """
     from samos.monitor.app import Monitor
 
@@ -246,7 +265,7 @@ async def serve(
         await monitor.stop()
         return report(PROG, one_line(e), EXIT_FAILURE)
     try:
-        sources = await open_sources(cfg, devices, files)
+        sources = await open_sources(cfg, devices, files, rtp)
     except (SourceError, ValueError) as e:  # a file that does not exist, an unknown sound card
         await monitor.stop()
         return report(PROG, one_line(e), EXIT_USAGE)

@@ -245,6 +245,48 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """RTP and telephony-websocket ingest (docs/INGEST.md).
+
+    ``rtp_jitter_seconds``: how long a missing RTP packet may hold back later ones.
+    ``rtp_max_packet_rate``: packets per second accepted from one RTP sender (more are dropped).
+    ``rtp_max_packet_bytes``: larger datagrams are dropped.
+    ``telephony_max_streams``: telephony websocket calls at once (more are refused with 503).
+    ``telephony_max_message_bytes``: larger websocket messages close the call (1009).
+    ``telephony_inactivity_timeout``: seconds without audio after which a call is ended.
+    """
+
+    rtp_jitter_seconds: float = 0.06
+    rtp_max_packet_rate: float = 400.0
+    rtp_max_packet_bytes: int = 8192
+    telephony_max_streams: int = 64
+    telephony_max_message_bytes: int = 65536
+    telephony_inactivity_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rtp_jitter_seconds <= 2.0:
+            raise ConfigError(f"ingest.rtp_jitter_seconds must be in [0, 2], got {self.rtp_jitter_seconds}")
+        if self.rtp_max_packet_rate <= 0 or self.rtp_max_packet_bytes < 64:
+            raise ConfigError("ingest.rtp_max_packet_rate must be > 0 and rtp_max_packet_bytes >= 64")
+        if self.telephony_max_streams < 1 or self.telephony_max_message_bytes < 1024:
+            raise ConfigError(
+                "ingest.telephony_max_streams must be >= 1 and telephony_max_message_bytes >= 1024"
+            )
+        if self.telephony_inactivity_timeout <= 0:
+            raise ConfigError("ingest.telephony_inactivity_timeout must be > 0")
+
+    def rtp_options(self) -> Any:
+        """The :class:`samos.monitor.sources.rtp.RtpOptions` these settings give."""
+        from samos.monitor.sources.rtp import RtpOptions
+
+        return RtpOptions(
+            jitter_seconds=self.rtp_jitter_seconds,
+            max_packet_rate=self.rtp_max_packet_rate,
+            max_packet_bytes=self.rtp_max_packet_bytes,
+        )
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """Defaults for sources: file pacing, chunk size, the sound card's buffer."""
 
@@ -284,6 +326,8 @@ class MonitorConfig:
     (see samos.monitor.backends)."""
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     """``auto``: uvloop where installed (needed for many WebRTC peers), else asyncio's loop."""
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    """RTP and telephony-websocket ingest limits (docs/INGEST.md)."""
 
     def __post_init__(self) -> None:
         parse_backend(self.backend)

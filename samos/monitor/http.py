@@ -22,6 +22,8 @@ Routes:
 - ``GET /config.json`` -- ``{"ws_url", "auth_required", ...}``: where the pages find the websocket.
 - ``GET /metrics`` -- Prometheus text (the monitor's registry plus the signalling counters).
 - ``GET /healthz`` -- ``{"status": "ok", "peers": n}``.
+- ``POST /whip``, ``GET /twilio``, ``GET /pcm`` -- WHIP publishers and telephony media websockets
+  (``samos.monitor.ingest_http``, docs/INGEST.md).
 
 On shutdown every peer connection is closed. Tokens never reach the logs: the access loggers of
 aiohttp and websockets get a :class:`~samos.monitor.security.RedactSecrets` filter.
@@ -367,6 +369,9 @@ async def _metrics(request: web.Request) -> web.Response:
     if registry is not None:
         text += generate_latest(registry)
     text += generate_latest(request.app[SIGNALLING_METRICS].registry)
+    from samos.monitor.ingest_http import INGEST_METRICS
+
+    text += generate_latest(request.app[INGEST_METRICS].registry)
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -409,5 +414,8 @@ def build_http_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_static("/static", STATIC_DIR, show_index=False)
+    from samos.monitor.ingest_http import add_ingest_routes
+
+    add_ingest_routes(app)  # /whip, /twilio, /pcm (docs/INGEST.md)
     app.on_shutdown.append(_close_peers)
     return app

@@ -8,11 +8,13 @@ module ``conftest``, and a second one would shadow theirs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 import soundfile as sf
@@ -204,3 +206,45 @@ async def test_publish_page_with_a_token(scorer: Any, browser: Browser) -> None:
             debug="document.getElementById('state')?.textContent",
         )
         assert 1.0 <= float(score) <= 5.0
+
+
+async def test_publish_page_over_whip(scorer: Any, browser: Browser) -> None:
+    """``?whip=1``: the page publishes with WHIP (POST /whip, application/sdp), shows the score, and
+    its Stop button DELETEs the session, which ends the stream at once."""
+    async with running(scorer, token="t0ken") as (monitor, base):
+        page = await browser.open(f"{base}/?name=chromewhip&autostart=1&whip=1&token=t0ken")
+        score = await page.wait_for(
+            f"(() => {{ const t = document.getElementById('score')?.textContent;"
+            f" return {SCORE_NUMBER}.test(t || '') ? t : null; }})()",
+            timeout=40,
+            what="the publish page (WHIP) shows no numeric score",
+            debug="document.getElementById('state')?.textContent",
+        )
+        assert 1.0 <= float(score) <= 5.0
+        assert await page.evaluate("document.body.dataset.stream") == "chromewhip"
+        assert monitor.streams["chromewhip"].source.kind == "webrtc"
+
+        async def metric(prefix: str) -> str:
+            async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as r:
+                return next((x for x in (await r.text()).splitlines() if x.startswith(prefix)), "")
+
+        async def within(seconds: float, check: Any) -> bool:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while True:
+                if await check():
+                    return True
+                if loop.time() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
+
+        async def deleted() -> bool:
+            return (await metric('samos_ingest_calls_total{kind="whip",result="deleted"}')).endswith(" 1.0")
+
+        async def ended() -> bool:
+            return "chromewhip" not in monitor.streams
+
+        assert await metric("samos_whip_sessions ") == "samos_whip_sessions 1.0"
+        await page.evaluate("document.getElementById('stop').click()")
+        assert await within(2.0, deleted)  # the page DELETEd its session (no waiting for a timeout)
+        assert await within(2.0, ended)

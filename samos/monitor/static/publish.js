@@ -1,4 +1,5 @@
-/* The publish page: microphone -> WebRTC -> POST /offer; then the websocket shows this stream's score. */
+/* The publish page: microphone -> WebRTC -> POST /offer (or, with ?whip=1, WHIP: POST /whip with the
+   SDP, DELETE on stop); then the websocket shows this stream's score. */
 "use strict";
 
 (() => {
@@ -9,6 +10,7 @@
   let pc = null;
   let media = null;
   let sub = null;
+  let whipSession = null; /* { url, headers } of the WHIP resource to DELETE on stop */
   let history = [];
 
   function setState(state, text) {
@@ -80,16 +82,8 @@
       setState("starting", "Connecting to the monitor\u2026");
       await pc.setLocalDescription(await pc.createOffer());
       await waitForIce(pc);
-      const headers = { "Content-Type": "application/json" };
-      if (token) headers.Authorization = `Bearer ${token}`;
       const wanted = $("name").value.trim();
-      const res = await fetch("/offer", {
-        method: "POST",
-        headers,
-        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, name: wanted || undefined }),
-      });
-      const answer = await res.json().catch(() => ({}));
-      if (!res.ok) throw new Error(answer.error || `HTTP ${res.status} ${res.statusText}`);
+      const answer = params.get("whip") === "1" ? await whip(token, wanted) : await offer(token, wanted);
       await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
       const stream = answer.name;
       $("stream-name").textContent = stream;
@@ -116,7 +110,40 @@
     }
   }
 
+  /* POST /offer (JSON): the monitor's own signalling. */
+  async function offer(token, wanted) {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch("/offer", {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, name: wanted || undefined }),
+    });
+    const answer = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(answer.error || `HTTP ${res.status} ${res.statusText}`);
+    return answer;
+  }
+
+  /* WHIP (RFC 9725): the offer as application/sdp, 201 with the answer and the session's Location. */
+  async function whip(token, wanted) {
+    const auth = token ? { Authorization: `Bearer ${token}` } : {};
+    const url = "/whip" + (wanted ? `?name=${encodeURIComponent(wanted)}` : "");
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", ...auth },
+      body: pc.localDescription.sdp,
+    });
+    if (res.status !== 201) {
+      const err = await res.json().catch(() => ({}));
+      throw new Error(err.error || `HTTP ${res.status} ${res.statusText}`);
+    }
+    whipSession = { url: new URL(res.headers.get("Location"), location.href).href, headers: auth };
+    return { sdp: await res.text(), type: "answer", name: res.headers.get("X-Samos-Stream") || wanted || "whip" };
+  }
+
   function stop(announce = true) {
+    if (whipSession) fetch(whipSession.url, { method: "DELETE", headers: whipSession.headers, keepalive: true }).catch(() => {});
+    whipSession = null;
     if (sub) sub.close();
     if (pc) pc.close();
     if (media) media.getTracks().forEach((t) => t.stop());
