@@ -48,7 +48,7 @@ def fit_monotonic_poly3(pred: np.ndarray, label: np.ndarray, method: str = P1401
     vander = np.vander(z, 4, increasing=True)
     dvander = np.stack([np.zeros_like(grid), np.ones_like(grid), 2 * grid, 3 * grid**2], axis=1)
     free, *_ = np.linalg.lstsq(vander, y, rcond=None)
-    if float((dvander @ free).min()) >= 0.0:
+    if _min_slope(tuple(free), (lo, hi)) >= 0.0:
         cz = free
     else:
         line = np.polyfit(z, y, 1)  # highest power first
@@ -70,13 +70,27 @@ def fit_monotonic_poly3(pred: np.ndarray, label: np.ndarray, method: str = P1401
         sse = lambda c: float(np.sum((vander @ c - y) ** 2))  # noqa: E731
         ok = np.isfinite(res.x).all() and float((dvander @ res.x).min()) >= -1e-6 and sse(res.x) <= sse(x0)
         cz = np.array(res.x if ok else x0, dtype=np.float64)
-        # tiny negative slopes from the solver's tolerance would make Calibration refuse the map
-        if float((dvander @ cz).min()) < 0.0:
-            cz[1] += -float((dvander @ cz).min())
+    # the grid does not see between its points, and the solver stops within a tolerance: lift the linear
+    # term by any deficit of the exact minimum slope, so the map is non-decreasing everywhere on the range
+    deficit = -_min_slope(tuple(cz), (lo, hi))
+    if deficit > 0:
+        cz = cz.copy()
+        cz[1] += deficit
     # back to raw predictions: poly_z((x - m) / s) as a polynomial in x
     px = np.polynomial.Polynomial(cz)(np.polynomial.Polynomial([-m / s, 1.0 / s]))
     coef = tuple(float(c) for c in np.pad(px.coef, (0, 4 - len(px.coef))))
     return Calibration(poly=coef, domain=(float(x.min()), float(x.max())), method=method)
+
+
+def _min_slope(coef: tuple[float, ...], domain: tuple[float, float]) -> float:
+    """Smallest derivative of ``sum(c_i z^i)`` over ``domain`` (exact)."""
+    d = np.polynomial.polynomial.polyder(np.asarray(coef, dtype=np.float64))
+    lo, hi = domain
+    pts = [lo, hi]
+    if len(d) > 1:
+        roots = np.atleast_1d(np.polynomial.polynomial.polyroots(np.polynomial.polynomial.polyder(d)))
+        pts += [float(r.real) for r in roots if abs(r.imag) < 1e-12 and lo < r.real < hi]
+    return float(np.min(np.polynomial.polynomial.polyval(np.array(pts), d)))
 
 
 def calibrate_cv(

@@ -94,9 +94,21 @@ class Calibration:
         vals = [*self.poly, *self.domain]
         if not all(math.isfinite(float(v)) for v in vals):
             raise ValueError("calibration coefficients and domain must be finite numbers")
-        grid = np.linspace(self.domain[0], self.domain[1], 257)
-        if float(np.min(self._dpoly(grid))) < 0.0:
+        lo, hi = self.domain
+        if self.min_slope() < -1e-9 * max(1.0, float(np.max(np.abs(self._dpoly(np.array([lo, hi])))))):
             raise ValueError("a polynomial calibration must be non-decreasing over its domain")
+
+    def min_slope(self) -> float:
+        """The smallest derivative of the polynomial over its domain (exact: ends and stationary points)."""
+        if not self.poly:
+            return abs(self.scale)
+        lo, hi = self.domain  # type: ignore[misc]
+        d = np.polynomial.polynomial.polyder(np.asarray(self.poly, dtype=np.float64))
+        pts = [lo, hi]
+        if len(d) > 1:
+            roots = np.polynomial.polynomial.polyroots(np.polynomial.polynomial.polyder(d))
+            pts += [float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and lo < r.real < hi]
+        return float(np.min(np.polynomial.polynomial.polyval(np.array(pts), d)))
 
     @property
     def is_identity(self) -> bool:

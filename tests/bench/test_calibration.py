@@ -40,7 +40,9 @@ def test_fit_stays_monotonic_where_the_free_cubic_bends_back() -> None:
     x = rng.uniform(2.3, 3.9, 200)
     y = np.where(x < 3.0, 2.0, 2.0 + 3.0 * (x - 3.0)) + 0.3 * np.sin(8 * x)
     free = np.polynomial.Polynomial.fit(x, y, 3)
-    assert free.deriv()(np.linspace(x.min(), x.max(), 200)).min() < 0  # the unconstrained fit is not monotonic
+    assert (
+        free.deriv()(np.linspace(x.min(), x.max(), 200)).min() < 0
+    )  # the unconstrained fit is not monotonic
     cal = fit_monotonic_poly3(x, y)
     g = np.linspace(x.min(), x.max(), 400)
     assert np.all(np.diff(cal.map_mos(g)) >= -1e-9)
