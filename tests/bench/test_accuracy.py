@@ -151,6 +151,8 @@ def test_one_run_reports_cross_validated_samos_and_peers(
         str(recipe),
         "--out",
         str(tmp_path / "report.json"),
+        "--cv",
+        "talker",
     )
     assert accuracy.run(args) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -269,3 +271,41 @@ def test_out_of_domain_set_absent(
     assert "no vmc24t3.csv" in capsys.readouterr().err  # asked for by name: an error
     assert accuracy.run(_args(tiny_p835, tmp_path, *base, "--cv", "talker,bogus")) == 2
     assert accuracy.run(_args(tiny_p835, tmp_path, "--predictions", "x.csv")) == 2  # two schemes by default
+
+
+@pytest.mark.slow
+def test_condition_talker_folds_train_on_neither_the_talkers_nor_the_conditions(
+    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE)
+    args = _args(
+        tiny_p835,
+        tmp_path,
+        "--models",
+        "samos",
+        "--config",
+        str(recipe),
+        "--cv",
+        "condition_talker",
+        "--condition-folds",
+        "2",
+        "--talker-groups",
+        "2",
+    )
+    assert accuracy.run(args) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["cv"] == {"scheme": "condition_talker", "folds": 4}
+    clips = load_p835(tiny_p835)
+    plan = accuracy.fold_plan(clips, "condition_talker", 2, 2)
+    manifests = sorted((tmp_path / "runs").glob("samos-*/fold*/train.csv"))
+    assert len(manifests) == 4
+    for manifest in manifests:
+        with open(manifest) as f:
+            rows = list(csv.DictReader(f))
+        k = int(manifest.parent.name.removeprefix("fold"))
+        test = [c for c, m in zip(clips, plan.test_mask(k), strict=True) if m]
+        assert {r["talker"] for r in rows}.isdisjoint({c.talker for c in test})
+        assert {r["condition"] for r in rows}.isdisjoint({c.condition for c in test})
