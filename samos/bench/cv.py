@@ -13,7 +13,10 @@ Folds never split a talker (or, in the by-condition variant, a condition) across
   to folds round-robin in sorted order (here nz1..nz4 go to folds 0..3).
 * ``condition_folds``: the 13 conditions (c0..c12) sorted by their mean label and dealt
   round-robin to ``n`` folds (default 4), so every fold spans the quality range and each test fold
-  holds conditions never seen in training, at every bandwidth.
+  holds conditions never seen in training, at every bandwidth. The talkers of the test clips are
+  still in training (in other conditions).
+* ``condition_talker`` (``fold_plan``): condition groups crossed with talker groups; each fold trains
+  only on clips sharing neither its conditions nor its talkers: neither kind of leak.
 """
 
 from __future__ import annotations
@@ -144,21 +147,88 @@ def condition_folds(clips: Sequence[Clip], n_folds: int = 4) -> np.ndarray:
     return np.array([fold[c.condition] for c in clips], dtype=np.int64)
 
 
-def make_folds(clips: Sequence[Clip], scheme: str, n_condition_folds: int = 4) -> np.ndarray:
-    """Folds by ``scheme``: ``talker`` or ``condition``."""
-    if scheme == "talker":
-        return talker_folds(clips)
-    if scheme == "condition":
-        return condition_folds(clips, n_condition_folds)
-    raise ValueError(f"unknown CV scheme {scheme!r} (expected 'talker' or 'condition')")
+SCHEMES = ("talker", "condition", "condition_talker")
+"""Fold schemes: talkers held out; conditions held out; both held out at once (see ``fold_plan``)."""
 
 
-def linear_map_cv(pred: np.ndarray, label: np.ndarray, folds: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def make_folds(
+    clips: Sequence[Clip], scheme: str, n_condition_folds: int = 4, n_talker_groups: int = 3
+) -> np.ndarray:
+    """Test-fold index per clip by ``scheme`` (one of ``SCHEMES``); see ``fold_plan`` for training sets."""
+    return fold_plan(clips, scheme, n_condition_folds, n_talker_groups).test
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """Which clips each fold tests and which it may train on.
+
+    ``test``: fold index per clip (every clip is tested exactly once). ``train``: ``(n_folds, n_clips)``
+    boolean, row ``i`` the training clips of fold ``ids[i]``. For ``talker`` and ``condition`` folds
+    a fold trains on every clip of the other folds; for ``condition_talker`` it trains only on clips
+    that share NEITHER a condition group NOR a talker group with its test clips, so nothing of the
+    test clips' talkers and nothing of their conditions (whose nb8k clips carry one label per
+    condition) is seen in training.
+    """
+
+    scheme: str
+    test: np.ndarray
+    train: np.ndarray
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted({int(k) for k in self.test})
+
+    def train_mask(self, k: int) -> np.ndarray:
+        return self.train[self.ids.index(int(k))]
+
+    def test_mask(self, k: int) -> np.ndarray:
+        return self.test == int(k)
+
+
+def fold_plan(
+    clips: Sequence[Clip], scheme: str, n_condition_folds: int = 4, n_talker_groups: int = 3
+) -> FoldPlan:
+    """The folds of ``scheme``.
+
+    * ``talker``: ``talker_folds`` (6 folds); ``condition``: ``condition_folds`` (``n_condition_folds``).
+    * ``condition_talker``: the ``n_condition_folds`` condition groups crossed with
+      ``n_talker_groups`` talker groups (talker fold ``t`` goes to group ``t % n_talker_groups``:
+      with 3 groups, f1+m1, f2+m2, f3+m3, each with NOIZEUS talkers). Fold ``(c, t)`` tests the
+      clips of condition group ``c`` AND talker group ``t``, and trains on the clips of the other
+      condition groups AND other talker groups (about half the set).
+    """
+    if scheme in ("talker", "condition"):
+        test = talker_folds(clips) if scheme == "talker" else condition_folds(clips, n_condition_folds)
+        ids = sorted({int(k) for k in test})
+        train = np.stack([test != k for k in ids]) if ids else np.zeros((0, len(clips)), bool)
+        return FoldPlan(scheme, test, train)
+    if scheme == "condition_talker":
+        if n_talker_groups < 2:
+            raise ValueError(f"n_talker_groups must be >= 2, got {n_talker_groups}")
+        cg = condition_folds(clips, n_condition_folds)
+        tg = talker_folds(clips) % n_talker_groups
+        if len(set(tg.tolist())) < 2:
+            raise ValueError("condition_talker folds need at least 2 talker groups among the clips")
+        test = cg * n_talker_groups + tg
+        ids = sorted({int(k) for k in test})
+        train = np.stack([(cg != k // n_talker_groups) & (tg != k % n_talker_groups) for k in ids])
+        return FoldPlan(scheme, test, train)
+    raise ValueError(f"unknown CV scheme {scheme!r} (expected one of {', '.join(SCHEMES)})")
+
+
+def linear_map_cv(
+    pred: np.ndarray,
+    label: np.ndarray,
+    folds: np.ndarray,
+    groups: np.ndarray,
+    train_mask: Callable[[int], np.ndarray] | None = None,
+) -> np.ndarray:
     """Cross-validated per-group linear mapping of predictions onto the label scale.
 
     For each group (a P.835 set) and each fold, ``label ~ a * pred + b`` is fitted by least squares
-    on that group's clips in the OTHER folds and applied to the held-out fold. A fold whose training
-    part has fewer than 2 distinct predictions keeps the identity. Returns the mapped predictions.
+    on that group's clips in the OTHER folds (or, with ``train_mask``, in ``train_mask(fold)``: see
+    ``FoldPlan``) and applied to the held-out fold. A fold whose training part has fewer than 2
+    distinct predictions keeps the identity. Returns the mapped predictions.
     """
     pred = np.asarray(pred, dtype=np.float64)
     label = np.asarray(label, dtype=np.float64)
@@ -167,7 +237,7 @@ def linear_map_cv(pred: np.ndarray, label: np.ndarray, folds: np.ndarray, groups
         in_g = groups == g
         for k in np.unique(folds[in_g]):
             test = in_g & (folds == k)
-            train = in_g & (folds != k)
+            train = in_g & (folds != k if train_mask is None else train_mask(int(k)))
             x, y = pred[train], label[train]
             if len(np.unique(x)) < 2:
                 continue
@@ -250,8 +320,12 @@ def cross_validate(
     log: Callable[[str], None] = print,
     device: str | None = None,
     workers: int | None = None,
+    train_mask: Callable[[int], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-clip predictions of the recipe's step 2, each made by a model that never trained on that clip.
+
+    ``train_mask(k)``: the clips fold ``k`` trains on (default: every clip of the other folds; a
+    ``FoldPlan.train_mask`` for folds that hold out more than their test clips).
 
     For each fold: step 2 of ``recipe`` (its ``finetune`` section) is run from ``pretrained`` (the
     step-1 checkpoint; None: from the recipe's initialisation) on the clips of the other folds (all
@@ -301,6 +375,10 @@ def cross_validate(
         "clips": [[shas[str(c.path)], float(c.label), int(f)] for c, f in zip(clips, folds, strict=True)],
         "v": 1,
     }
+    if train_mask is not None:
+        ident["train"] = {
+            str(k): np.flatnonzero(train_mask(k)).tolist() for k in sorted({int(f) for f in folds})
+        }
     run_id = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     store_path = Path(cache) / "cv" / f"{run_id}.json"
     stored_preds: dict[str, dict[str, float]] = {}
@@ -316,7 +394,8 @@ def cross_validate(
             log(f"[cv {variant}] fold {k}: cached ({store_path})")
             continue
         test = [c for c, f in zip(clips, folds, strict=True) if f == k]
-        train = [c for c, f in zip(clips, folds, strict=True) if f != k]
+        keep = (np.asarray(folds) != k) if train_mask is None else train_mask(k)
+        train = [c for c, m in zip(clips, keep, strict=True) if m]
         fold_dir = Path(workdir) / f"{variant}-{run_id}" / f"fold{k}"
         manifest = str(write_manifest(train, fold_dir / "train.csv"))
         fcfg = TrainConfig(

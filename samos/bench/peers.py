@@ -202,7 +202,53 @@ class DistillMos:
         return {"mos": float(y.reshape(-1)[0])}
 
 
-PEERS: dict[str, Callable[[], Peer]] = {"dnsmos": DnsmosP835, "distillmos": DistillMos}
+# ------------------------------------------------------------------------------- a samos model file
+class SamosOnnx:
+    """A samos ONNX model file (default: the shipped ``default.onnx``) scored as is, whole clip, 1 thread.
+
+    Outputs ``mos`` and ``std``: the graph's RAW outputs, before the file's calibration (the benchmark
+    fits and applies calibrations itself); ``cal_mos``/``cal_std``: after it. The cache key is the
+    weights' hash and precision from the metadata, so rewriting only the metadata (calibration,
+    minimum length) keeps the cached raw scores valid. Clips shorter than the model's minimum are a
+    PeerError, as they are for ``samos score``.
+    """
+
+    name: str = "samos_onnx"
+    outputs: tuple[str, ...] = ("mos", "std")
+
+    def __init__(self, model: str | Path | None = None, threads: int = 1) -> None:
+        from samos.runtime.scorer import Scorer
+
+        self._scorer = Scorer(model, providers=("cpu",), threads=threads)
+        self.info = self._scorer.info
+        self.path = self._scorer.path
+
+    @property
+    def version(self) -> str:
+        return f"samos-onnx-{self.info.weights_sha256[:16]}-{self.info.precision}"
+
+    def predict(self, audio: np.ndarray, sr: int) -> dict[str, float]:
+        from samos.audio import model_input
+
+        a = np.asarray(audio, dtype=np.float32)
+        if a.ndim != 1 or a.size == 0:
+            raise PeerError(f"expected a non-empty mono waveform (samples,), got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise PeerError("audio holds NaN/Inf samples")
+        mi = model_input(a, int(sr))
+        try:
+            res = self._scorer.score(mi.wave16[None, :], mi.wave48[None, :])
+        except ValueError as e:
+            raise PeerError(str(e)) from None
+        assert res.raw_mos is not None and res.raw_std is not None
+        return {"mos": float(res.raw_mos[0]), "std": float(res.raw_std[0])}
+
+
+PEERS: dict[str, Callable[[], Peer]] = {
+    "dnsmos": DnsmosP835,
+    "distillmos": DistillMos,
+    "samos_onnx": SamosOnnx,
+}
 """Peer constructors by name."""
 
 

@@ -55,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"crop, else {DEFAULT_WINDOW_SECONDS})",
     )
     p.add_argument(
+        "--min-seconds",
+        type=float,
+        help="shortest input the model may score, written to the file (default: the shortest the graph "
+        "accepts); shorter inputs get an error, not a score",
+    )
+    p.add_argument(
         "--calibration",
         metavar="SCALE,OFFSET",
         help="affine calibration mos' = SCALE*mos + OFFSET (default: the checkpoint's, else 1,0)",
@@ -131,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
         model, meta = load_checkpoint(args.checkpoint)
         calibration, cal_src = _calibration(args.calibration, meta)
         window, win_src = _window(args.window_seconds, meta)
-        settings = ExportSettings(window_seconds=window, calibration=calibration)
+        if args.min_seconds is not None and not 0 < args.min_seconds <= window:
+            raise ValueError(f"--min-seconds must be in (0, window {window} s], got {args.min_seconds}")
+        settings = ExportSettings(
+            window_seconds=window, calibration=calibration, min_seconds=args.min_seconds
+        )
     except (CheckpointError, ValueError) as e:
         print(f"samos export: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE

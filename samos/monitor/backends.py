@@ -135,10 +135,10 @@ class TritonScorer:
 
     def calibrate(self, mos: np.ndarray, std: np.ndarray) -> ScoreBatch:
         """Raw graph outputs (``[B]`` or ``[B, 1]``) -> calibrated ScoreBatch, as ``Scorer`` does."""
-        cal = self.info.calibration
-        m = np.asarray(mos, np.float32).reshape(-1) * np.float32(cal.scale) + np.float32(cal.offset)
-        s = np.asarray(std, np.float32).reshape(-1) * np.float32(abs(cal.scale))
-        return ScoreBatch(m.astype(np.float32), s.astype(np.float32))
+        raw_m = np.asarray(mos, np.float32).reshape(-1)
+        raw_s = np.asarray(std, np.float32).reshape(-1)
+        m, s = self.info.calibration.apply(raw_m, raw_s)
+        return ScoreBatch(m, s, raw_m, raw_s)
 
     def close(self) -> None:
         self.client.close()

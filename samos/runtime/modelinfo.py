@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 FORMAT_VERSION = "1"
 """Version of the ONNX model-file contract (inputs, outputs, metadata). Bump on incompatible change."""
@@ -56,13 +59,126 @@ class ModelFileError(ValueError):
 
 @dataclass(frozen=True)
 class Calibration:
-    """Affine map applied to the model's output: ``mos' = scale * mos + offset``, ``std' = |scale| * std``."""
+    """The map from the graph's raw output to the reported (calibrated) MOS and std.
+
+    Two kinds, both monotonic (so rankings and SRCC never change):
+
+    * affine (``poly`` empty): ``mos' = scale * mos + offset``, ``std' = |scale| * std``;
+    * polynomial (``poly`` = coefficients ``c0, c1, ...``, lowest power first; ``domain`` = the raw
+      range it was fitted on, ``[lo, hi]``): inside the domain ``mos' = sum(c_i * mos**i)``; outside
+      it the map continues as a straight line with the slope at the nearer end (it never bends back).
+      ``std' = slope(mos) * std``, the local slope of the map (delta method). Written to the file as
+      ``{"poly": [...], "domain": [lo, hi]}`` with no ``scale``/``offset``, so a runtime that only
+      knows affine maps refuses the file instead of silently reporting uncalibrated scores.
+      ``scale``/``offset`` must stay 1, 0 with a polynomial (fold them into the coefficients).
+    """
 
     scale: float = 1.0
     offset: float = 0.0
+    poly: tuple[float, ...] = ()
+    domain: tuple[float, float] | None = None
+    method: str = ""
+    """How the polynomial was fitted (free text, e.g. "P.1401 monotonic 3rd order"), kept in the file."""
+
+    def __post_init__(self) -> None:
+        if not self.poly:
+            if self.domain is not None:
+                raise ValueError("a calibration domain needs polynomial coefficients")
+            return
+        if (self.scale, self.offset) != (1.0, 0.0):
+            raise ValueError("a polynomial calibration keeps scale 1 and offset 0 (fold them into poly)")
+        if self.domain is None or len(self.domain) != 2 or not self.domain[0] < self.domain[1]:
+            raise ValueError(
+                f"a polynomial calibration needs a domain [lo, hi] with lo < hi, got {self.domain}"
+            )
+        vals = [*self.poly, *self.domain]
+        if not all(math.isfinite(float(v)) for v in vals):
+            raise ValueError("calibration coefficients and domain must be finite numbers")
+        lo, hi = self.domain
+        if self.min_slope() < -1e-9 * max(1.0, float(np.max(np.abs(self._dpoly(np.array([lo, hi])))))):
+            raise ValueError("a polynomial calibration must be non-decreasing over its domain")
+
+    def min_slope(self) -> float:
+        """The smallest derivative of the polynomial over its domain (exact: ends and stationary points)."""
+        if not self.poly:
+            return abs(self.scale)
+        lo, hi = self.domain  # type: ignore[misc]
+        d = np.polynomial.polynomial.polyder(np.asarray(self.poly, dtype=np.float64))
+        pts = [lo, hi]
+        if len(d) > 1:
+            roots = np.polynomial.polynomial.polyroots(np.polynomial.polynomial.polyder(d))
+            pts += [float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and lo < r.real < hi]
+        return float(np.min(np.polynomial.polynomial.polyval(np.array(pts), d)))
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.poly and (self.scale, self.offset) == (1.0, 0.0)
+
+    def _poly(self, x: np.ndarray) -> np.ndarray:
+        return np.polynomial.polynomial.polyval(x, np.asarray(self.poly, dtype=np.float64))
+
+    def _dpoly(self, x: np.ndarray) -> np.ndarray:
+        d = np.polynomial.polynomial.polyder(np.asarray(self.poly, dtype=np.float64))
+        return np.polynomial.polynomial.polyval(x, d)
+
+    def map_mos(self, mos: np.ndarray) -> np.ndarray:
+        """Calibrated MOS for raw MOS values (float64 array of the same shape)."""
+        x = np.asarray(mos, dtype=np.float64)
+        if not self.poly:
+            return self.scale * x + self.offset
+        lo, hi = self.domain  # type: ignore[misc]
+        xc = np.clip(x, lo, hi)
+        y = self._poly(xc)
+        slope = self._dpoly(xc)
+        return y + slope * (x - xc)
+
+    def slope(self, mos: np.ndarray) -> np.ndarray:
+        """|d mos' / d mos| at raw MOS values: the factor applied to the std."""
+        x = np.asarray(mos, dtype=np.float64)
+        if not self.poly:
+            return np.full(x.shape, abs(self.scale))
+        lo, hi = self.domain  # type: ignore[misc]
+        return np.abs(self._dpoly(np.clip(x, lo, hi)))
+
+    def apply(self, mos: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mos', std')`` as float32 arrays for raw graph outputs ``mos``, ``std`` (same shapes)."""
+        m = np.asarray(mos, dtype=np.float32)
+        s = np.asarray(std, dtype=np.float32)
+        if not self.poly:  # float32 arithmetic, exactly as before polynomial maps existed
+            return (
+                (m * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32),
+                (s * np.float32(abs(self.scale))).astype(np.float32),
+            )
+        return (
+            self.map_mos(m).astype(np.float32),
+            (self.slope(m) * s.astype(np.float64)).astype(np.float32),
+        )
 
     def to_json(self) -> str:
-        return json.dumps({"scale": self.scale, "offset": self.offset})
+        if not self.poly:
+            return json.dumps({"scale": self.scale, "offset": self.offset})
+        out: dict[str, Any] = {
+            "poly": [float(c) for c in self.poly],
+            "domain": [float(d) for d in self.domain],
+        }  # type: ignore[union-attr]
+        if self.method:
+            out["method"] = self.method
+        return json.dumps(out)
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        """Parse ``samos.calibration``; ValueError/KeyError/TypeError when it is not one of the two kinds."""
+        cal = json.loads(text)
+        if not isinstance(cal, dict):
+            raise TypeError("samos.calibration must be a JSON object")
+        if "poly" in cal:
+            dom = cal["domain"]
+            return cls(
+                poly=tuple(float(c) for c in cal["poly"]),
+                domain=(float(dom[0]), float(dom[1])),
+                method=str(cal.get("method", "")),
+            )
+        return cls(float(cal["scale"]), float(cal["offset"]))
 
 
 @dataclass(frozen=True)
@@ -166,9 +282,8 @@ def parse_metadata(meta: dict[str, str], inputs: tuple[str, ...] = (), source: s
 
     try:
         config = json.loads(meta[KEY_CONFIG])
-        cal = json.loads(meta[KEY_CALIBRATION])
-        calibration = Calibration(float(cal["scale"]), float(cal["offset"]))
-    except (ValueError, KeyError, TypeError) as e:
+        calibration = Calibration.from_json(meta[KEY_CALIBRATION])
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         raise ModelFileError(f"{source}: bad JSON in samos.config or samos.calibration ({e})") from None
     if not isinstance(config, dict):
         raise ModelFileError(f"{source}: samos.config must be a JSON object")

@@ -47,10 +47,16 @@ class DefaultModelMissingError(ModelFileError):
 
 @dataclass(frozen=True)
 class ScoreBatch:
-    """Calibrated scores of a batch, float32 ``[B]`` in MOS units: ``mos`` and ``std`` (predictive std)."""
+    """Calibrated scores of a batch, float32 ``[B]`` in MOS units: ``mos`` and ``std`` (predictive std).
+
+    ``raw_mos`` / ``raw_std``: the graph's own outputs before the model's calibration (None when the
+    producer does not keep them; with an identity calibration they equal ``mos`` / ``std``).
+    """
 
     mos: np.ndarray
     std: np.ndarray
+    raw_mos: np.ndarray | None = None
+    raw_std: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.mos)
@@ -244,7 +250,7 @@ class Scorer:
         return np.ascontiguousarray(a, dtype=np.float32)
 
     def score(self, wave16: np.ndarray | None, wave48: np.ndarray | None = None) -> ScoreBatch:
-        """Calibrated MOS and its standard deviation for a batch.
+        """Calibrated MOS and its standard deviation for a batch (the raw outputs ride along).
 
         ``wave16``: float ``[B, T]`` at 16 kHz; ``wave48``: float ``[B, 3T]`` at 48 kHz, the same audio
         (a model without one of the branches ignores that input, which may then be None).
@@ -288,10 +294,9 @@ class Scorer:
             mos, std = self.session.run([OUTPUT_MOS, OUTPUT_STD], feed)
             mos_parts.append(np.asarray(mos, np.float32).reshape(-1))
             std_parts.append(np.asarray(std, np.float32).reshape(-1))
-        cal = info.calibration
-        mos_all = np.concatenate(mos_parts) * np.float32(cal.scale) + np.float32(cal.offset)
-        std_all = np.concatenate(std_parts) * np.float32(abs(cal.scale))
-        return ScoreBatch(mos_all.astype(np.float32), std_all.astype(np.float32))
+        raw_mos, raw_std = np.concatenate(mos_parts), np.concatenate(std_parts)
+        mos_all, std_all = info.calibration.apply(raw_mos, raw_std)
+        return ScoreBatch(mos_all, std_all, raw_mos, raw_std)
 
     def __repr__(self) -> str:
         return f"Scorer({str(self.path)!r}, provider={self.provider!r}, threads={self.threads})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ import soundfile as sf
 
 from samos.bench import accuracy
 from samos.bench.cv import Clip, load_p835, talker_folds
+from samos.runtime import Scorer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+from tiny_onnx import make_tiny_onnx  # noqa: E402
 
 TINY_RECIPE = """
 model:
@@ -146,6 +151,8 @@ def test_one_run_reports_cross_validated_samos_and_peers(
         str(recipe),
         "--out",
         str(tmp_path / "report.json"),
+        "--cv",
+        "talker",
     )
     assert accuracy.run(args) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -184,3 +191,121 @@ def test_per_clip_predictions_round_trip_across_copies(tiny_p835: Path, tmp_path
         accuracy.read_per_clip(path, [*moved, Clip(tmp_path / "x.wav", "fb48k", 3.0, "c0", "f9")])
     with pytest.raises(accuracy.BenchError, match="no such predictions file"):
         accuracy.read_per_clip(tmp_path / "missing.csv", moved)
+
+
+@pytest.fixture(scope="module")
+def tiny_vmc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A vmc24t3-shaped folder: 12 clips at 16 kHz, quality falling with their noise."""
+    root = tmp_path_factory.mktemp("vmc24t3")
+    (root / "wav").mkdir()
+    rows = ["path,mos,mos_sig,mos_bak,system,talker"]
+    for i in range(12):
+        snr = 40.0 - 3.5 * i
+        sf.write(root / "wav" / f"v{i}.wav", _tone(0.9, 16_000, snr, 100 + i), 16_000)
+        mos = 4.5 - 0.3 * i
+        rows.append(f"wav/v{i}.wav,{mos},{mos},{mos},sys{i % 3},p232")
+    (root / "vmc24t3.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_default_model_file_on_both_fold_schemes_and_out_of_domain(
+    tiny_p835: Path, tiny_vmc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = make_tiny_onnx(tmp_path / "tiny.onnx")
+    out = tmp_path / "calibrated.onnx"
+    args = _args(
+        tiny_p835,
+        tmp_path,
+        "--models",
+        "samos_default",
+        "--model",
+        str(model),
+        "--vmc24t3",
+        str(tiny_vmc),
+        "--write-calibrated",
+        str(out),
+        "--condition-folds",
+        "2",
+        "--talker-groups",
+        "2",
+    )
+    assert accuracy.run(args) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert list(rep["schemes"]) == ["talker", "condition_talker"]
+    assert rep["cv"]["scheme"] == "talker" and rep["models"] == rep["schemes"]["talker"]["models"]
+    assert rep["schemes"]["condition_talker"]["cv"]["folds"] >= 2
+    assert rep["in_sample"] == ["samos_default"]
+    for block in rep["schemes"].values():
+        m = block["models"]["samos_default"]
+        assert set(m) == {"fb48k", "wb16k", "nb8k", "pooled"} and "rmse_cal" in m["pooled"]
+    vmc = rep["out_of_domain"]["vmc24t3"]
+    assert vmc["n"] == 12 and set(vmc["models"]) == {"samos_default"}
+    r = vmc["models"]["samos_default"]
+    assert {"pcc", "srcc", "rmse", "rmse_cal", "pcc_cal"} <= set(r)
+    # the tiny model's score falls with noise, as the labels do
+    assert r["srcc"] > 0.9
+    unc = rep["uncertainty"]["samos_default"]
+    assert set(unc) == {"fb48k (in-sample)", "wb16k (in-sample)", "vmc24t3"}
+    assert 0.0 <= unc["vmc24t3"]["raw"]["coverage_1std"] <= unc["vmc24t3"]["raw"]["coverage_2std"] <= 1.0
+    # the written file carries exactly the reported mapping, and the runtime applies it
+    written = Scorer(out, providers=("cpu",), threads=1).info
+    assert (
+        json.loads(written.calibration.to_json()) == rep["calibration"]["samos_default"]["samos.calibration"]
+    )
+    assert written.weights_sha256 == Scorer(model, providers=("cpu",), threads=1).info.weights_sha256
+    table = accuracy.format_table(rep)
+    assert "vmc24t3 (n=12" in table and "samos_default*" in table and "condition_talker" in table
+
+
+def test_out_of_domain_set_absent(
+    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_tiny_onnx(tmp_path / "tiny.onnx")
+    monkeypatch.setenv("SAMOS_VMC24T3", str(tmp_path / "absent"))
+    base = ("--models", "samos_default", "--model", str(model), "--cv", "talker")
+    assert accuracy.run(_args(tiny_p835, tmp_path, *base)) == 0  # the default place: skipped, said so
+    captured = capsys.readouterr()
+    assert "out-of-domain set skipped" in captured.err
+    assert "skipped" in json.loads(captured.out)["out_of_domain"]["vmc24t3"]
+    assert accuracy.run(_args(tiny_p835, tmp_path, *base, "--vmc24t3", str(tmp_path / "nope"))) == 1
+    assert "no vmc24t3.csv" in capsys.readouterr().err  # asked for by name: an error
+    assert accuracy.run(_args(tiny_p835, tmp_path, *base, "--cv", "talker,bogus")) == 2
+    assert accuracy.run(_args(tiny_p835, tmp_path, "--predictions", "x.csv")) == 2  # two schemes by default
+
+
+@pytest.mark.slow
+def test_condition_talker_folds_train_on_neither_the_talkers_nor_the_conditions(
+    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE)
+    args = _args(
+        tiny_p835,
+        tmp_path,
+        "--models",
+        "samos",
+        "--config",
+        str(recipe),
+        "--cv",
+        "condition_talker",
+        "--condition-folds",
+        "2",
+        "--talker-groups",
+        "2",
+    )
+    assert accuracy.run(args) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["cv"] == {"scheme": "condition_talker", "folds": 4}
+    clips = load_p835(tiny_p835)
+    plan = accuracy.fold_plan(clips, "condition_talker", 2, 2)
+    manifests = sorted((tmp_path / "runs").glob("samos-*/fold*/train.csv"))
+    assert len(manifests) == 4
+    for manifest in manifests:
+        with open(manifest) as f:
+            rows = list(csv.DictReader(f))
+        k = int(manifest.parent.name.removeprefix("fold"))
+        test = [c for c, m in zip(clips, plan.test_mask(k), strict=True) if m]
+        assert {r["talker"] for r in rows}.isdisjoint({c.talker for c in test})
+        assert {r["condition"] for r in rows}.isdisjoint({c.condition for c in test})

@@ -11,6 +11,7 @@ from samos.bench.cv import (
     Clip,
     P835Error,
     condition_folds,
+    fold_plan,
     linear_map_cv,
     load_p835,
     make_folds,
@@ -109,3 +110,47 @@ def test_real_p835_folds() -> None:
     assert {c.talker for c in clips if c.set == "nb8k"} == {"nz1", "nz2", "nz3", "nz4"}
     cf = condition_folds(clips)
     assert len(set(cf.tolist())) == 4
+
+
+def test_condition_talker_folds_hold_out_both() -> None:
+    clips = [
+        _clip(s, f"c{k}_{t}.wav", 1.0 + k / 4, f"c{k}")
+        for s in ("fb48k", "wb16k")
+        for t in ("f1", "f2", "f3", "m1", "m2", "m3")
+        for k in range(13)
+    ]
+    clips += [
+        _clip("nb8k", f"sp{a:02d}{a + 1:02d}_c{k}_sn0.wav", 1.0 + k / 4, f"c{k}")
+        for a in (1, 6, 11, 16)
+        for k in range(1, 13)
+    ]
+    plan = fold_plan(clips, "condition_talker", n_condition_folds=4, n_talker_groups=3)
+    assert plan.ids == list(range(12)) and plan.train.shape == (12, len(clips))
+    assert np.array_equal(make_folds(clips, "condition_talker"), plan.test)
+    for k in plan.ids:
+        test = [c for c, m in zip(clips, plan.test_mask(k), strict=True) if m]
+        train = [c for c, m in zip(clips, plan.train_mask(k), strict=True) if m]
+        assert test and train
+        assert {c.talker for c in test}.isdisjoint({c.talker for c in train})
+        assert {c.condition for c in test}.isdisjoint({c.condition for c in train})
+        assert 0.3 < len(train) / len(clips) < 0.6  # about half the set
+    # talker groups pair one female and one male talker
+    groups = {}
+    for c, t in zip(clips, plan.test % 3, strict=True):
+        groups.setdefault(int(t), set()).add(c.talker)
+    assert {frozenset(g - {"nz1", "nz2", "nz3", "nz4"}) for g in groups.values()} == {
+        frozenset({"f1", "m1"}),
+        frozenset({"f2", "m2"}),
+        frozenset({"f3", "m3"}),
+    }
+    # the plain schemes train on every other fold
+    talker = fold_plan(clips, "talker")
+    for k in talker.ids:
+        np.testing.assert_array_equal(talker.train_mask(k), talker.test != k)
+    # a linear map under the crossed plan only looks at each fold's training clips
+    pred = np.array([c.label for c in clips]) * 0.5 + 1.0
+    labels = np.array([c.label for c in clips])
+    mapped = linear_map_cv(pred, labels, plan.test, np.array([c.set for c in clips]), plan.train_mask)
+    np.testing.assert_allclose(mapped, labels, atol=1e-9)
+    with pytest.raises(ValueError, match="n_talker_groups"):
+        fold_plan(clips, "condition_talker", n_talker_groups=1)

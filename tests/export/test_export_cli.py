@@ -63,12 +63,14 @@ def test_export_calibration_and_window_flags(checkpoint: Path, module_tmp: Path)
             "0.9,0.3",
             "--window-seconds",
             "6",
+            "--min-seconds",
+            "1.25",
         ]
     )
     assert rc == 0
     info = Scorer(out, providers=("cpu",), threads=1).info
     assert info.calibration == Calibration(0.9, 0.3)
-    assert info.window_seconds == 6.0
+    assert info.window_seconds == 6.0 and info.min_seconds == 1.25
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,6 +44,21 @@ def test_calibration_is_applied(model_factory: ModelFactory) -> None:
     np.testing.assert_allclose(res.std, 0.5 * std, atol=1e-4)
 
 
+def test_polynomial_calibration_is_applied_and_raw_scores_kept(model_factory: ModelFactory) -> None:
+    cal = Calibration(poly=(-1.0, 1.5, 0.0, 0.0), domain=(2.0, 4.0))
+    s = Scorer(model_factory(calibration=cal), providers=("cpu",), threads=1)
+    assert s.info.calibration == cal
+    w16, w48 = _batch(3, 8000)
+    res = s.score(w16, w48)
+    mos, std = tiny_reference(w16, w48)
+    assert res.raw_mos is not None and res.raw_std is not None
+    np.testing.assert_allclose(res.raw_mos, mos, atol=1e-4)
+    np.testing.assert_allclose(res.raw_std, std, atol=1e-4)
+    np.testing.assert_allclose(res.mos, cal.map_mos(mos), atol=1e-4)
+    np.testing.assert_allclose(res.std, 1.5 * std, atol=1e-4)  # std scaled by the map's local slope
+    assert not np.allclose(res.mos, mos, atol=1e-2)
+
+
 def test_large_batches_are_split(tiny_model: Path) -> None:
     w16, w48 = _batch(7, 4000)
     whole = Scorer(tiny_model, providers=("cpu",), threads=1).score(w16, w48)
