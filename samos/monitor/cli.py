@@ -29,6 +29,7 @@ from samos.monitor.aio import run as run_loop
 from samos.monitor.config import AlertConfig, MonitorConfig, load_config, override, parse_hostport
 from samos.monitor.console import StatusBoard, banner_lines
 from samos.monitor.source import Source, SourceError
+from samos.runtime.providers import add_provider_arguments
 
 PROG = "monitor"
 
@@ -70,16 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws", metavar="HOST:PORT", help="websocket server address (default from the config)")
     p.add_argument("--no-ws", action="store_true", help="no websocket server")
     p.add_argument("--model", help="ONNX model (default: the embedded model)")
-    p.add_argument(
-        "--providers",
-        help="auto (default: what is installed, best first) or a comma-separated list of providers that "
-        "must be installed: tensorrt,cuda,cpu",
-    )
-    p.add_argument(
-        "--fallback",
-        action="store_true",
-        help="skip listed providers that are not installed (a note says which one runs) instead of refusing",
-    )
+    add_provider_arguments(p)  # default from the config (worker.providers)
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--window", type=float, metavar="S", help="scoring window, seconds")
     p.add_argument("--hop", type=float, metavar="S", help="hop between windows, seconds")

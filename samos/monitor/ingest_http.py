@@ -245,6 +245,17 @@ class _Call:
         self._loop = asyncio.get_running_loop()
         self._deadline = self._loop.time() + self.limits.inactivity_timeout
 
+    async def reject(self, e: CallError) -> str | None:
+        """A message the call cannot use: close the socket for an unsupported format (1003) or too many
+        invalid messages in a row (1007) and return why; None: the message is dropped, the call goes on."""
+        if e.reason == "unsupported":
+            await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e)[:120].encode())
+            return str(e)
+        if self.bad(e):
+            await self.ws.close(code=WSCloseCode.INVALID_TEXT, message=b"too many invalid messages")
+            return "too many invalid messages"
+        return None
+
     def alive(self) -> None:
         """The call did something that counts (a start, audio): ``inactivity_timeout`` runs anew.
         Other messages (control events, marks, garbage) do not keep a call open."""
@@ -378,21 +389,13 @@ async def _twilio(request: web.Request) -> web.StreamResponse:
                 reason = _closed_reason(msg, ws)
                 break
             if msg.type != WSMsgType.TEXT:
-                if call.bad(CallError("binary frame")):
-                    reason = "too many invalid messages"
-                    await ws.close(code=WSCloseCode.INVALID_TEXT, message=b"too many invalid messages")
+                if (reason := await call.reject(CallError("binary frame"))) is not None:
                     break
                 continue
             try:
                 result = twilio.on_text(msg.data)
             except CallError as e:
-                if e.reason == "unsupported":
-                    reason = str(e)
-                    await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e)[:120].encode())
-                    break
-                if call.bad(e):
-                    reason = "too many invalid messages"
-                    await ws.close(code=WSCloseCode.INVALID_TEXT, message=b"too many invalid messages")
+                if (reason := await call.reject(e)) is not None:
                     break
                 continue
             if result == "start":
@@ -471,13 +474,7 @@ async def _pcm(request: web.Request) -> web.StreamResponse:
                     continue
                 audio = pcm.on_binary(msg.data)
             except CallError as e:
-                if e.reason == "unsupported":
-                    reason = str(e)
-                    await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e)[:120].encode())
-                    break
-                if call.bad(e):
-                    reason = "too many invalid messages"
-                    await ws.close(code=WSCloseCode.INVALID_TEXT, message=b"too many invalid messages")
+                if (reason := await call.reject(e)) is not None:
                     break
                 continue
             if not call.sources:

@@ -73,6 +73,22 @@ class ShapeProfile:
         return ",".join(parts)
 
 
+def add_provider_arguments(parser: Any, default: str | None = None) -> None:
+    """``--providers`` and ``--fallback`` on an argparse parser, as every command that builds a Scorer
+    takes them (``default``: None leaves the choice to the command's config)."""
+    parser.add_argument(
+        "--providers",
+        default=default,
+        help="auto (default: what is installed, best first) or a comma-separated list of providers that "
+        "must be installed: tensorrt,cuda,cpu",
+    )
+    parser.add_argument(
+        "--fallback",
+        action="store_true",
+        help="skip listed providers that are not installed (a note says which one runs) instead of refusing",
+    )
+
+
 def normalise_names(providers: Sequence[str]) -> list[str]:
     """Map short names (case-insensitive) or full onnxruntime names to full names, validating them."""
     if isinstance(providers, str):

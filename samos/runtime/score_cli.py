@@ -31,7 +31,7 @@ from samos.monitor.schema import clean
 from samos.progress import progress
 from samos.runtime.longfile import LONG_SECONDS, duration_seconds, score_file_streaming
 from samos.runtime.modelinfo import ModelFileError
-from samos.runtime.providers import parse_providers
+from samos.runtime.providers import add_provider_arguments, parse_providers
 from samos.runtime.scorer import Scorer
 from samos.runtime.windows import FileScore, score_many
 
@@ -77,17 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hop-seconds", type=float, help="hop between windows (default: the monitor's, 1 s)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per inference batch (default: 16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all usable cores)")
-    p.add_argument(
-        "--providers",
-        default="auto",
-        help="auto (default: what is installed, best first) or a comma-separated list of providers that "
-        "must be installed: tensorrt,cuda,cpu",
-    )
-    p.add_argument(
-        "--fallback",
-        action="store_true",
-        help="skip listed providers that are not installed (a note says which one runs) instead of refusing",
-    )
+    add_provider_arguments(p, default="auto")
     p.add_argument("--trt-cache", type=Path, help="folder for TensorRT engine/timing caches")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
