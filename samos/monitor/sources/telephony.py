@@ -42,7 +42,7 @@ import numpy as np
 
 from samos.monitor.source import AudioChunk, SourceEnded
 from samos.monitor.sources.buffer import ChunkQueue
-from samos.monitor.sources.rtp import Decoder
+from samos.monitor.sources.rtp_codecs import Decoder
 
 log = logging.getLogger(__name__)
 
