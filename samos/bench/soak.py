@@ -3,7 +3,17 @@
 A real ``monitor`` process (``--webrtc``, ``--ws``, the model and window/hop you give it, by default
 those of configs/monitor.yaml) receives N real aiortc publishers (``samos.bench.webrtc_load``:
 pre-encoded Opus over ICE/DTLS/SRTP, paced in real time, in ``--publisher-procs`` processes) while
-M websocket subscribers (this process) read every stream. Measured:
+M websocket subscribers (this process) read every stream. ``--ingest`` chooses the publishers:
+
+- ``webrtc`` (default): as above, through the monitor's ``POST /offer``;
+- ``rtp``: plain RTP over UDP (``samos.bench.rtp_load``: pre-encoded Opus, or PCMU with
+  ``--codec pcmu``, 20 ms packets), one ``--rtp pub-I=127.0.0.1:PORT,codec=..,idle=2`` per publisher
+  on the monitor's command line (free ports chosen here); a stream ends 2 s after its last packet;
+- ``twilio`` / ``pcm``: telephony websockets (``samos.bench.telephony_load``): Twilio Media Streams
+  JSON to ``/twilio``, or 16 kHz L16 frames to ``/pcm``, one message per 20 ms.
+
+The monitor's HTTP server (``--webrtc``) runs in every case: ``/metrics`` and the websocket ingest
+are on it. Measured:
 
 - ``delivered_min`` / ``delivered_mean``: per stream, the score messages the slowest subscriber
   received divided by the windows expected from the audio its publisher sent;
@@ -55,7 +65,8 @@ from samos.monitor.window import Windower
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
 LOADER = [sys.executable, "-m", "samos.bench.webrtc_load"]
 RTP_LOADER = [sys.executable, "-m", "samos.bench.rtp_load"]
-INGESTS = ("webrtc", "rtp")
+TELEPHONY_LOADER = [sys.executable, "-m", "samos.bench.telephony_load"]
+INGESTS = ("webrtc", "rtp", "twilio", "pcm")
 RTP_IDLE_S = 2.0
 """``--ingest rtp``: a stream ends (``stream_end``) this long after its last packet."""
 DELIVERED_MIN = 0.95
@@ -105,13 +116,15 @@ def expected_windows(seconds: float, window: float, hop: float, min_final: float
 
 async def lag_buckets(base_url: str) -> dict[str, float] | None:
     """Cumulative buckets of the monitor's event-loop lag histogram (``samos_event_loop_lag``, one
-    sample per 250 ms tick) from its own ``/metrics``: ``{le: count}``; None when unreadable."""
+    sample per 250 ms tick) from its own ``/metrics``: ``{le: count}``; None when unreadable or
+    not answered within 15 s."""
     import aiohttp
 
-    try:
-        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/metrics") as resp:
+    try:  # a bounded wait: a /metrics that does not answer must not cost the soak's figures
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(f"{base_url}/metrics") as resp:
             text = await resp.text()
-    except (aiohttp.ClientError, OSError):
+    except (aiohttp.ClientError, OSError, TimeoutError):
         return None
     buckets: dict[str, float] = {}
     for line in text.splitlines():
@@ -239,9 +252,11 @@ async def start_publishers(
     *,
     rtp_ports: list[int] | None = None,
     codec: str = "opus",
+    ingest: str = "webrtc",
 ) -> list[asyncio.subprocess.Process]:
-    """``n`` publishers in ``procs`` processes; returns once all of them are connected (WebRTC) or
-    ready to send (RTP to ``rtp_ports``, one per publisher, in ``codec``)."""
+    """``n`` publishers in ``procs`` processes; returns once all of them are connected (WebRTC,
+    telephony websockets: ``ingest``) or ready to send (RTP to ``rtp_ports``, one per publisher, in
+    ``codec``)."""
     out = []
     sizes = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     first = 0
@@ -250,7 +265,8 @@ async def start_publishers(
             ports = ",".join(str(p) for p in rtp_ports[first : first + size])
             cmd = [*RTP_LOADER, ports, str(seconds), "--first", str(first), "--codec", codec]
         else:
-            cmd = [*LOADER, base, str(size), str(seconds), "--first", str(first)]
+            loader = [*LOADER, base] if ingest == "webrtc" else [*TELEPHONY_LOADER, base, ingest]
+            cmd = [*loader, str(size), str(seconds), "--first", str(first)]
             if token:
                 cmd += ["--token", token]
         p = await asyncio.create_subprocess_exec(
@@ -312,7 +328,14 @@ async def run_soak(
     try:
         await asyncio.sleep(1.0)
         pubs = await start_publishers(
-            where["http"], publishers, publisher_procs, seconds, token, rtp_ports=rtp_ports, codec=codec
+            where["http"],
+            publishers,
+            publisher_procs,
+            seconds,
+            token,
+            rtp_ports=rtp_ports,
+            codec=codec,
+            ingest=ingest,
         )
         t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
         lag0 = await lag_buckets(where["http"])
@@ -400,8 +423,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--ingest",
         choices=INGESTS,
         default="webrtc",
-        help="how publishers reach the monitor: WebRTC through POST /offer (default), or plain RTP over "
-        "UDP to one --rtp port each",
+        help="how publishers reach the monitor: WebRTC through POST /offer (default), plain RTP over UDP "
+        "to one --rtp port each, or telephony websockets (/twilio: Twilio Media Streams; /pcm: L16 frames)",
     )
     p.add_argument(
         "--codec", choices=("opus", "pcmu"), default="opus", help="--ingest rtp: payload codec (default opus)"
