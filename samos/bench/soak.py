@@ -3,7 +3,17 @@
 A real ``monitor`` process (``--webrtc``, ``--ws``, the model and window/hop you give it, by default
 those of configs/monitor.yaml) receives N real aiortc publishers (``samos.bench.webrtc_load``:
 pre-encoded Opus over ICE/DTLS/SRTP, paced in real time, in ``--publisher-procs`` processes) while
-M websocket subscribers (this process) read every stream. Measured:
+M websocket subscribers (this process) read every stream. ``--ingest`` chooses the publishers:
+
+- ``webrtc`` (default): as above, through the monitor's ``POST /offer``;
+- ``rtp``: plain RTP over UDP (``samos.bench.rtp_load``: pre-encoded Opus, or PCMU with
+  ``--codec pcmu``, 20 ms packets), one ``--rtp pub-I=127.0.0.1:PORT,codec=..,idle=2`` per publisher
+  on the monitor's command line (free ports chosen here); a stream ends 2 s after its last packet;
+- ``twilio`` / ``pcm``: telephony websockets (``samos.bench.telephony_load``): Twilio Media Streams
+  JSON to ``/twilio``, or 16 kHz L16 frames to ``/pcm``, one message per 20 ms.
+
+The monitor's HTTP server (``--webrtc``) runs in every case: ``/metrics`` and the websocket ingest
+are on it. Measured:
 
 - ``delivered_min`` / ``delivered_mean``: per stream, the score messages the slowest subscriber
   received divided by the windows expected from the audio its publisher sent;
@@ -54,6 +64,11 @@ from samos.monitor.window import Windower
 
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
 LOADER = [sys.executable, "-m", "samos.bench.webrtc_load"]
+RTP_LOADER = [sys.executable, "-m", "samos.bench.rtp_load"]
+TELEPHONY_LOADER = [sys.executable, "-m", "samos.bench.telephony_load"]
+INGESTS = ("webrtc", "rtp", "twilio", "pcm")
+RTP_IDLE_S = 2.0
+"""``--ingest rtp``: a stream ends (``stream_end``) this long after its last packet."""
 DELIVERED_MIN = 0.95
 RSS_GROWTH_MAX = 0.10
 
@@ -101,13 +116,15 @@ def expected_windows(seconds: float, window: float, hop: float, min_final: float
 
 async def lag_buckets(base_url: str) -> dict[str, float] | None:
     """Cumulative buckets of the monitor's event-loop lag histogram (``samos_event_loop_lag``, one
-    sample per 250 ms tick) from its own ``/metrics``: ``{le: count}``; None when unreadable."""
+    sample per 250 ms tick) from its own ``/metrics``: ``{le: count}``; None when unreadable or
+    not answered within 15 s."""
     import aiohttp
 
-    try:
-        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/metrics") as resp:
+    try:  # a bounded wait: a /metrics that does not answer must not cost the soak's figures
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(f"{base_url}/metrics") as resp:
             text = await resp.text()
-    except (aiohttp.ClientError, OSError):
+    except (aiohttp.ClientError, OSError, TimeoutError):
         return None
     buckets: dict[str, float] = {}
     for line in text.splitlines():
@@ -203,17 +220,55 @@ async def subscribe(url: str, sub: Subscriber, stop: asyncio.Event) -> None:
             raise reader.exception()  # type: ignore[misc]
 
 
+def free_udp_ports(n: int) -> list[int]:
+    """``n`` UDP ports on 127.0.0.1 that are free now (bound to port 0 together, then released)."""
+    import socket
+
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def rtp_specs(ports: list[int], codec: str) -> list[str]:
+    """The monitor's ``--rtp`` arguments for publishers ``pub-0``.. on ``ports``."""
+    return [
+        arg
+        for i, port in enumerate(ports)
+        for arg in ("--rtp", f"pub-{i}=127.0.0.1:{port},codec={codec},idle={RTP_IDLE_S:g}")
+    ]
+
+
 async def start_publishers(
-    base: str, n: int, procs: int, seconds: float, token: str | None
+    base: str,
+    n: int,
+    procs: int,
+    seconds: float,
+    token: str | None,
+    *,
+    rtp_ports: list[int] | None = None,
+    codec: str = "opus",
+    ingest: str = "webrtc",
 ) -> list[asyncio.subprocess.Process]:
-    """``n`` publishers in ``procs`` processes; returns once all of them are connected."""
+    """``n`` publishers in ``procs`` processes; returns once all of them are connected (WebRTC,
+    telephony websockets: ``ingest``) or ready to send (RTP to ``rtp_ports``, one per publisher, in
+    ``codec``)."""
     out = []
     sizes = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     first = 0
     for size in (s for s in sizes if s):
-        cmd = [*LOADER, base, str(size), str(seconds), "--first", str(first)]
-        if token:
-            cmd += ["--token", token]
+        if rtp_ports is not None:
+            ports = ",".join(str(p) for p in rtp_ports[first : first + size])
+            cmd = [*RTP_LOADER, ports, str(seconds), "--first", str(first), "--codec", codec]
+        else:
+            loader = [*LOADER, base] if ingest == "webrtc" else [*TELEPHONY_LOADER, base, ingest]
+            cmd = [*loader, str(size), str(seconds), "--first", str(first)]
+            if token:
+                cmd += ["--token", token]
         p = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
@@ -239,11 +294,18 @@ async def run_soak(
     publisher_procs: int = 1,
     token: str | None = None,
     progress: Any = None,
+    ingest: str = "webrtc",
+    codec: str = "opus",
 ) -> dict[str, Any]:
-    """One soak (see module doc); ``monitor_args`` are added to the monitor's command line."""
+    """One soak (see module doc); ``monitor_args`` are added to the monitor's command line.
+    ``ingest``: how the publishers reach the monitor (:data:`INGESTS`); ``codec``: RTP's payload."""
+    if ingest not in INGESTS:
+        raise SoakError(f"unknown ingest {ingest!r}: use one of {', '.join(INGESTS)}")
+    rtp_ports = free_udp_ports(publishers) if ingest == "rtp" else None
     proc, where = await start_monitor(
         [
             *monitor_args,
+            *(rtp_specs(rtp_ports, codec) if rtp_ports is not None else []),
             "--ws",
             "127.0.0.1:0",
             "--webrtc",
@@ -265,7 +327,16 @@ async def run_soak(
     started: dict[str, float] = {}
     try:
         await asyncio.sleep(1.0)
-        pubs = await start_publishers(where["http"], publishers, publisher_procs, seconds, token)
+        pubs = await start_publishers(
+            where["http"],
+            publishers,
+            publisher_procs,
+            seconds,
+            token,
+            rtp_ports=rtp_ports,
+            codec=codec,
+            ingest=ingest,
+        )
         t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
         lag0 = await lag_buckets(where["http"])
         results = [asyncio.create_task(p.stdout.readline()) for p in pubs if p.stdout is not None]
@@ -310,6 +381,7 @@ async def run_soak(
     }
     short = {n: round(t, 1) for n, t in sent.items() if t < 0.98 * seconds}
     report: dict[str, Any] = {
+        "ingest": ingest if ingest != "rtp" else f"rtp/{codec}",
         "publishers": publishers,
         "subscribers": subscribers,
         "seconds": seconds,
@@ -346,7 +418,17 @@ async def run_soak(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--publishers", type=int, default=32, help="WebRTC publishers (default 32)")
+    p.add_argument("--publishers", type=int, default=32, help="publishers (default 32)")
+    p.add_argument(
+        "--ingest",
+        choices=INGESTS,
+        default="webrtc",
+        help="how publishers reach the monitor: WebRTC through POST /offer (default), plain RTP over UDP "
+        "to one --rtp port each, or telephony websockets (/twilio: Twilio Media Streams; /pcm: L16 frames)",
+    )
+    p.add_argument(
+        "--codec", choices=("opus", "pcmu"), default="opus", help="--ingest rtp: payload codec (default opus)"
+    )
     p.add_argument("--subscribers", type=int, default=200, help="websocket subscribers (default 200)")
     p.add_argument("--seconds", type=float, default=600.0, help="audio each publisher sends (default 600)")
     p.add_argument(
@@ -424,6 +506,8 @@ def run(args: argparse.Namespace) -> int:
                 publisher_procs=procs,
                 token=args.token,
                 progress=lambda s: print(s, file=sys.stderr, flush=True),
+                ingest=args.ingest,
+                codec=args.codec,
             ),
             loop_factory("auto"),  # the load generator's own loop: as cheap as the monitor's
         )

@@ -10,6 +10,7 @@ SAMOS_SOAK_SUBSCRIBERS, SAMOS_SOAK_SECONDS) or ``samos bench soak`` (see docs/RE
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from samos.bench import soak, webrtc_load
+from samos.bench import rtp_load, soak, telephony_load, webrtc_load
 
 WINDOW, HOP = 1.0, 0.5
 
@@ -61,6 +62,104 @@ async def test_soak_short(model_path: Path, tmp_path: Path) -> None:
     assert 0 < report["cpu_s_per_stream_s"] < 1.0
     lag = report["event_loop_lag"]
     assert lag is not None and lag["ticks"] > 40  # 20 s of 250 ms ticks
+
+
+@pytest.mark.timeout(120)
+async def test_soak_rtp_short(model_path: Path, tmp_path: Path) -> None:
+    """The same soak with plain RTP publishers (Opus over UDP to one ``--rtp`` port each), in 2 processes."""
+    t0 = time.monotonic()
+    report = await soak.run_soak(
+        publishers=4,
+        subscribers=20,
+        seconds=20.0,
+        window=WINDOW,
+        hop=HOP,
+        monitor_args=["--model", str(model_path), "--providers", "cpu", "--threads", "1"],
+        log=tmp_path / "monitor.log",
+        publisher_procs=2,
+        ingest="rtp",
+    )
+    check(report)
+    assert report["ingest"] == "rtp/opus"
+    assert sorted(report["end_reasons"]) == ["pub-0", "pub-1", "pub-2", "pub-3"]
+    expected = soak.expected_windows(20.0, WINDOW, HOP)
+    assert report["scores_received"] >= 20 * 4 * expected * 0.95
+    assert 0 < report["e2e_p50_ms"] <= report["e2e_p95_ms"] < 3000
+    assert 0 < report["cpu_s_per_stream_s"] < 1.0
+    assert time.monotonic() - t0 < 45  # 20 s of audio, the 2 s idle end, start and teardown
+
+
+def test_rtp_load_packets_and_pacing() -> None:
+    import socket
+    import struct
+
+    audio = (0.2 * np.sin(2 * np.pi * 300 * np.arange(48_000) / 48_000)).astype(np.float32)
+    mulaw = rtp_load.payloads("pcmu", audio)
+    assert len(mulaw) == 50 and {len(p) for p in mulaw} == {160}
+    header = struct.pack("!BBHII", 0x80, 0, 1, 5, 7)  # sequence and timestamp wrap
+    assert rtp_load.rtp_packet(0, 65537, 2**32 + 5, 7, b"xy") == header + b"xy"
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2.0)
+    try:
+        t0 = time.monotonic()
+        sent = rtp_load.send_streams([rx.getsockname()[1]], 0.1, "pcmu", audio, first=3)
+        assert time.monotonic() - t0 >= 0.075  # 5 packets, 20 ms apart
+        got = [rx.recv(2048) for _ in range(5)]
+    finally:
+        rx.close()
+    assert sent["sent_seconds"] == {"pub-3": pytest.approx(0.1)} and sent["started"]["pub-3"] >= t0
+    heads = [struct.unpack("!BBHII", g[:12]) for g in got]
+    assert [h[2] for h in heads] == [0, 1, 2, 3, 4] and [h[3] for h in heads] == [0, 160, 320, 480, 640]
+    assert len({h[4] for h in heads}) == 1 and got[1][12:] == mulaw[1]
+
+
+def test_rtp_specs_name_every_publisher_on_its_own_port() -> None:
+    ports = soak.free_udp_ports(3)
+    assert len(set(ports)) == 3
+    assert soak.rtp_specs(ports[:2], "pcmu") == [
+        "--rtp", f"pub-0=127.0.0.1:{ports[0]},codec=pcmu,idle=2",
+        "--rtp", f"pub-1=127.0.0.1:{ports[1]},codec=pcmu,idle=2",
+    ]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("ingest", ["twilio", "pcm"])
+async def test_soak_telephony_short(ingest: str, model_path: Path, tmp_path: Path) -> None:
+    """Telephony websocket publishers (Twilio Media Streams JSON, or L16 frames) through the same soak."""
+    report = await soak.run_soak(
+        publishers=3,
+        subscribers=10,
+        seconds=10.0,
+        window=WINDOW,
+        hop=HOP,
+        monitor_args=["--model", str(model_path), "--providers", "cpu", "--threads", "1"],
+        log=tmp_path / "monitor.log",
+        publisher_procs=1,
+        token="soak-token",
+        ingest=ingest,
+    )
+    check(report)
+    assert report["ingest"] == ingest and sorted(report["end_reasons"]) == ["pub-0", "pub-1", "pub-2"]
+    assert 0 < report["e2e_p50_ms"] <= report["e2e_p95_ms"] < 3000
+
+
+def test_telephony_messages_are_what_the_monitor_parses() -> None:
+    from samos.monitor.sources.telephony import PcmCall, TwilioCall
+
+    audio = (0.2 * np.sin(2 * np.pi * 300 * np.arange(48_000) / 48_000)).astype(np.float32)
+    call = TwilioCall()
+    connected, start = telephony_load.twilio_start("MZ1", "pub-7", "tok")
+    assert call.on_text(connected) is None and call.on_text(start) == "start"
+    assert call.parameters == {"name": "pub-7", "token": "tok"}
+    payload = base64.b64encode(rtp_load.payloads("pcmu", audio)[0]).decode()
+    got = [call.on_text(telephony_load.twilio_media("MZ1", k + 2, k + 1, payload)) for k in range(3)]
+    assert [len(a.samples) for a in got] == [160] * 3 and sum(a.dropped for a in got) == 0
+    assert call.stats.out_of_order == 0
+    frames = telephony_load.pcm_frames(audio)
+    assert len(frames) == 50 and {len(f) for f in frames} == {640}  # 20 ms of 16 kHz 16-bit
+    pcm = PcmCall(telephony_load.PCM_RATE)
+    assert len(pcm.on_binary(frames[0]).samples) == 320
 
 
 @pytest.mark.slow
