@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from samos.bench.rtp_load import encode_pcmu
-from samos.bench.webrtc_load import speech
+from samos.bench.webrtc_load import add_publisher_arguments, speech
 
 PACKET_S = 0.02
 PCM_RATE = 16_000
@@ -172,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("base_url", help="the monitor's HTTP base URL (http://HOST:PORT)")
     p.add_argument("kind", choices=KINDS, help="twilio (Media Streams JSON) or pcm (binary L16 frames)")
-    p.add_argument("n", type=int, help="publishers")
-    p.add_argument("seconds", type=float, help="audio each publisher sends, seconds")
-    p.add_argument("--first", type=int, default=0, help="index of the first publisher's name (pub-I)")
-    p.add_argument("--token", default=None, help="publisher token")
-    p.add_argument("--wav", default=None, help="audio to send (default: the bundled demo call)")
+    add_publisher_arguments(p)
     args = p.parse_args(argv)
     sent = asyncio.run(
         run_publishers(

@@ -162,14 +162,20 @@ def speech(path: str | None = None) -> np.ndarray:
     return resample(mono, sr, RATE) if sr != RATE else mono
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m samos.bench.webrtc_load", description=__doc__.split("\n")[0])
-    p.add_argument("base_url", help="the monitor's HTTP base URL (http://HOST:PORT)")
+def add_publisher_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments every publisher process of the soak takes after its own: how many publishers,
+    how long, the first name index, the token, the audio."""
     p.add_argument("n", type=int, help="publishers")
     p.add_argument("seconds", type=float, help="audio each publisher sends, seconds")
     p.add_argument("--first", type=int, default=0, help="index of the first publisher's name (pub-I)")
     p.add_argument("--token", default=None, help="publisher token")
     p.add_argument("--wav", default=None, help="audio to send (default: the bundled demo call)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m samos.bench.webrtc_load", description=__doc__.split("\n")[0])
+    p.add_argument("base_url", help="the monitor's HTTP base URL (http://HOST:PORT)")
+    add_publisher_arguments(p)
     args = p.parse_args(argv)
     sent = asyncio.run(
         run_publishers(
