@@ -108,6 +108,16 @@ class FusionConfig:
     mos_center: float = 3.0
     mean_scale: float = 2.0
     var_scale: float = 4.0
+    anchor: Literal["none", "teacher"] = "none"
+    """``teacher``: the mean is the frozen Distill-MOS head's prediction plus a bounded correction,
+    ``mean = teacher + correction_bound * tanh(mean_scale * mu(x) / correction_bound)`` (needs
+    ``ssl.family distillmos`` at layer 7); ``none``: ``mean = mos_center + mean_scale * mu(x)``."""
+    correction_bound: float = 1.5
+    """Largest correction of the teacher's MOS, in MOS units (``anchor: teacher`` only)."""
+
+    def __post_init__(self) -> None:
+        if self.correction_bound <= 0:
+            raise ConfigError(f"fusion.correction_bound must be > 0 MOS, got {self.correction_bound}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not self.ssl.enabled and not self.spec.enabled:
             raise ConfigError("model: at least one of the SSL and spectrogram branches must be enabled")
+        if self.fusion.anchor == "teacher" and (self.ssl.family != "distillmos" or self.ssl.layer != 7):
+            raise ConfigError(
+                "fusion.anchor 'teacher' reads the Distill-MOS head on the encoder's last layer: "
+                f"it needs ssl.family distillmos and ssl.layer 7 (got {self.ssl.family}, layer {self.ssl.layer})"
+            )
 
 
 # ------------------------------------------------------------------------------------- (de)serialise

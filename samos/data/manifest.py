@@ -120,6 +120,8 @@ class Manifest:
     items: list[Item]
     skipped: SkipReport = field(default_factory=SkipReport)
     source: str = ""
+    group_sizes: list[int] | None = None
+    """Items per source manifest, in order, when the parts must stay apart (training ``data.mix``)."""
 
     def __len__(self) -> int:
         return len(self.items)

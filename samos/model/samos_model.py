@@ -17,6 +17,7 @@ from samos.config import ModelConfig
 from samos.model.frontend import LogSpectrogram
 from samos.model.heads import GaussianHead, SpectrogramEncoder, SSLLayerHead
 from samos.model.ssl import SSLEncoder, build_ssl_encoder
+from samos.model.teacher import TeacherHead
 
 
 class ModelInputError(ValueError):
@@ -53,6 +54,13 @@ class SAMOS(nn.Module):
             self.spec_encoder = SpectrogramEncoder(cfg.spec)
             fused += self.spec_encoder.out_dim
         self.head = GaussianHead(fused, cfg.fusion)
+        self.teacher: TeacherHead | None = None
+        if cfg.fusion.anchor == "teacher":
+            # Weights from the distillmos package, or (rebuilding a checkpoint) from its state dict.
+            self.teacher = TeacherHead(load_weights=ssl_encoder is None)
+            # Start as the teacher itself: the correction is zero until training moves it.
+            nn.init.zeros_(self.head.mu[-1].weight)
+            nn.init.zeros_(self.head.mu[-1].bias)
 
     # ------------------------------------------------------------------------------------ info
     @property
@@ -117,7 +125,11 @@ class SAMOS(nn.Module):
                 )
             parts.append(self.spec_encoder(self.spectrogram(wave48)))
         fused = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-        return self.head(fused)
+        mean, var = self.head(fused)
+        if self.teacher is not None and feats is not None:
+            bound = self.cfg.fusion.correction_bound
+            mean = self.teacher(feats) + bound * torch.tanh((mean - self.cfg.fusion.mos_center) / bound)
+        return mean, var
 
     def forward(self, wave16: Tensor | None = None, wave48: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mean [B], var [B])`` MOS for 16 kHz ``wave16 [B, T]`` and 48 kHz ``wave48 [B, 3T]``."""

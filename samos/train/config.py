@@ -45,8 +45,18 @@ class DataConfig:
     synthetic: SyntheticConfig | None = None
     probe_audio: bool = True
     """Read every file's header before training (cheap) so bad files are reported up front."""
+    mix: tuple[float, ...] | None = None
+    """Share of each ``train`` manifest in the batches (samos.train.sampling.MixSampler); an epoch
+    then sees the first manifest about once. None: every training item once per epoch."""
 
     def __post_init__(self) -> None:
+        if self.mix is not None:
+            if len(self.mix) != len(self.train):
+                raise ConfigError(
+                    f"data.mix gives {len(self.mix)} shares for {len(self.train)} train manifests"
+                )
+            if any(w <= 0 for w in self.mix):
+                raise ConfigError(f"data.mix shares must be > 0, got {list(self.mix)}")
         if self.format == "synthetic":
             if self.train or self.valid:
                 raise ConfigError("data: format synthetic generates its own clips; leave train/valid empty")

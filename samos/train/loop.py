@@ -23,6 +23,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from samos.train.config import DataConfig, StepConfig, TrainConfig
 from samos.train.distributed import Dist, init_distributed, shutdown, torch_device
 from samos.train.epoch import TrainablePart, evaluate_loader, train_epoch
 from samos.train.feature_cache import fill_cache
+from samos.train.sampling import MixSampler
 from samos.train.metrics import agreement
 
 
@@ -81,7 +83,15 @@ def load_split(
         paths = [Path(p) for p in (data.train if split == "train" else data.valid)]
         fmt = data.format
         root = data.valid_root if split == "valid" and data.valid_root else data.root
-    manifest = validate(read_manifests(paths, root, fmt), probe=data.probe_audio)
+    if split == "train" and data.mix is not None:
+        parts = [validate(read_manifests([p], root, fmt), probe=data.probe_audio) for p in paths]
+        manifest = Manifest.concat(parts)
+        manifest.group_sizes = [len(m) for m in parts]
+        empty = [str(p) for p, m in zip(paths, parts, strict=True) if not len(m)]
+        if empty:
+            raise TrainingError(f"[{split}] data.mix: no usable items in {empty[0]}")
+    else:
+        manifest = validate(read_manifests(paths, root, fmt), probe=data.probe_audio)
     total = len(manifest) + manifest.skipped.total
     if manifest.skipped:
         log(f"[{split}] {manifest.skipped.summary(of=total)}")
@@ -104,12 +114,26 @@ class StepResult:
 
 
 def _loader(
-    ds: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int, dist: Dist = SINGLE, epoch: int = 0
+    ds: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    seed: int,
+    dist: Dist = SINGLE,
+    epoch: int = 0,
+    mix: tuple[Sequence[int], Sequence[float]] | None = None,
 ) -> DataLoader:
-    """Batches of this rank's shard; the order is drawn from ``(seed, epoch)`` (resumable)."""
-    sampler: DistributedSampler = DistributedSampler(
-        ds, num_replicas=dist.world, rank=dist.rank, shuffle=shuffle, seed=seed, drop_last=False
-    )
+    """Batches of this rank's shard; the order is drawn from ``(seed, epoch)`` (resumable).
+
+    ``mix``: (items per manifest, shares) to draw a mix of manifests (:class:`MixSampler`).
+    """
+    sampler: DistributedSampler | MixSampler
+    if mix is not None:
+        sampler = MixSampler(mix[0], mix[1], seed, rank=dist.rank, world=dist.world)
+    else:
+        sampler = DistributedSampler(
+            ds, num_replicas=dist.world, rank=dist.rank, shuffle=shuffle, seed=seed, drop_last=False
+        )
     sampler.set_epoch(epoch)
     return DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate, drop_last=False
@@ -166,6 +190,10 @@ def run_step(
         min_samples=model.min_samples, features=features, need_wave16=has_ssl, need_wave48=has_spec
     )
     train_ds = RatedAudioDataset(train_m, step.crop_seconds, random_crop=True, seed=step.seed, **common)
+    mix = None
+    if step.data.mix is not None and train_m.group_sizes is not None:
+        mix = (train_m.group_sizes, step.data.mix)
+        log(f"[{name}] mixing {train_m.group_sizes} training clips by shares {list(step.data.mix)}")
     valid_ds = RatedAudioDataset(valid_m, step.crop_seconds, random_crop=False, **common)
     valid_loader = _loader(valid_ds, step.batch_size, False, step.num_workers, step.seed, dist)
 
@@ -248,7 +276,7 @@ def run_step(
     for epoch in range(start_epoch, step.epochs + 1):
         t0 = time.perf_counter()
         train_ds.set_epoch(epoch)
-        loader = _loader(train_ds, step.batch_size, True, step.num_workers, step.seed, dist, epoch)
+        loader = _loader(train_ds, step.batch_size, True, step.num_workers, step.seed, dist, epoch, mix)
         desc = f"{name} epoch {epoch}/{step.epochs}"
         res = train_epoch(
             model, loader, opt, sched, loss_fn, device, step.max_steps_per_epoch, desc, head=head, dist=dist

@@ -159,3 +159,24 @@ def test_an_untrained_epoch_0_is_never_the_best(
         assert any("epoch 0 is the untrained model" in m for m in logs)
     else:
         assert any("no epoch beat the starting model" in m for m in logs)
+
+
+def test_mix_draws_each_manifest_by_its_share(tmp_path: Path) -> None:
+    """Step 2 on human ratings plus pseudo-labelled clips: data.mix keeps the manifests apart."""
+    from samos.data.synthetic import SyntheticConfig
+
+    synth = SyntheticConfig(**SYNTH)
+    train_csv = generate(synth, tmp_path / "corpus", "train")
+    valid_csv = generate(synth, tmp_path / "corpus", "valid")
+    header, *rows = train_csv.read_text().splitlines()
+    small, large = tmp_path / "corpus" / "small.csv", tmp_path / "corpus" / "large.csv"
+    small.write_text("\n".join([header, *rows[:6]]) + "\n")
+    large.write_text("\n".join([header, *rows[6:]]) + "\n")
+    data = {"format": "generic", "train": [str(small), str(large)], "valid": [str(valid_csv)], "mix": [1, 3]}
+    cfg = config(finetune=step(2, data=data))
+    logs: list[str] = []
+    (result,) = run_training(cfg, tmp_path / "run", log=logs.append)
+    assert any("mixing [6, 26] training clips by shares [1.0, 3.0]" in m for m in logs), logs
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    with pytest.raises(Exception, match="data.mix gives 1 shares for 2 train manifests"):
+        config(finetune=step(1, data={**data, "mix": [1]}))
