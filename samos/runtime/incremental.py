@@ -118,6 +118,12 @@ class IncrementalEngine:
         self.head_fn = head_fn
         self.ratio = ratio
 
+    def whole(self, wave16: np.ndarray, wave48: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The reference: raw ``(mos [B], std [B])`` of whole windows ``[B, T]``/``[B, 3T]`` at per-item
+        ``gain [B]`` (frames of each whole window, then the head); what :meth:`score` equals."""
+        w16 = (wave16 * np.asarray(gain, np.float32)[:, None]).astype(np.float32)
+        return self.head_fn(self.frames_fn(w16, np.asarray(wave48, np.float32)))
+
     def score(self, jobs: Sequence[WindowJob]) -> tuple[np.ndarray, np.ndarray]:
         """Raw ``(mos [B], std [B])`` of ``jobs`` (any streams, oldest first per stream), batched.
 
