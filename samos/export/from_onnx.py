@@ -6,6 +6,8 @@ the graph's initializers by name (``model.<state-dict key>``). What the exporter
 
 * the frozen Distill-MOS weights it transposed into anonymous MatMul constants come from the
   installed distillmos package, as when the file was made;
+* weights equal to another one (e.g. untrained LayerNorms) are merged under one name: such a file is
+  refused with a clear error (export from its checkpoint instead);
 * BatchNorm2d layers of the spectrogram encoder were folded into the preceding convolutions (the
   initializers hold the folded weights): they become identities.
 
@@ -58,7 +60,10 @@ def model_from_onnx(path: str | Path, audio: np.ndarray | None = None) -> tuple[
                 continue  # frozen encoder weights: from the distillmos package
             if key.endswith("num_batches_tracked"):
                 continue
-            raise ExportError(f"{path}: weight {key} is not in the file; cannot rebuild the model")
+            raise ExportError(
+                f"{path}: weight {key} is not in the file under its name (the exporter merges equal "
+                "weights, e.g. untrained norms); rebuild from the checkpoint instead"
+            )
         if tuple(src.shape) != tuple(value.shape):
             raise ExportError(f"{path}: weight {key} has shape {src.shape}, the config says {tuple(value.shape)}")
         state[key] = torch.from_numpy(np.array(src))

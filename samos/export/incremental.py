@@ -83,20 +83,22 @@ def measure_geometry(model: SAMOS) -> FrameGeometry:
         )
     wrap = _Frames(model.eval())
     n, a, b = _PROBE_FRAMES
-    waves = _waves(model, n * FRAME_SAMPLES, torch.Generator().manual_seed(1))
-    full = wrap(*waves)
-    part = wrap(*(w[:, a * w.shape[1] // n : b * w.shape[1] // n] for w in waves))
     left = right = 0
-    for f, p in zip(full, part, strict=True):
-        if p.shape[1] != b - a:
-            raise ExportError(f"frame features are not on the 10 ms grid ({p.shape[1]} frames for {b - a})")
-        scale = f.abs().amax().clamp(min=1e-6)
-        bad = ((f[:, a:b] - p).abs().amax(dim=(0, 2)) > 1e-4 * scale).nonzero().flatten().tolist()
-        lo = [i for i in bad if i < (b - a) // 2]
-        hi = [i for i in bad if i >= (b - a) // 2]
-        if lo != list(range(len(lo))) or hi != list(range(b - a - len(hi), b - a)):
-            raise ExportError(f"frames differ away from the edges ({bad}): not convolutional in time")
-        left, right = max(left, len(lo)), max(right, len(hi))
+    for seed in (1, 2, 3):  # several signals: an edge frame may match by chance in one of them
+        waves = _waves(model, n * FRAME_SAMPLES, torch.Generator().manual_seed(seed))
+        full = wrap(*waves)
+        part = wrap(*(w[:, a * w.shape[1] // n : b * w.shape[1] // n] for w in waves))
+        for f, p in zip(full, part, strict=True):
+            if p.shape[1] != b - a:
+                raise ExportError(f"frame features are not on the 10 ms grid ({p.shape[1]} frames for {b - a})")
+            scale = f.abs().amax().clamp(min=1e-6)
+            bad = ((f[:, a:b] - p).abs().amax(dim=(0, 2)) > 1e-5 * scale).nonzero().flatten().tolist()
+            lo = [i for i in bad if i < (b - a) // 2]
+            hi = [i for i in bad if i >= (b - a) // 2]
+            if lo and (max(lo) + 1 > 2 * len(lo) + 2) or hi and (b - a - min(hi) > 2 * len(hi) + 2):
+                raise ExportError(f"frames differ away from the edges ({bad}): not convolutional in time")
+            left = max(left, max(lo) + 1 if lo else 0)
+            right = max(right, b - a - min(hi) if hi else 0)
     return FrameGeometry(FRAME_SAMPLES, left, right)
 
 
