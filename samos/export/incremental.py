@@ -141,7 +141,32 @@ def export_pair(
         onnx.helper.set_model_props(proto, meta)
         check_graph(proto, ins, outs)
         save_model(proto, path)
+    check_pair(model, frames_path, head_path, waves)
     return frames_path, head_path
 
 
-__all__ = ["FRAME_SAMPLES", "export_pair", "frame_names", "measure_geometry"]
+PAIR_PARITY_MOS = 1e-4
+"""Largest MOS difference allowed between the written pair and the torch split."""
+
+
+@torch.no_grad()
+def check_pair(model: SAMOS, frames_path: Path, head_path: Path, waves: tuple[Tensor, ...]) -> float:
+    """The written pair against ``model.window_head(*model.frame_features(...))`` on ``waves``;
+    raises ExportError above :data:`PAIR_PARITY_MOS`."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    frames = ort.InferenceSession(str(frames_path), so, providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(str(head_path), so, providers=["CPUExecutionProvider"])
+    feeds = dict(zip(model.input_names, (w.numpy() for w in waves), strict=True))
+    out = frames.run(None, feeds)
+    got = head.run([OUTPUT_MOS], dict(zip(frame_names(model), out, strict=True)))[0]
+    want = model.window_head(*_Frames(model)(*waves))[0].numpy()
+    diff = float(abs(got - want).max())
+    if diff > PAIR_PARITY_MOS:
+        raise ExportError(f"the incremental pair differs from the torch model by {diff:.2e} MOS")
+    return diff
+
+
+__all__ = ["FRAME_SAMPLES", "PAIR_PARITY_MOS", "check_pair", "export_pair", "frame_names", "measure_geometry"]

@@ -208,7 +208,8 @@ class IncrementalEngine:
                 np.concatenate([h[:left], ring[s + left - st.first : p.a + left - st.first], m[left:]])
                 for h, ring, m in zip(p.head, st.ring, p.main, strict=True)
             ]
-        st.first, st.ring = s + left, [w[left : n - right] for w in window]
+        # copies: a view would keep the whole batch's output alive with the stream
+        st.first, st.ring = s + left, [np.array(w[left : n - right]) for w in window]
         return window
 
 
