@@ -31,6 +31,11 @@ class SAMOS(nn.Module):
     * ``forward_features(feats | None, wave48 | None) -> (mean, var)``: the trainable part.
     * ``forward(w16, w48) == forward_features(ssl_features(w16), w48)``.
 
+    * Incremental split (streaming): ``frame_features(g * w16, w48)`` (convolutional in time, 10 ms
+      frames) and ``window_head(*frames)`` (the rest); ``forward == window_head(frame_features(...))``
+      at ``g = 1 / peak``. Both end in :meth:`_fuse`: put head changes there and both paths (and the
+      exported pair) follow.
+
     A branch that is disabled ignores (and does not need) its input: pass ``None``.
     ``ssl_encoder`` overrides building the encoder from ``cfg.ssl`` (checkpoint loading uses it).
     The graph has no Python branching on tensor values, so it exports with dynamic batch and time.
