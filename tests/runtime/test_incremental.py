@@ -18,14 +18,17 @@ from samos.runtime.modelinfo import ModelFileError
 from samos.runtime.scorer import DEFAULT_MODEL, Scorer
 
 DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
-TOL = 1e-3
-"""MOS: the issue's budget (the path reaches about 1e-6)."""
+TOL = 1e-4
+"""MOS: ten times tighter than the issue's 1e-3 budget (the path reaches about 1e-6). Edge frames
+counted one too few move scores by only ~1e-5, so the geometry itself is checked too."""
 
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
     s = Scorer(None, providers=("cpu",), threads=1)
-    assert s.pair is not None, "the shipped model has its incremental pair"
+    assert s.pair is not None, "the shipped model has its incremental pair (samos export --from-onnx)"
+    # distillmos: reflect-padded STFT + six 3-wide convs in time -> 7 edge frames each side
+    assert s.pair.geometry == FrameGeometry(160, 7, 7)
     return s
 
 
