@@ -251,6 +251,13 @@ def _pair_from_onnx(args: argparse.Namespace) -> int:
     from samos.export.onnx_export import ExportError
 
     src: Path = args.from_onnx
+    given = [f for f, v in (("--fp16", args.fp16), ("--verify", args.verify), ("--triton", args.triton),
+                            ("--calibration", args.calibration), ("--window-seconds", args.window_seconds),
+                            ("--min-seconds", args.min_seconds)) if v]
+    if given:
+        print(f"samos export: --from-onnx writes only the incremental pair; {', '.join(given)} need --checkpoint",
+              file=sys.stderr)
+        return EXIT_USAGE
     if not src.is_file():
         print(f"samos export: --from-onnx {src}: no such file", file=sys.stderr)
         return EXIT_USAGE

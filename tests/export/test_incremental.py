@@ -61,6 +61,8 @@ def test_pair_matches_the_torch_split_and_streams_exactly(exported: Path, module
 def test_from_onnx_and_cli_errors(exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--from-onnx", str(tmp_path / "none.onnx")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["export", "--from-onnx", str(exported), "--fp16"]) == 2
+    assert "--fp16 need --checkpoint" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(tmp_path / "x.pt")]) == 2
     assert "--out is required" in capsys.readouterr().err
     out = tmp_path / "again.onnx"
