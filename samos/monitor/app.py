@@ -88,6 +88,8 @@ class Monitor:
         self._started = False
         self._stopping = False
         self.model = describe(scorer)
+        self.model["incremental"] = bool(cfg.worker.incremental and getattr(scorer, "pair", None) is not None)
+        """Windows are scored with the model's incremental pair (docs/MONITOR.md)."""
         self.min_seconds = float(self.model["min_seconds"] or 0.0)
         self.metrics.set_model(self.model)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
