@@ -93,12 +93,12 @@ def measure_geometry(model: SAMOS) -> FrameGeometry:
                 raise ExportError(f"frame features are not on the 10 ms grid ({p.shape[1]} frames for {b - a})")
             scale = f.abs().amax().clamp(min=1e-6)
             bad = ((f[:, a:b] - p).abs().amax(dim=(0, 2)) > 1e-5 * scale).nonzero().flatten().tolist()
-            lo = [i for i in bad if i < (b - a) // 2]
-            hi = [i for i in bad if i >= (b - a) // 2]
-            if lo and (max(lo) + 1 > 2 * len(lo) + 2) or hi and (b - a - min(hi) > 2 * len(hi) + 2):
+            m = b - a
+            if any(m // 4 <= i < m - m // 4 for i in bad):
                 raise ExportError(f"frames differ away from the edges ({bad}): not convolutional in time")
+            lo, hi = [i for i in bad if i < m // 2], [i for i in bad if i >= m // 2]
             left = max(left, max(lo) + 1 if lo else 0)
-            right = max(right, b - a - min(hi) if hi else 0)
+            right = max(right, m - min(hi) if hi else 0)
     return FrameGeometry(FRAME_SAMPLES, left, right)
 
 
