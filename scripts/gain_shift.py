@@ -71,7 +71,9 @@ def main() -> int:
         audio = [to_mono(load_audio(str(c))[0]) for c in clips]
         out["p835_fb48k_clips"] = summary([shift(scorer, a, 48_000) for a in audio])
         order = np.random.default_rng(0).permutation(len(audio))
-        out["p835_fb48k_joined_call"] = summary([shift(scorer, np.concatenate([audio[i] for i in order]), 48_000)])
+        out["p835_fb48k_joined_call"] = summary(
+            [shift(scorer, np.concatenate([audio[i] for i in order]), 48_000)]
+        )
     if args.json:
         print(json.dumps(out))
     else:

@@ -122,7 +122,7 @@ async def bench(
         "hop_seconds": win.hop_seconds,
         "provider": getattr(scorer, "provider", None),
         "backend": args.backend,
-        "path": "incremental" if incremental and getattr(scorer, "pair", None) is not None else "whole-window",
+        "path": "incremental" if incremental and getattr(scorer, "pair", None) else "whole-window",
         "wall_s": round(wall, 3),
         "cpu_s_per_stream_s": round(cpu / (args.streams * seconds), 5),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
@@ -198,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
                 path = str(Path(tmp) / "speech.wav")
                 sf.write(path, audio, rate, subtype="FLOAT")
             if args.compare and getattr(scorer, "pair", None) is None:
-                raise ValueError("--compare needs a model with an incremental pair (samos export --incremental)")
+                raise ValueError(
+                    "--compare needs a model with an incremental pair (samos export --incremental)"
+                )
             if args.compare:
                 warm_up(scorer)
                 inc = asyncio.run(bench(args, scorer, path, audio, rate, incremental=True))

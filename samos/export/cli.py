@@ -34,7 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="an exported whole-window model file (e.g. samos/models/default.onnx): write only its "
         "incremental pair next to it (or next to --out), rebuilt from the file's own weights",
     )
-    p.add_argument("--out", type=Path, help="ONNX file to write (e.g. model.onnx); required with --checkpoint")
+    p.add_argument(
+        "--out", type=Path, help="ONNX file to write (e.g. model.onnx); required with --checkpoint"
+    )
     p.add_argument(
         "--incremental",
         action="store_true",
@@ -251,12 +253,24 @@ def _pair_from_onnx(args: argparse.Namespace) -> int:
     from samos.export.onnx_export import ExportError
 
     src: Path = args.from_onnx
-    given = [f for f, v in (("--fp16", args.fp16), ("--verify", args.verify), ("--triton", args.triton),
-                            ("--calibration", args.calibration), ("--window-seconds", args.window_seconds),
-                            ("--min-seconds", args.min_seconds)) if v]
+    given = [
+        f
+        for f, v in (
+            ("--fp16", args.fp16),
+            ("--verify", args.verify),
+            ("--triton", args.triton),
+            ("--calibration", args.calibration),
+            ("--window-seconds", args.window_seconds),
+            ("--min-seconds", args.min_seconds),
+        )
+        if v
+    ]
     if given:
-        print(f"samos export: --from-onnx writes only the incremental pair; {', '.join(given)} need --checkpoint",
-              file=sys.stderr)
+        print(
+            "samos export: --from-onnx writes only the incremental pair; "
+            f"{', '.join(given)} need --checkpoint",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if not src.is_file():
         print(f"samos export: --from-onnx {src}: no such file", file=sys.stderr)

@@ -65,7 +65,9 @@ def model_from_onnx(path: str | Path, audio: np.ndarray | None = None) -> tuple[
                 "weights, e.g. untrained norms); rebuild from the checkpoint instead"
             )
         if tuple(src.shape) != tuple(value.shape):
-            raise ExportError(f"{path}: weight {key} has shape {src.shape}, the config says {tuple(value.shape)}")
+            raise ExportError(
+                f"{path}: weight {key} has shape {src.shape}, the config says {tuple(value.shape)}"
+            )
         state[key] = torch.from_numpy(np.array(src))
         loaded += 1
     model.load_state_dict(state)

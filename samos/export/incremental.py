@@ -59,14 +59,17 @@ class _Head(nn.Module):
 def frame_names(model: SAMOS) -> tuple[str, ...]:
     """The frames graph's outputs (= the head graph's inputs): ``ssl_frames`` and/or ``spec_frames``."""
     return tuple(
-        n for n, on in (("ssl_frames", model.ssl is not None), ("spec_frames", model.spec_encoder is not None))
+        n
+        for n, on in (("ssl_frames", model.ssl is not None), ("spec_frames", model.spec_encoder is not None))
         if on
     )
 
 
 def _waves(model: SAMOS, samples: int, gen: torch.Generator) -> tuple[Tensor, ...]:
-    w = {INPUT_WAVE16: 0.3 * torch.randn(2, samples, generator=gen),
-         INPUT_WAVE48: 0.3 * torch.randn(2, 3 * samples, generator=gen)}
+    w = {
+        INPUT_WAVE16: 0.3 * torch.randn(2, samples, generator=gen),
+        INPUT_WAVE48: 0.3 * torch.randn(2, 3 * samples, generator=gen),
+    }
     return tuple(w[n] for n in model.input_names)
 
 
@@ -78,9 +81,7 @@ def measure_geometry(model: SAMOS) -> FrameGeometry:
     from the whole signal's (the frame part is not convolutional in time).
     """
     if not model.incremental:
-        raise ExportError(
-            f"the {model.cfg.ssl.family} encoder normalises whole inputs: no incremental pair"
-        )
+        raise ExportError(f"the {model.cfg.ssl.family} encoder normalises whole inputs: no incremental pair")
     wrap = _Frames(model.eval())
     n, a, b = _PROBE_FRAMES
     left = right = 0
@@ -90,7 +91,9 @@ def measure_geometry(model: SAMOS) -> FrameGeometry:
         part = wrap(*(w[:, a * w.shape[1] // n : b * w.shape[1] // n] for w in waves))
         for f, p in zip(full, part, strict=True):
             if p.shape[1] != b - a:
-                raise ExportError(f"frame features are not on the 10 ms grid ({p.shape[1]} frames for {b - a})")
+                raise ExportError(
+                    f"frame features are not on the 10 ms grid ({p.shape[1]} frames for {b - a})"
+                )
             scale = f.abs().amax().clamp(min=1e-6)
             bad = ((f[:, a:b] - p).abs().amax(dim=(0, 2)) > 1e-5 * scale).nonzero().flatten().tolist()
             m = b - a
@@ -116,21 +119,44 @@ def export_pair(
     batch = torch.export.Dim("batch", min=1, max=4096)
     min_samples = max(2, geo.edge_frames + 1) * FRAME_SAMPLES
     samples = torch.export.Dim("samples", min=min_samples, max=MAX_SECONDS * SSL_RATE)
-    shapes: dict[str, dict[int, Any]] = {INPUT_WAVE16: {0: batch, 1: samples}, INPUT_WAVE48: {0: batch, 1: 3 * samples}}
+    shapes: dict[str, dict[int, Any]] = {
+        INPUT_WAVE16: {0: batch, 1: samples},
+        INPUT_WAVE48: {0: batch, 1: 3 * samples},
+    }
     waves = _waves(model, 2 * SSL_RATE, gen)
-    info = {"frame_samples": geo.frame_samples, "edge_left": geo.left, "edge_right": geo.right,
-            "frames": list(names)}
+    info = {
+        "frame_samples": geo.frame_samples,
+        "edge_left": geo.left,
+        "edge_right": geo.right,
+        "frames": list(names),
+    }
     try:
-        prog = _run_exporter(_Frames(model), waves, inputs, min_samples, opset, names,
-                             {"waves": tuple(shapes[n] for n in inputs)})
+        prog = _run_exporter(
+            _Frames(model),
+            waves,
+            inputs,
+            min_samples,
+            opset,
+            names,
+            {"waves": tuple(shapes[n] for n in inputs)},
+        )
         with torch.no_grad():
             example = _Frames(model)(*waves)
         dims = {n: {0: batch, 1: torch.export.Dim(f"{n}_n", min=1, max=MAX_SECONDS * 100)} for n in names}
-        head = _run_exporter(_Head(model), tuple(example), names, 1, opset, (OUTPUT_MOS, OUTPUT_STD),
-                              {"frames": tuple(dims[n] for n in names)})
+        head = _run_exporter(
+            _Head(model),
+            tuple(example),
+            names,
+            1,
+            opset,
+            (OUTPUT_MOS, OUTPUT_STD),
+            {"frames": tuple(dims[n] for n in names)},
+        )
     except Exception as e:  # noqa: BLE001 - the exporter raises many types; report them as one
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ExportError(f"torch.onnx.export of the incremental pair failed: {type(e).__name__}: {first}") from e
+        raise ExportError(
+            f"torch.onnx.export of the incremental pair failed: {type(e).__name__}: {first}"
+        ) from e
     for path, program, role, ins, outs in (
         (frames_path, prog, "frames", inputs, names),
         (head_path, head, "head", names, (OUTPUT_MOS, OUTPUT_STD)),

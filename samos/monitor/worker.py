@@ -250,7 +250,6 @@ class InferenceWorker:
             if not self._post(_resolve, [j.future for j in batch], result):
                 return
 
-
     def _score(self, batch: list[_Job]) -> Any:
         """Scores of one batch: incrementally when every window carries its stream's state."""
         if all(j.state is not None for j in batch):

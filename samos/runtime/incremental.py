@@ -118,7 +118,9 @@ class IncrementalEngine:
         self.head_fn = head_fn
         self.ratio = ratio
 
-    def whole(self, wave16: np.ndarray, wave48: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def whole(
+        self, wave16: np.ndarray, wave48: np.ndarray, gain: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The reference: raw ``(mos [B], std [B])`` of whole windows ``[B, T]``/``[B, 3T]`` at per-item
         ``gain [B]`` (frames of each whole window, then the head); what :meth:`score` equals."""
         w16 = (wave16 * np.asarray(gain, np.float32)[:, None]).astype(np.float32)
@@ -163,8 +165,9 @@ class IncrementalEngine:
         for i, w in enumerate(windows):
             by_len.setdefault(tuple(len(f) for f in w), []).append(i)
         for idx in by_len.values():
-            m, s = self.head_fn([np.stack([windows[i][b] for i in idx]) for b in range(len(windows[idx[0]]))])
-            mos[idx], std[idx] = np.asarray(m).reshape(-1), np.asarray(s).reshape(-1)
+            branches = range(len(windows[idx[0]]))
+            m, sd = self.head_fn([np.stack([windows[i][b] for i in idx]) for b in branches])
+            mos[idx], std[idx] = np.asarray(m).reshape(-1), np.asarray(sd).reshape(-1)
         return mos, std
 
     def _plan(self, job: WindowJob) -> _Plan:
@@ -246,7 +249,9 @@ class IncrementalPair:
         self.frames_inputs = [i.name for i in self.frames_session.get_inputs()]  # type: ignore[attr-defined]
         head_inputs = [i.name for i in self.head_session.get_inputs()]  # type: ignore[attr-defined]
         if head_inputs != self.frame_names:
-            raise ModelFileError(f"{self.head_path}: inputs {head_inputs} != frame outputs {self.frame_names}")
+            raise ModelFileError(
+                f"{self.head_path}: inputs {head_inputs} != frame outputs {self.frame_names}"
+            )
         self.engine = IncrementalEngine(self.geometry, self._frames, self._head)
 
     def _frames(self, w16: np.ndarray, w48: np.ndarray) -> list[np.ndarray]:

@@ -217,7 +217,9 @@ class Scorer:
             self._check(INPUT_WAVE16, j.wave16[None])
             self._check(INPUT_WAVE48, j.wave48[None])
             if len(j.wave48) != self.info.rate_ratio * len(j.wave16):
-                raise ValueError(f"wave48 has {len(j.wave48)} samples, not {self.info.rate_ratio} x {len(j.wave16)}")
+                raise ValueError(
+                    f"wave48 has {len(j.wave48)} samples, not {self.info.rate_ratio} x {len(j.wave16)}"
+                )
             if len(j.wave16) < self.info.min_samples16:
                 raise ValueError(
                     f"input too short: {len(j.wave16) / self.info.ssl_rate:.3f} s; "

@@ -201,7 +201,9 @@ class _Batcher:
         return any(w[0] is job for w in self.waiting)
 
     def run(self) -> None:
-        if getattr(self.scorer, "pair", None) is not None:  # in order, a file's windows one after the other, batched across files
+        if (
+            getattr(self.scorer, "pair", None) is not None
+        ):  # in order, a file's windows one after the other, batched across files
             for i in range(0, len(self.waiting), self.batch_size):
                 part = self.waiting[i : i + self.batch_size]
                 res = self.scorer.score_windows(

@@ -19,7 +19,9 @@ from samos.runtime.incremental import FrameGeometry, StreamFrames, WindowJob, pa
 
 @pytest.fixture(scope="module")
 def exported(module_tmp: Path) -> Path:
-    ckpt = save_checkpoint(module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}})
+    ckpt = save_checkpoint(
+        module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}}
+    )
     out = module_tmp / "m.onnx"
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental"]) == 0
     return out
@@ -43,7 +45,9 @@ def test_pair_matches_the_torch_split_and_streams_exactly(exported: Path, module
     model, _ = load_checkpoint(module_tmp / "tiny.pt")
     rng = np.random.default_rng(0)
     t = np.arange(int(5.5 * 16000)) / 16000
-    w16 = (0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 3 * t) ** 2 + 0.01 * rng.standard_normal(t.size))
+    w16 = 0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 3 * t) ** 2 + 0.01 * rng.standard_normal(
+        t.size
+    )
     w16 = w16.astype(np.float32)
     w48 = np.repeat(w16, 3)  # any 48 kHz signal of 3T samples
     state = StreamFrames()
@@ -53,7 +57,9 @@ def test_pair_matches_the_torch_split_and_streams_exactly(exported: Path, module
         got.append(scorer.score_windows([job]).raw_mos[0])
         with torch.no_grad():
             g = torch.from_numpy(job.wave16[None]) * state.gain
-            want.append(float(model.window_head(*model.frame_features(g, torch.from_numpy(job.wave48[None])))[0][0]))
+            want.append(
+                float(model.window_head(*model.frame_features(g, torch.from_numpy(job.wave48[None])))[0][0])
+            )
     assert len(got) == 15
     assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4
 

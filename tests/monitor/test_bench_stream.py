@@ -63,7 +63,9 @@ def test_compare_incremental_and_whole_window_side_by_side(
     sf.write(speech, audio[int(20 * rate) : int(26 * rate)], rate)
     p = argparse.ArgumentParser()
     stream.add_arguments(p)
-    args = p.parse_args(["--streams", "2", "--file", str(speech), "--model", "default", "--compare", "--json"])
+    args = p.parse_args(
+        ["--streams", "2", "--file", str(speech), "--model", "default", "--compare", "--json"]
+    )
     assert stream.run(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     inc, whole = out["incremental"], out["whole_window"]

@@ -69,7 +69,10 @@ def incremental(scorer: Scorer, state: StreamFrames, windows: list[Window]) -> n
 def whole(scorer: Scorer, windows: list[Window], gains: list[float]) -> np.ndarray:
     assert scorer.pair is not None
     return np.array(
-        [scorer.pair.engine.whole(w.wave16[None], w.wave48[None], np.array([g]))[0][0] for w, g in zip(windows, gains, strict=True)]
+        [
+            scorer.pair.engine.whole(w.wave16[None], w.wave48[None], np.array([g]))[0][0]
+            for w, g in zip(windows, gains, strict=True)
+        ]
     )
 
 
@@ -98,7 +101,11 @@ def test_batches_across_streams_equal_one_stream_at_a_time(
     streams = [windows_of(audio, rate, 4.0, 0.5, 4), windows_of(0.2 * audio[::-1].copy(), rate, 4.0, 0.5, 5)]
     alone = [incremental(scorer, StreamFrames(), ws) for ws in streams]
     states = [StreamFrames(), StreamFrames()]
-    jobs = [(k, i, WindowJob(states[k], w.start, w.wave16, w.wave48)) for k in (0, 1) for i, w in enumerate(streams[k])]
+    jobs = [
+        (k, i, WindowJob(states[k], w.start, w.wave16, w.wave48))
+        for k in (0, 1)
+        for i, w in enumerate(streams[k])
+    ]
     jobs.sort(key=lambda j: (j[2].start, j[0]))  # interleaved, oldest first per stream
     got = [np.zeros(len(ws)) for ws in streams]
     rng = np.random.default_rng(6)

@@ -155,11 +155,15 @@ def test_a_model_with_a_pair_scores_files_as_the_monitor_streams_them() -> None:
     proc = StreamProcessor(rate, window_config(scorer), scorer.info.min_seconds)
     state = StreamFrames()
     want = [
-        float(scorer.score_windows([WindowJob(state, p.window.start, p.window.wave16, p.window.wave48)]).mos[0])
+        float(
+            scorer.score_windows([WindowJob(state, p.window.start, p.window.wave16, p.window.wave48)]).mos[0]
+        )
         for p in proc.push(AudioChunk(audio, rate, 0, 0.0)) + proc.flush()
         if p.status == "ok"
     ]
     for batch in (2, 16):
-        got = [w.mos for w in score_waveform(scorer, audio, rate, batch_size=batch).windows if w.mos is not None]
+        got = [
+            w.mos for w in score_waveform(scorer, audio, rate, batch_size=batch).windows if w.mos is not None
+        ]
         assert got == pytest.approx(want, abs=1e-5)
     assert len(want) >= 4
