@@ -3,7 +3,9 @@
 Each stream is a file source paced in real time; a websocket client subscribed to all streams
 records when each score arrives. Reports CPU seconds per stream-second, end-to-end latency (from the
 capture time of a window's last sample to the score's arrival at the client) and how many windows
-were expected and delivered.
+were expected and delivered. ``--compare`` runs it twice in one process on the same scorer and audio:
+the incremental path (the model's pair, frame features once per hop) and the whole-window path,
+side by side with their ratio.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--streams", type=int, default=4, help="concurrent streams")
     p.add_argument("--file", help="audio file every stream plays (default: synthetic speech-like audio)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the synthetic audio, seconds")
-    p.add_argument("--model", help="ONNX model (default: the embedded model)")
+    p.add_argument("--model", help="ONNX model (default, or 'default': the embedded model)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the incremental path (the model's pair) and the whole-window path side by side",
+    )
+    p.add_argument(
+        "--whole-window",
+        action="store_true",
+        help="score whole windows even when the model has an incremental pair",
+    )
     p.add_argument("--providers", default="cpu", help="comma-separated: tensorrt,cuda,cpu")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for inference")
     p.add_argument("--window", type=float, help="scoring window, seconds (default from configs/monitor.yaml)")
@@ -61,7 +73,7 @@ def expected_windows(audio: np.ndarray, rate: int, window_s: float, hop_s: float
 
 
 async def bench(
-    args: argparse.Namespace, scorer: Any, path: str, audio: np.ndarray, rate: int
+    args: argparse.Namespace, scorer: Any, path: str, audio: np.ndarray, rate: int, incremental: bool = True
 ) -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
@@ -81,6 +93,7 @@ async def bench(
         alerts=AlertConfig(enabled=False),
         log=None,
         auth=replace(cfg.auth, token=None),
+        worker=replace(cfg.worker, incremental=incremental),
     )
     mon = Monitor(cfg, scorer)
     await mon.start()
@@ -109,6 +122,7 @@ async def bench(
         "hop_seconds": win.hop_seconds,
         "provider": getattr(scorer, "provider", None),
         "backend": args.backend,
+        "path": "incremental" if incremental and getattr(scorer, "pair", None) else "whole-window",
         "wall_s": round(wall, 3),
         "cpu_s_per_stream_s": round(cpu / (args.streams * seconds), 5),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
@@ -144,7 +158,8 @@ def open_scorer(args: argparse.Namespace, window: float, stack: contextlib.ExitS
     if args.backend == "inprocess":
         from samos.runtime.scorer import Scorer
 
-        return Scorer(args.model, providers=providers, threads=args.threads, max_seconds=window)
+        model = None if args.model in (None, "default") else args.model
+        return Scorer(model, providers=providers, threads=args.threads, max_seconds=window)
     if args.backend == "ray":
         try:
             from samos.serve.deployment import ServeSettings, local_service
@@ -182,7 +197,17 @@ def run(args: argparse.Namespace) -> int:
                 rate, audio = 48_000, synthetic_speech(args.seconds)
                 path = str(Path(tmp) / "speech.wav")
                 sf.write(path, audio, rate, subtype="FLOAT")
-            result = asyncio.run(bench(args, scorer, path, audio, rate))
+            if args.compare and getattr(scorer, "pair", None) is None:
+                raise ValueError(
+                    "--compare needs a model with an incremental pair (samos export --incremental)"
+                )
+            if args.compare:
+                warm_up(scorer)
+                inc = asyncio.run(bench(args, scorer, path, audio, rate, incremental=True))
+                whole = asyncio.run(bench(args, scorer, path, audio, rate, incremental=False))
+                result = compare(inc, whole)
+            else:
+                result = asyncio.run(bench(args, scorer, path, audio, rate, not args.whole_window))
     except ValueError as e:
         print(f"samos bench stream: {e}")
         return 2
@@ -190,7 +215,50 @@ def run(args: argparse.Namespace) -> int:
         stack.close()
     if args.json:
         print(json.dumps(result))
+    elif args.compare:
+        print(compare_table(result))
     else:
         for k, v in result.items():
             print(f"{k:>26}: {v}")
     return 0
+
+
+def warm_up(scorer: Any) -> None:
+    """One window through each path first, so that neither run pays onnxruntime's first calls."""
+    from samos.runtime.incremental import WindowJob
+
+    n = int(scorer.info.window_seconds * 16_000)
+    w16 = 0.1 * np.sin(np.arange(n, dtype=np.float32) / 7.0)
+    w48 = np.repeat(w16, 3)
+    scorer.score(w16[None], w48[None])
+    state = scorer.new_stream()
+    for start in (0, 16_000):
+        scorer.score_windows([WindowJob(state, start, w16, w48)])
+
+
+COMPARED = ("cpu_s_per_stream_s", "latency_ms_p50", "latency_ms_p95", "windows_expected", "windows_delivered")
+
+
+def compare(incremental: dict[str, Any], whole: dict[str, Any]) -> dict[str, Any]:
+    """Both runs and ``whole / incremental`` for CPU and latency (> 1: the incremental path is cheaper)."""
+    ratio = {
+        k: round(whole[k] / incremental[k], 3) if incremental[k] else None
+        for k in ("cpu_s_per_stream_s", "latency_ms_p50", "latency_ms_p95")
+    }
+    return {"incremental": incremental, "whole_window": whole, "whole_over_incremental": ratio}
+
+
+def compare_table(result: dict[str, Any]) -> str:
+    """The ``--compare`` result as a markdown table."""
+    inc, whole, ratio = result["incremental"], result["whole_window"], result["whole_over_incremental"]
+    rows = [
+        f"{inc['streams']} streams x {inc['audio_seconds_per_stream']} s, window {inc['window_seconds']} s, "
+        f"hop {inc['hop_seconds']} s, provider {inc['provider']}",
+        "",
+        "| | incremental | whole-window | whole / incremental |",
+        "|---|---|---|---|",
+    ]
+    for k in COMPARED:
+        r = ratio.get(k)
+        rows.append(f"| {k} | {inc[k]} | {whole[k]} | {'' if r is None else r} |")
+    return "\n".join(rows)

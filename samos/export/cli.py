@@ -25,8 +25,24 @@ DEFAULT_WINDOW_SECONDS = 10.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint from `samos train`")
-    p.add_argument("--out", type=Path, required=True, help="ONNX file to write (e.g. model.onnx)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="checkpoint from `samos train`")
+    src.add_argument(
+        "--from-onnx",
+        type=Path,
+        metavar="FILE",
+        help="an exported whole-window model file (e.g. samos/models/default.onnx): write only its "
+        "incremental pair next to it (or next to --out), rebuilt from the file's own weights",
+    )
+    p.add_argument(
+        "--out", type=Path, help="ONNX file to write (e.g. model.onnx); required with --checkpoint"
+    )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="also write the incremental pair NAME.frames.onnx + NAME.head.onnx that the monitor uses "
+        "for exact streaming (frame features once per hop; see docs/MONITOR.md)",
+    )
     p.add_argument(
         "--fp16",
         action="store_true",
@@ -129,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
     from samos.model.checkpoint import CheckpointError, load_checkpoint
 
     torch.set_num_threads(max(1, args.threads))
+    if args.from_onnx is not None:
+        return _pair_from_onnx(args)
+    if args.out is None:
+        print("samos export: --out is required with --checkpoint", file=sys.stderr)
+        return EXIT_USAGE
     try:
         seconds = _floats(args.verify_seconds, "--verify-seconds")
         batches = [int(b) for b in _floats(args.verify_batches, "--verify-batches")]
@@ -162,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         f"min {float(props['samos.min_seconds']):.3f} s, "
         f"calibration {json.loads(props['samos.calibration'])} ({cal_src})"
     )
+    if args.incremental:
+        status = _write_pair(model, args.out, props)
+        if status != EXIT_OK:
+            return status
     outputs = [(args.out, "fp32")]
     if args.fp16:
         half_path = args.out.with_name(args.out.stem + ".fp16.onnx")
@@ -207,3 +232,52 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return status
+
+
+def _write_pair(model: Any, out: Path, props: dict[str, str]) -> int:
+    from samos.export.incremental import export_pair
+    from samos.export.onnx_export import ExportError
+
+    t0 = time.perf_counter()
+    try:
+        frames, head = export_pair(model, out, props)
+    except (ExportError, OSError) as e:
+        print(f"samos export: the incremental pair failed: {one_line(e)}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wrote {frames} and {head} (incremental pair, {time.perf_counter() - t0:.0f} s)")
+    return EXIT_OK
+
+
+def _pair_from_onnx(args: argparse.Namespace) -> int:
+    from samos.export.from_onnx import model_from_onnx
+    from samos.export.onnx_export import ExportError
+
+    src: Path = args.from_onnx
+    given = [
+        f
+        for f, v in (
+            ("--fp16", args.fp16),
+            ("--verify", args.verify),
+            ("--triton", args.triton),
+            ("--calibration", args.calibration),
+            ("--window-seconds", args.window_seconds),
+            ("--min-seconds", args.min_seconds),
+        )
+        if v
+    ]
+    if given:
+        print(
+            "samos export: --from-onnx writes only the incremental pair; "
+            f"{', '.join(given)} need --checkpoint",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not src.is_file():
+        print(f"samos export: --from-onnx {src}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        model, props = model_from_onnx(src)
+    except ExportError as e:
+        print(f"samos export: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    return _write_pair(model, args.out or src, props)

@@ -119,8 +119,15 @@ class ExportSettings:
 
 
 def _run_exporter(
-    wrapper: nn.Module, args: tuple[Tensor, ...], inputs: tuple[str, ...], dim_min: int, opset: int
+    wrapper: nn.Module,
+    args: tuple[Tensor, ...],
+    inputs: tuple[str, ...],
+    dim_min: int,
+    opset: int,
+    outputs: tuple[str, ...] = (OUTPUT_MOS, OUTPUT_STD),
+    shapes: dict[str, Any] | None = None,
 ) -> Any:
+    """torch.onnx.export (dynamo) of ``wrapper``; ``shapes`` default: the waveform inputs' dynamic axes."""
     # The exporter logs a warning per optional torchvision op it cannot register: noise for this model.
     registration_log = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration_log.level
@@ -132,8 +139,8 @@ def _run_exporter(
                 wrapper,
                 args,
                 input_names=list(inputs),
-                output_names=[OUTPUT_MOS, OUTPUT_STD],
-                dynamic_shapes=_dynamic_shapes(inputs, dim_min),
+                output_names=list(outputs),
+                dynamic_shapes=shapes if shapes is not None else _dynamic_shapes(inputs, dim_min),
                 opset_version=opset,
                 dynamo=True,
                 custom_translation_table={torch.ops.aten.remainder.Scalar: _remainder_scalar},
@@ -224,11 +231,15 @@ def export_onnx(
     )
     onnx.helper.set_model_props(proto, meta)
     check_graph(proto, inputs)
-    _save(proto, out)
+    save_model(proto, out)
     return proto
 
 
-def check_graph(proto: onnx.ModelProto, inputs: tuple[str, ...] | None = None) -> None:
+def check_graph(
+    proto: onnx.ModelProto,
+    inputs: tuple[str, ...] | None = None,
+    outputs: tuple[str, ...] = (OUTPUT_MOS, OUTPUT_STD),
+) -> None:
     """Raise ExportError when the graph has a forbidden op or the wrong inputs/outputs."""
     ops = {n.op_type for n in _all_nodes(proto.graph)}
     bad = sorted(ops & FORBIDDEN_OPS)
@@ -238,8 +249,8 @@ def check_graph(proto: onnx.ModelProto, inputs: tuple[str, ...] | None = None) -
     if inputs is not None and got_in != inputs:
         raise ExportError(f"graph inputs {got_in} != expected {inputs}")
     got_out = tuple(o.name for o in proto.graph.output)
-    if got_out != (OUTPUT_MOS, OUTPUT_STD):
-        raise ExportError(f"graph outputs {got_out} != expected {(OUTPUT_MOS, OUTPUT_STD)}")
+    if got_out != outputs:
+        raise ExportError(f"graph outputs {got_out} != expected {outputs}")
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset < OPSET:
         raise ExportError(f"graph opset {opset} < {OPSET}")
@@ -293,7 +304,8 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     return half
 
 
-def _save(proto: onnx.ModelProto, out: str | Path) -> None:
+def save_model(proto: onnx.ModelProto, out: str | Path) -> None:
+    """Write ``proto`` to ``out`` atomically (a temporary file, then rename)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -304,7 +316,7 @@ def _save(proto: onnx.ModelProto, out: str | Path) -> None:
 def save_fp16(proto: onnx.ModelProto, out: str | Path) -> onnx.ModelProto:
     """Convert with :func:`to_fp16` and save to ``out``."""
     half = to_fp16(proto)
-    _save(half, out)
+    save_model(half, out)
     return half
 
 
@@ -322,6 +334,7 @@ __all__ = [
     "graph_ops",
     "model_inputs",
     "save_fp16",
+    "save_model",
     "to_fp16",
     "weights_sha256",
     "wrap_for_export",

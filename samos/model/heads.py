@@ -101,9 +101,19 @@ class SpectrogramEncoder(nn.Module):
         self.min_frames = 3 if 0 < cfg.pool_after <= len(cfg.channels) else 1
         self.n_bins = N_BINS
 
-    def forward(self, logspec: Tensor) -> Tensor:
+    def frames(self, logspec: Tensor) -> Tensor:
+        """Per-frame features ``[B, frames', C]``: the conv stack (each output frame sees a few input
+        frames), then the max over frequency. ``frames' = frames // 3`` with the max-pool."""
         x = self.encoder(logspec.transpose(1, 2).unsqueeze(1))  # [B, C, frames', bins']
-        return x.amax(dim=(2, 3))
+        return x.amax(dim=3).transpose(1, 2)
+
+    @staticmethod
+    def pool(frames: Tensor) -> Tensor:
+        """The global max over time: ``[B, frames', C] -> [B, C]``."""
+        return frames.amax(dim=1)
+
+    def forward(self, logspec: Tensor) -> Tensor:
+        return self.pool(self.frames(logspec))
 
 
 def _mlp(in_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:

@@ -32,6 +32,11 @@ class SAMOS(nn.Module):
     * ``forward_features(feats | None, wave48 | None) -> (mean, var)``: the trainable part.
     * ``forward(w16, w48) == forward_features(ssl_features(w16), w48)``.
 
+    * Incremental split (streaming): ``frame_features(g * w16, w48)`` (convolutional in time, 10 ms
+      frames) and ``window_head(*frames)`` (the rest); ``forward == window_head(frame_features(...))``
+      at ``g = 1 / peak``. Both end in :meth:`_fuse`: put head changes there and both paths (and the
+      exported pair) follow.
+
     A branch that is disabled ignores (and does not need) its input: pass ``None``.
     ``ssl_encoder`` overrides building the encoder from ``cfg.ssl`` (checkpoint loading uses it).
     The graph has no Python branching on tensor values, so it exports with dynamic batch and time.
@@ -104,7 +109,6 @@ class SAMOS(nn.Module):
 
     def forward_features(self, feats: Tensor | None, wave48: Tensor | None) -> tuple[Tensor, Tensor]:
         """Trainable part: SSL frames ``[B, frames, D]`` and/or 48 kHz ``[B, 3T]`` -> (mean [B], var [B])."""
-        parts: list[Tensor] = []
         if self.ssl_head is not None:
             if feats is None:
                 raise ModelInputError(
@@ -114,7 +118,6 @@ class SAMOS(nn.Module):
                 raise ModelInputError(
                     f"feats must be [batch, frames, {self.ssl_head.in_dim}], got shape {tuple(feats.shape)}"
                 )
-            parts.append(self.ssl_head(feats))
         if self.spec_encoder is not None and self.spectrogram is not None:
             if wave48 is None:
                 raise ModelInputError("this model has a spectrogram branch: pass wave48 [batch, 3*T]")
@@ -123,13 +126,68 @@ class SAMOS(nn.Module):
                 raise ModelInputError(
                     f"batch sizes differ: {feats.shape[0]} (wave16) vs {wave48.shape[0]} (wave48)"
                 )
-            parts.append(self.spec_encoder(self.spectrogram(wave48)))
+            spec = self.spec_encoder.frames(self.spectrogram(wave48))
+        else:
+            spec = None
+        return self._fuse(feats, spec)
+
+    def _fuse(self, feats: Tensor | None, spec_frames: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The heads: encoder output ``[B, frames, D]`` and spectrogram frames ``[B, frames', C]``."""
+        parts: list[Tensor] = []
+        if self.ssl_head is not None and feats is not None:
+            parts.append(self.ssl_head(feats))
+        if self.spec_encoder is not None and spec_frames is not None:
+            parts.append(self.spec_encoder.pool(spec_frames))
         fused = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         mean, var = self.head(fused)
         if self.teacher is not None and feats is not None:
             bound = self.cfg.fusion.correction_bound
             mean = self.teacher(feats) + bound * torch.tanh((mean - self.cfg.fusion.mos_center) / bound)
         return mean, var
+
+    # ----------------------------------------------------------------------- incremental split
+    @property
+    def incremental(self) -> bool:
+        """Whether the model splits into :meth:`frame_features` and :meth:`window_head`."""
+        return self.ssl is None or bool(getattr(self.ssl, "incremental", False))
+
+    def frame_features(self, wave16: Tensor | None, wave48: Tensor | None) -> tuple[Tensor, ...]:
+        """The part that is convolutional in time: per-frame features on one 10 ms grid.
+
+        ``wave16 [B, T]`` (already scaled by the caller's gain: NO per-input peak normalisation) and
+        ``wave48 [B, 3T]`` -> ``(ssl [B, T // 160, D], spec [B, T // 160, C])`` for the branches the
+        model has, in that order (for T a multiple of 160). Frame ``i`` depends on the audio around
+        ``160 i`` only, except the first and last few, which see the input's edges; so frames computed
+        from overlapping pieces of a stream can be reused by every window on the 10 ms grid.
+        ``window_head(*frame_features(g * w16, w48)) == forward(w16, w48)`` for ``g = 1 / peak(w16)``.
+        """
+        if not self.incremental:
+            raise ModelInputError(
+                f"the {self.cfg.ssl.family} encoder normalises whole inputs: no incremental split"
+            )
+        out: list[Tensor] = []
+        if self.ssl is not None:
+            if wave16 is None:
+                raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
+            out.append(self.ssl.frames(wave16))  # type: ignore[operator]
+        if self.spec_encoder is not None and self.spectrogram is not None:
+            if wave48 is None:
+                raise ModelInputError("this model has a spectrogram branch: pass wave48 [batch, 3*T]")
+            out.append(self.spec_encoder.frames(self.spectrogram(wave48)))
+        return tuple(out)
+
+    def window_head(self, *frames: Tensor) -> tuple[Tensor, Tensor]:
+        """The whole-window part on :meth:`frame_features`' output: ``(mean [B], var [B])``.
+
+        The SSL frames are taken every other one (20 ms) from the first, then positions, transformer
+        and heads; the spectrogram frames are pooled over time.
+        """
+        it = iter(frames)
+        feats = None
+        if self.ssl is not None:
+            feats = self.ssl.context(next(it)[:, ::2])  # type: ignore[operator]
+        spec = next(it) if self.spec_encoder is not None else None
+        return self._fuse(feats, spec)
 
     def forward(self, wave16: Tensor | None = None, wave48: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mean [B], var [B])`` MOS for 16 kHz ``wave16 [B, T]`` and 48 kHz ``wave48 [B, 3T]``."""

@@ -42,6 +42,8 @@ class _Stream:
     results: StreamResults
     queue: asyncio.Queue[tuple[Pending, asyncio.Future[tuple[float, float]] | None] | None]
     summary: CallSummary
+    frames: Any = None
+    """The stream's incremental state (the scorer's ``new_stream()``); None: whole windows."""
     windows: int = 0
     reader: asyncio.Task[None] = field(init=False)
     task: asyncio.Task[None] = field(init=False)
@@ -86,6 +88,8 @@ class Monitor:
         self._started = False
         self._stopping = False
         self.model = describe(scorer)
+        self.model["incremental"] = bool(cfg.worker.incremental and getattr(scorer, "pair", None) is not None)
+        """Windows are scored with the model's incremental pair (docs/MONITOR.md)."""
         self.min_seconds = float(self.model["min_seconds"] or 0.0)
         self.metrics.set_model(self.model)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -142,6 +146,7 @@ class Monitor:
             results=StreamResults(name, self.cfg.aggregate, self.cfg.alerts),
             queue=asyncio.Queue(self.cfg.worker.inflight_per_stream),
             summary=CallSummary(self.cfg.alerts.threshold),
+            frames=self._new_stream_frames(),
         )
         self.streams[name] = st
         self._idle.clear()
@@ -260,8 +265,14 @@ class Monitor:
             for p in st.proc.push(chunk):
                 await self._enqueue(st, p)
 
+    def _new_stream_frames(self) -> Any:
+        """Incremental state for a new stream, when configured and the model has a pair."""
+        new_stream = getattr(self.scorer, "new_stream", None)
+        return new_stream() if self.cfg.worker.incremental and new_stream is not None else None
+
     async def _enqueue(self, st: _Stream, p: Pending) -> None:
-        fut = self.worker.submit(p.window.wave16, p.window.wave48) if p.status == "ok" else None
+        w = p.window
+        fut = self.worker.submit(w.wave16, w.wave48, st.frames, w.start) if p.status == "ok" else None
         await st.queue.put((p, fut))
 
     async def _score(self, st: _Stream) -> None:

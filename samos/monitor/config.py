@@ -181,6 +181,9 @@ class WorkerConfig:
     """Pending windows (all streams); when full the oldest is dropped and counted."""
     inflight_per_stream: int = 8
     """Windows a stream may have waiting for scores before its reader waits (back-pressure)."""
+    incremental: bool = True
+    """Use the model's incremental pair when it has one (frame features once per hop per stream,
+    exact; a fixed gain per stream instead of the per-window peak): docs/MONITOR.md."""
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.queue_size < 1 or self.inflight_per_stream < 1:

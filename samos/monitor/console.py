@@ -71,7 +71,8 @@ def banner_lines(
     if cfg.backend != "inprocess":
         how = f"backend {cfg.backend}"
     version = f" version {model['version']}" if model.get("version") else ""
-    lines = [f"model {model.get('path') or '?'}{version} on {provider} ({how})"]
+    pair = ", incremental" if model.get("incremental") else ""
+    lines = [f"model {model.get('path') or '?'}{version} on {provider} ({how}{pair})"]
     lines += [f"note: {n}" for n in notes]
     lines.append(f"websocket {ws_url}" if ws_url else "websocket off")
     if http_address is not None:

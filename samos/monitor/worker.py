@@ -2,8 +2,11 @@
 
 ``submit`` (event loop) appends to a bounded queue; when full, the oldest pending window is dropped
 and its future fails with :class:`WindowDropped` (counted). The worker thread takes up to
-``max_batch`` pending windows of the same length (oldest first), calls ``scorer.score`` once, and
-resolves the futures on the loop with ``call_soon_threadsafe`` (one callback per batch).
+``max_batch`` pending windows of the same length (oldest first), calls ``scorer.score`` once (or,
+for windows submitted with their stream's incremental state, ``scorer.score_windows``: frame
+features once per hop, batched across streams; the state lives with the stream, only this thread
+touches it), and resolves the futures on the loop with ``call_soon_threadsafe`` (one callback per
+batch).
 
 The thread is supervised: when it dies (anything that is not an ``Exception`` escaping the scorer,
 such as ``SystemExit`` or ``KeyboardInterrupt`` raised in it, or a bug in the worker itself), the
@@ -49,6 +52,10 @@ class _Job:
     wave16: np.ndarray
     wave48: np.ndarray
     future: asyncio.Future[tuple[float, float]]
+    state: Any = None
+    """The stream's incremental state (``scorer.new_stream()``); None: score the whole window."""
+    start: int = 0
+    """The window's first 16 kHz sample in its stream (incremental scoring only)."""
 
 
 def describe(scorer: Any) -> dict[str, Any]:
@@ -143,8 +150,13 @@ class InferenceWorker:
                 self.metrics.worker_restarts.inc()
             self._spawn()
 
-    def submit(self, wave16: np.ndarray, wave48: np.ndarray) -> asyncio.Future[tuple[float, float]]:
-        """Queue one window (``[T]`` at 16 kHz, ``[3T]`` at 48 kHz); the future gives (mos, std)."""
+    def submit(
+        self, wave16: np.ndarray, wave48: np.ndarray, state: Any = None, start: int = 0
+    ) -> asyncio.Future[tuple[float, float]]:
+        """Queue one window (``[T]`` at 16 kHz, ``[3T]`` at 48 kHz); the future gives (mos, std).
+
+        ``state``/``start``: the stream's incremental state and the window's first sample (see
+        :class:`_Job`); windows of one stream must be submitted in order."""
         if self._loop is None or self._closing:
             raise RuntimeError("the inference worker is not running")
         fut: asyncio.Future[tuple[float, float]] = self._loop.create_future()
@@ -152,7 +164,7 @@ class InferenceWorker:
         with self._cond:
             if len(self._jobs) >= self.queue_size:
                 evicted = self._jobs.popleft()
-            self._jobs.append(_Job(wave16, wave48, fut))
+            self._jobs.append(_Job(wave16, wave48, fut, state, start))
             self._cond.notify()
         if evicted is not None:
             self.dropped += 1
@@ -225,9 +237,7 @@ class InferenceWorker:
                 continue
             t0 = time.perf_counter()
             try:
-                out = self.scorer.score(
-                    np.stack([j.wave16 for j in batch]), np.stack([j.wave48 for j in batch])
-                )
+                out = self._score(batch)
                 result: Any = (np.asarray(out.mos, np.float64), np.asarray(out.std, np.float64))
             except Exception as e:  # noqa: BLE001 - delivered to each waiting stream, never lost
                 log.warning("scoring a batch of %d failed: %s", len(batch), e)
@@ -239,6 +249,16 @@ class InferenceWorker:
             held.clear()
             if not self._post(_resolve, [j.future for j in batch], result):
                 return
+
+    def _score(self, batch: list[_Job]) -> Any:
+        """Scores of one batch: incrementally when every window carries its stream's state."""
+        if all(j.state is not None for j in batch):
+            from samos.runtime.incremental import WindowJob
+
+            return self.scorer.score_windows(  # type: ignore[attr-defined]
+                [WindowJob(j.state, j.start, j.wave16, j.wave48) for j in batch]
+            )
+        return self.scorer.score(np.stack([j.wave16 for j in batch]), np.stack([j.wave48 for j in batch]))
 
 
 def _resolve(futures: list[asyncio.Future[tuple[float, float]]], result: Any) -> None:

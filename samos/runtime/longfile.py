@@ -15,7 +15,7 @@ import soundfile as sf
 
 from samos.audio import AudioError
 from samos.runtime.scorer import Scorer
-from samos.runtime.windows import FileScore, FileWindows, _Batcher, _Job, window_config
+from samos.runtime.windows import FileScore, FileWindows, _Batcher, _Job, new_stream, window_config
 
 LONG_SECONDS = 600.0
 """Files longer than this (seconds) are streamed by ``samos score``."""
@@ -45,7 +45,7 @@ def score_file_streaming(
     p = Path(path)
     cfg = window_config(scorer, window_s, hop_s)
     batcher = _Batcher(scorer, batch_size)
-    job = _Job()
+    job = _Job(new_stream(scorer))
     try:
         f = sf.SoundFile(str(p))
     except Exception as e:  # noqa: BLE001

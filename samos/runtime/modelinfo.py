@@ -35,6 +35,8 @@ KEY_CALIBRATION = "samos.calibration"
 KEY_MIN_SECONDS = "samos.min_seconds"
 KEY_WINDOW_SECONDS = "samos.window_seconds"
 KEY_PRECISION = "samos.precision"
+KEY_INCREMENTAL = "samos.incremental"
+"""Only in the incremental pair (samos.runtime.incremental): role and frame geometry, JSON."""
 
 REQUIRED_KEYS = (
     KEY_FORMAT,

@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from samos.audio import SPEC_RATE, SSL_RATE
+from samos.runtime.incremental import IncrementalPair, StreamFrames, WindowJob, pair_paths
 from samos.runtime.modelinfo import (
     INPUT_WAVE16,
     INPUT_WAVE48,
@@ -101,6 +102,9 @@ class Scorer:
         max_seconds: longest input TensorRT's profile accepts (default: the model's window_seconds).
         device_id: GPU index for CUDA and TensorRT.
         sha256: if given, the model file's sha256 must match it.
+        incremental: load the model's incremental pair (``M.frames.onnx``, ``M.head.onnx``) when it
+            has one, for :meth:`score_windows` (exact streaming; see samos.runtime.incremental).
+            ``pair`` is None without one; a pair that does not fit is skipped with a note.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Scorer:
         max_seconds: float | None = None,
         device_id: int = 0,
         sha256: str | None = None,
+        incremental: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -182,6 +187,47 @@ class Scorer:
         self.info = self._read_info(self.session)
         self._in_types = {i.name: _ORT_FLOAT[i.type] for i in self.session.get_inputs()}
         self._max16 = self.profile.samples16[2] if self.provider == "tensorrt" else None
+        self.pair: IncrementalPair | None = None
+        if incremental and all(p.is_file() for p in pair_paths(self.path)):
+            try:
+                self.pair = IncrementalPair(self.path, self.info.weights_sha256, self._pair_session)
+            except ModelFileError as e:
+                self.notes += (f"incremental pair not used: {e}",)
+                log.info("incremental pair not used: %s", e)
+
+    def _pair_session(self, path: Path) -> ort.InferenceSession:
+        """A session for one graph of the pair, on the main session's providers (TensorRT aside: its
+        shape profile is the waveform's)."""
+        providers = [p for p in self.providers if p != "TensorrtExecutionProvider"]
+        try:
+            return ort.InferenceSession(str(path), sess_options=self._so, providers=providers)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelFileError(f"{path}: not a loadable ONNX model ({_short(e)})") from None
+
+    def new_stream(self) -> StreamFrames | None:
+        """A stream's incremental state (None when the model has no pair: score whole windows)."""
+        return StreamFrames() if self.pair is not None else None
+
+    def score_windows(self, jobs: Sequence[WindowJob]) -> ScoreBatch:
+        """Calibrated scores of windows of streams (:class:`WindowJob`), incrementally: equal to
+        :meth:`score` of each window at its stream's fixed gain (see samos.runtime.incremental)."""
+        if self.pair is None:
+            raise ValueError(f"{self.path} has no incremental pair (samos export --incremental)")
+        for j in jobs:
+            self._check(INPUT_WAVE16, j.wave16[None])
+            self._check(INPUT_WAVE48, j.wave48[None])
+            if len(j.wave48) != self.info.rate_ratio * len(j.wave16):
+                raise ValueError(
+                    f"wave48 has {len(j.wave48)} samples, not {self.info.rate_ratio} x {len(j.wave16)}"
+                )
+            if len(j.wave16) < self.info.min_samples16:
+                raise ValueError(
+                    f"input too short: {len(j.wave16) / self.info.ssl_rate:.3f} s; "
+                    f"this model needs at least {self.info.min_seconds} s"
+                )
+        raw_mos, raw_std = self.pair.engine.score(jobs)
+        mos, std = self.info.calibration.apply(raw_mos, raw_std)
+        return ScoreBatch(mos, std, raw_mos, raw_std)
 
     # ------------------------------------------------------------------------------------- loading
     def _cpu_session(self) -> ort.InferenceSession:

@@ -9,6 +9,8 @@ monitor's file source does, so a file scored offline and the same file streamed 
 get the same windows, statuses and MOS. Defaults are the monitor's
 (:class:`samos.monitor.config.WindowConfig`: 4 s windows every 1 s).
 
+- With a model that has an incremental pair (the default model), windows are scored as the monitor
+  scores them: frame features once per hop, one fixed gain per file (samos.runtime.incremental).
 - Only windows with status ``ok`` are scored; the others (``silence``, ``no_speech`` ...) keep their
   status and diagnostics and have no MOS.
 - A recording shorter than one window is scored whole when it is at least the model's
@@ -35,6 +37,7 @@ from samos.monitor.config import WindowConfig
 from samos.monitor.source import AudioChunk
 from samos.monitor.stream import Pending, StreamProcessor
 from samos.monitor.window import Window
+from samos.runtime.incremental import StreamFrames, WindowJob
 from samos.runtime.scorer import Scorer
 
 BLOCK_SECONDS = 10.0
@@ -138,10 +141,18 @@ class FileWindows:
         return self.proc.windower.seconds
 
 
-class _Job:
-    """One file's windows (without their audio), filled in as their scores come."""
+def new_stream(scorer: Scorer) -> StreamFrames | None:
+    """A file's incremental state when the scorer has a pair (None: whole windows)."""
+    make = getattr(scorer, "new_stream", None)
+    return make() if make is not None else None
 
-    def __init__(self) -> None:
+
+class _Job:
+    """One file's windows (without their audio), filled in as their scores come; ``frames``: its
+    incremental state when the model has a pair (the file is scored as the monitor streams it)."""
+
+    def __init__(self, frames: StreamFrames | None = None) -> None:
+        self.frames = frames
         self.rows: list[tuple[float, float, str, dict[str, Any]]] = []
         self.mos: list[float | None] = []
         self.std: list[float | None] = []
@@ -190,6 +201,18 @@ class _Batcher:
         return any(w[0] is job for w in self.waiting)
 
     def run(self) -> None:
+        if (
+            getattr(self.scorer, "pair", None) is not None
+        ):  # in order, a file's windows one after the other, batched across files
+            for i in range(0, len(self.waiting), self.batch_size):
+                part = self.waiting[i : i + self.batch_size]
+                res = self.scorer.score_windows(
+                    [WindowJob(job.frames, w.start, w.wave16, w.wave48) for job, _, w in part]  # type: ignore[arg-type]
+                )
+                for (job, k, _), m, sd in zip(part, res.mos, res.std, strict=True):
+                    job.mos[k], job.std[k] = float(m), float(sd)
+            self.waiting.clear()
+            return
         by_len: dict[int, list[tuple[_Job, int, Window]]] = {}
         for item in self.waiting:
             by_len.setdefault(len(item[2].wave16), []).append(item)
@@ -235,7 +258,7 @@ def score_many(
             queue.append(item if isinstance(item, AudioError) else AudioError(str(item)))
         else:
             audio, sr = item
-            job = _Job()
+            job = _Job(new_stream(scorer))
             try:
                 fw = FileWindows(sr, cfg, scorer.info.min_seconds)
                 block = max(1, int(BLOCK_SECONDS * fw.rate))

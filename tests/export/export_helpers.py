@@ -32,3 +32,30 @@ def tiny_config(ssl: bool = True, spec: bool = True) -> ModelConfig:
 def tiny_model(ssl: bool = True, spec: bool = True, seed: int = 0) -> SAMOS:
     torch.manual_seed(seed)
     return SAMOS(tiny_config(ssl, spec)).eval()
+
+
+def tiny_distill_model(seed: int = 0) -> SAMOS:
+    """The Distill-MOS encoder truncated after layer 1 (its frame part is the real one) with small
+    heads and a small spectrogram branch: a model with an incremental split."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        ssl=SSLConfig(family="distillmos", layer=1),
+        ssl_head=SSLHeadConfig(channels=(8, 8, 8)),
+        spec=SpecConfig(channels=(4, 4, 8, 8)),
+        fusion=FusionConfig(hidden=(16, 8)),
+    )
+    model = SAMOS(cfg).eval()
+    with torch.no_grad():
+        # Norm weights as training leaves them (all different: the exporter merges equal initializers)
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm) and m.weight.requires_grad:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        # BatchNorm statistics that are not the identity (folded into the convs by the exporter)
+        for m in model.spec_encoder.modules():  # type: ignore[union-attr]
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model

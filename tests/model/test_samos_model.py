@@ -135,3 +135,31 @@ def test_default_config_is_distillmos_layer7_two_branch() -> None:
     with torch.no_grad():
         mean, var = model(*waves(2, 1.0))
     assert mean.shape == (2,) and (var > 0).all()
+
+
+def distill_two_branch() -> ModelConfig:
+    return ModelConfig(ssl=SSLConfig(family="distillmos", layer=1), spec=SpecConfig(channels=(4, 4, 8, 8)))
+
+
+@pytest.mark.parametrize("seconds", [4.0, 1.37])
+def test_window_head_of_frame_features_equals_forward(seconds: float) -> None:
+    torch.manual_seed(0)
+    model = SAMOS(distill_two_branch()).eval()
+    w16, w48 = waves(2, seconds)
+    w16[1] *= 0.05  # a quieter item: the gain is per item
+    gain = 1.0 / (w16.abs().amax(dim=-1, keepdim=True) + 1e-8)
+    with torch.no_grad():
+        want = model(w16, w48)
+        frames = model.frame_features(w16 * gain, w48)
+        got = model.window_head(*frames)
+    assert [f.shape[1] for f in frames] == [int(16_000 * seconds) // 160] * 2
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, atol=1e-5), (g, w)
+
+
+def test_frame_features_refuse_whole_input_normalising_encoders() -> None:
+    model = SAMOS(two_branch()).eval()
+    assert not model.incremental
+    with pytest.raises(ModelInputError, match="no incremental split"):
+        model.frame_features(*waves(1, 1.0))
+    assert SAMOS(spec_only()).incremental

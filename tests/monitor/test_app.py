@@ -173,3 +173,17 @@ async def test_overloaded_worker_reports_dropped_windows(tmp_path: Path, scorer)
         )
         == dropped
     )
+
+
+async def test_the_model_description_says_whether_windows_are_scored_incrementally() -> None:
+    from dataclasses import replace
+
+    from samos.monitor.app import Monitor
+    from samos.monitor.config import MonitorConfig
+    from samos.runtime.scorer import Scorer
+
+    scorer = Scorer(None, providers=("cpu",), threads=1)
+    cfg = MonitorConfig()
+    assert Monitor(cfg, scorer).model["incremental"] is True
+    off = replace(cfg, worker=replace(cfg.worker, incremental=False))
+    assert Monitor(off, scorer).model["incremental"] is False

@@ -132,3 +132,8 @@ def test_banner_names_provider_pages_metrics_and_thresholds() -> None:
     )
     off = banner_lines(cfg, model, None, None)
     assert "websocket off" in off and any("metrics off" in x for x in off)
+
+
+def test_banner_says_when_windows_are_scored_incrementally() -> None:
+    model = {"path": "m.onnx", "provider": "cpu", "incremental": True}
+    assert banner_lines(MonitorConfig(), model, None, None)[0] == "model m.onnx on cpu (auto, incremental)"

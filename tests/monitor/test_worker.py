@@ -98,3 +98,43 @@ async def test_model_errors_reach_the_waiting_stream(scorer) -> None:  # noqa: A
         await w.stop()
     with pytest.raises(RuntimeError):
         w.submit(*window(1))
+
+
+async def test_incremental_windows_of_several_streams_are_batched_exactly() -> None:
+    from samos.audio import load_audio
+    from samos.runtime.scorer import DEFAULT_MODEL, Scorer
+
+    scorer = Scorer(DEFAULT_MODEL, providers=("cpu",), threads=1)
+    calls: list[int] = []
+    score_windows = scorer.score_windows
+
+    def counted(jobs: Any) -> Any:
+        calls.append(len(jobs))
+        return score_windows(jobs)
+
+    scorer.score_windows = counted  # type: ignore[method-assign]
+    audio, rate = load_audio(str(DEFAULT_MODEL.parents[1] / "assets" / "demo_call_48k.flac"))
+    x48 = (audio.mean(axis=1) if audio.ndim == 2 else audio)[int(10 * rate) : int(17 * rate)]
+    import soxr
+
+    x48 = soxr.resample(x48, rate, 48_000).astype(np.float32)
+    streams = [(x48, soxr.resample(x48, 48_000, 16_000).astype(np.float32)) for x48 in (x48, 0.1 * x48[::-1])]
+    states = [scorer.new_stream(), scorer.new_stream()]
+    w = InferenceWorker(scorer, max_batch=8, queue_size=64)
+    w.start()
+    try:
+        futs, wins = [], []
+        for s in range(0, 3 * 16_000 + 1, 16_000):  # 4 s windows every 1 s, both streams
+            for k, (x48, x16) in enumerate(streams):
+                w48, w16 = x48[3 * s : 3 * s + 192_000], x16[s : s + 64_000]
+                wins.append((k, w16, w48))
+                futs.append(w.submit(w16, w48, states[k], s))
+        results = await asyncio.gather(*futs)
+    finally:
+        await w.stop()
+    assert sum(calls) == 8 and len(calls) < 8  # scored incrementally, in batches across streams
+    assert scorer.pair is not None
+    for (k, w16, w48), (mos, _) in zip(wins, results, strict=True):
+        gain = np.array([states[k].gain])  # type: ignore[union-attr]
+        raw, _ = scorer.pair.engine.whole(w16[None], w48[None], gain)
+        assert mos == pytest.approx(float(raw[0]), abs=1e-4)

@@ -139,3 +139,31 @@ def test_batch_size_validation(tiny_model: Path) -> None:
     s = Scorer(tiny_model, providers=("cpu",), threads=1)
     with pytest.raises(ValueError, match="batch_size"):
         list(score_many(s, [], batch_size=0))
+
+
+def test_a_model_with_a_pair_scores_files_as_the_monitor_streams_them() -> None:
+    from samos.audio import load_audio
+    from samos.monitor.source import AudioChunk
+    from samos.monitor.stream import StreamProcessor
+    from samos.runtime.incremental import StreamFrames, WindowJob
+    from samos.runtime.scorer import DEFAULT_MODEL
+    from samos.runtime.windows import window_config
+
+    scorer = Scorer(DEFAULT_MODEL, providers=("cpu",), threads=1)
+    audio, rate = load_audio(str(DEFAULT_MODEL.parents[1] / "assets" / "demo_call_48k.flac"))
+    audio = audio[int(12 * rate) : int(19.5 * rate)]
+    proc = StreamProcessor(rate, window_config(scorer), scorer.info.min_seconds)
+    state = StreamFrames()
+    want = [
+        float(
+            scorer.score_windows([WindowJob(state, p.window.start, p.window.wave16, p.window.wave48)]).mos[0]
+        )
+        for p in proc.push(AudioChunk(audio, rate, 0, 0.0)) + proc.flush()
+        if p.status == "ok"
+    ]
+    for batch in (2, 16):
+        got = [
+            w.mos for w in score_waveform(scorer, audio, rate, batch_size=batch).windows if w.mos is not None
+        ]
+        assert got == pytest.approx(want, abs=1e-5)
+    assert len(want) >= 4

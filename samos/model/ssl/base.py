@@ -25,6 +25,9 @@ class SSLEncoder(nn.Module, abc.ABC):
     """16 kHz samples per output frame (320 = 20 ms for every encoder here)."""
     min_samples: int
     """Shortest input (16 kHz samples) that yields at least one frame."""
+    incremental: bool = False
+    """The encoder splits into ``frames(wave16)`` (convolutional in time, 10 ms frames, no per-input
+    normalisation) and ``context(frames[:, ::2])`` (the whole-window part): see SAMOS.frame_features."""
 
     def __init__(self, *, frozen: bool) -> None:
         super().__init__()

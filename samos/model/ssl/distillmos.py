@@ -90,8 +90,11 @@ class DistillMOSEncoder(SSLEncoder):
     periodic Hann window as a DFT Conv1d; complex compression ``|X|^0.3 * X / |X|``; the six-layer
     CNN; BatchNorm (twice, as distillmos), Linear 1024 -> 200, sinusoidal positions for the actual
     number of frames (base length 384, so 7.68 s inputs match distillmos exactly); the first
-    ``layer`` transformer layers. Shortest input: 160 samples.
+    ``layer`` transformer layers. Shortest input: 160 samples. :meth:`frames` and :meth:`context`
+    split it for incremental streaming (``incremental``).
     """
+
+    incremental = True
 
     def __init__(
         self, layer: int = DISTILLMOS_LAYERS, *, frozen: bool = True, load_weights: bool = True
@@ -168,20 +171,51 @@ class DistillMOSEncoder(SSLEncoder):
 
     def spectrum(self, wave16: Tensor) -> Tensor:
         """Peak-normalised, complex-compressed STFT ``[B, 2, 161, stft_frames]`` (real, imag)."""
-        x = wave16 / (wave16.abs().amax(dim=-1, keepdim=True) + 1e-8)
+        return self._compressed_stft(peak_normalise(wave16))
+
+    def _compressed_stft(self, x: Tensor) -> Tensor:
         x = F.pad(x.unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
         real, imag = self.dft(x)
         mag = torch.clamp(torch.sqrt(real * real + imag * imag), min=1e-12)
         gain = mag.pow(0.3) / mag
         return torch.stack([real * gain, imag * gain], dim=1)
 
-    def forward(self, wave16: Tensor) -> Tensor:
-        x = self.cnn(self.spectrum(wave16))  # [B, 256, 4, frames]
+    def _project(self, x: Tensor) -> Tensor:
+        """CNN output ``[B, 256, 4, frames]`` -> per-frame features ``[B, frames, 200]`` (BatchNorm in
+        eval mode and the linear projection act on each frame alone)."""
         x = torch.flatten(x, 1, 2).transpose(1, 2)  # [B, frames, 1024]
         x = self.norm_input(x.transpose(1, 2))
         x = self.norm(x).transpose(1, 2)
-        x = self.linear_proj(x)
-        x = x + sinusoidal_positions(x.shape[1], DISTILLMOS_DIM, _DM_SEQ_LEN, x)
+        return self.linear_proj(x)
+
+    def frames(self, wave16: Tensor) -> Tensor:
+        """Position-independent frame features ``[B, stft_frames, 200]`` at 10 ms, WITHOUT peak
+        normalisation (the caller applies its gain).
+
+        The CNN's last conv runs at stride 1 in time, so frame ``i`` is the 20 ms encoder frame that a
+        window starting at STFT frame ``i`` (or ``i - 2k``) sees: ``context(frames(x)[:, ::2])`` equals
+        ``forward(x)`` for a peak-normalised ``x``. Any window start on the 10 ms grid can reuse them.
+        """
+        x = self._compressed_stft(wave16)
+        convs = list(self.cnn)
+        for m in convs[:-2]:
+            x = m(x)
+        last: nn.Conv2d = convs[-2]  # type: ignore[assignment]
+        x = F.conv2d(x, last.weight, last.bias, stride=(last.stride[0], 1), padding=last.padding)
+        return self._project(convs[-1](x))
+
+    def context(self, frames20: Tensor) -> Tensor:
+        """20 ms frame features ``[B, frames, 200]`` -> encoder output ``[B, frames, 200]``: sinusoidal
+        positions for the actual number of frames, then the transformer layers (whole-window part)."""
+        x = frames20 + sinusoidal_positions(frames20.shape[1], DISTILLMOS_DIM, _DM_SEQ_LEN, frames20)
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def forward(self, wave16: Tensor) -> Tensor:
+        return self.context(self._project(self.cnn(self.spectrum(wave16))))
+
+
+def peak_normalise(wave16: Tensor) -> Tensor:
+    """distillmos's per-input gain: ``x / (max|x| + 1e-8)`` over the last axis."""
+    return wave16 / (wave16.abs().amax(dim=-1, keepdim=True) + 1e-8)

@@ -1,0 +1,76 @@
+"""`samos export --incremental`: the pair from the SAMOS split, its measured edges, the runtime using it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from export_helpers import tiny_distill_model, tiny_model
+
+from samos.cli import main
+from samos.export.incremental import measure_geometry
+from samos.export.onnx_export import ExportError
+from samos.model import load_checkpoint, save_checkpoint
+from samos.runtime import Scorer
+from samos.runtime.incremental import FrameGeometry, StreamFrames, WindowJob, pair_paths
+
+
+@pytest.fixture(scope="module")
+def exported(module_tmp: Path) -> Path:
+    ckpt = save_checkpoint(
+        module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}}
+    )
+    out = module_tmp / "m.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental"]) == 0
+    return out
+
+
+def test_edges_are_measured_on_the_model() -> None:
+    # distillmos: reflect-padded STFT + six 3-wide convs -> 7 frames each side; the spectrogram
+    # branch's 4 are inside those
+    assert measure_geometry(tiny_distill_model()) == FrameGeometry(160, 7, 7)
+    # the paper's spectrogram encoder (pool after conv 2): 2 convs, the pool, 2 convs -> 3 pooled frames
+    assert measure_geometry(tiny_model(ssl=False)) == FrameGeometry(160, 3, 3)
+    with pytest.raises(ExportError, match="no incremental pair"):
+        measure_geometry(tiny_model())  # wav2vec2 normalises whole inputs
+
+
+def test_pair_matches_the_torch_split_and_streams_exactly(exported: Path, module_tmp: Path) -> None:
+    frames, head = pair_paths(exported)
+    assert frames.is_file() and head.is_file()
+    scorer = Scorer(exported, providers=("cpu",), threads=1)
+    assert scorer.pair is not None and scorer.pair.frame_names == ["ssl_frames", "spec_frames"]
+    model, _ = load_checkpoint(module_tmp / "tiny.pt")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(5.5 * 16000)) / 16000
+    w16 = 0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 3 * t) ** 2 + 0.01 * rng.standard_normal(
+        t.size
+    )
+    w16 = w16.astype(np.float32)
+    w48 = np.repeat(w16, 3)  # any 48 kHz signal of 3T samples
+    state = StreamFrames()
+    got, want = [], []
+    for s in range(0, len(w16) - 32000 + 1, 4000):  # 2 s windows every 0.25 s
+        job = WindowJob(state, s, w16[s : s + 32000], w48[3 * s : 3 * s + 96000])
+        got.append(scorer.score_windows([job]).raw_mos[0])
+        with torch.no_grad():
+            g = torch.from_numpy(job.wave16[None]) * state.gain
+            want.append(
+                float(model.window_head(*model.frame_features(g, torch.from_numpy(job.wave48[None])))[0][0])
+            )
+    assert len(got) == 15
+    assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4
+
+
+def test_from_onnx_and_cli_errors(exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--from-onnx", str(tmp_path / "none.onnx")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["export", "--from-onnx", str(exported), "--fp16"]) == 2
+    assert "--fp16 need --checkpoint" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(tmp_path / "x.pt")]) == 2
+    assert "--out is required" in capsys.readouterr().err
+    out = tmp_path / "again.onnx"
+    assert main(["export", "--from-onnx", str(exported), "--out", str(out)]) == 0
+    assert all(p.is_file() for p in pair_paths(out)) and not out.exists()
