@@ -181,6 +181,13 @@ async def start_monitor(args: list[str], log: Path) -> tuple[asyncio.subprocess.
     return proc, found
 
 
+async def discard(stream: asyncio.StreamReader) -> None:
+    """Read ``stream`` to its end, keeping nothing: a child's pipe that nobody reads fills up (64 KiB,
+    plus the 128 KiB asyncio buffers) and then blocks the child on its next write."""
+    while await stream.read(1 << 16):
+        pass
+
+
 async def monitor_addresses(
     stdout: asyncio.StreamReader, want_http: bool, timeout: float = 120.0
 ) -> dict[str, str] | None:
@@ -317,6 +324,8 @@ async def run_soak(
         ],
         log,
     )
+    assert proc.stdout is not None
+    drain = asyncio.create_task(discard(proc.stdout), name="soak-monitor-stdout")
     subs = [Subscriber(record_ends=i == 0) for i in range(subscribers)]
     stop = asyncio.Event()
     url = where["ws"] + (f"?token={token}" if token else "")
@@ -370,6 +379,8 @@ async def run_soak(
         if proc.returncode is None:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 30)
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
     names = sorted(sent)
     warm = [r for t, r in rss if t >= max(5.0, 0.25 * seconds)] or [r for _, r in rss]
     base, tail = warm[0], warm[-max(1, len(warm) // 10) :]
@@ -476,7 +487,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    monitor_args = ["--providers", "cpu", "--threads", str(args.threads), "--verbose"]
+    # --quiet: no status lines (cosmetic; the soaks of 2026-11-26 ran before there were any)
+    monitor_args = ["--providers", "cpu", "--threads", str(args.threads), "--verbose", "--quiet"]
     tmp = tempfile.TemporaryDirectory(prefix="samos-soak-")
     if args.model == "level":
         from samos.bench.level_model import make_level_model
