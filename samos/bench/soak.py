@@ -13,7 +13,9 @@ M websocket subscribers (this process) read every stream. ``--ingest`` chooses t
   JSON to ``/twilio``, or 16 kHz L16 frames to ``/pcm``, one message per 20 ms.
 
 The monitor's HTTP server (``--webrtc``) runs in every case: ``/metrics`` and the websocket ingest
-are on it. Measured:
+are on it. The monitor runs with ``--quiet`` (no status lines, as in the soaks before they existed)
+and its stdout is read to the end all the same: a child's pipe that is not read fills up and blocks
+the child (docs/RELIABILITY.md, the 32 x 600 s RTP run). Measured:
 
 - ``delivered_min`` / ``delivered_mean``: per stream, the score messages the slowest subscriber
   received divided by the windows expected from the audio its publisher sent;

@@ -56,9 +56,6 @@ class ThreadedOut:
         except queue.Full:
             self.dropped_lines += max(1, data.count(b"\n"))
 
-    def isatty(self) -> bool:
-        return os.isatty(self._fd)
-
     def close(self, timeout: float = 2.0) -> bool:
         """Flush, let the thread write what is queued (up to ``timeout`` s), then stop it.
 

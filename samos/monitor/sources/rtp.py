@@ -11,7 +11,10 @@ that port and yields the decoded audio at the codec's rate:
   order, waiting at most ``jitter_seconds`` for a missing one.
 - **Stream clock**: the RTP timestamps, not arrival times. A packet lost (a gap in the sequence
   numbers) leaves a gap in the timestamps: its length in samples is reported in the next chunk's
-  ``dropped`` (audio lost, counted into the window's ``dropped_seconds``). A gap in the timestamps
+  ``dropped`` (audio lost, counted into the window's ``dropped_seconds``); for Opus (with
+  ``RtpOptions.conceal``) libopus conceals it instead (PLC, the next packet's in-band FEC; at most
+  0.5 s of a gap, :mod:`samos.monitor.sources.opus_plc`) and the concealed samples start the chunk
+  as its ``concealed`` samples, still counted as lost. A gap in the timestamps
   *without* a gap in the sequence numbers is discontinuous transmission (Opus DTX, silence
   suppression): that many samples of silence are put in its place, not counted as lost. A jump of
   more than ``max_gap_seconds`` (a sender that paused, or a bogus timestamp) starts a new timeline
