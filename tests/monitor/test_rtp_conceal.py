@@ -6,16 +6,14 @@ gap without lost packets (DTX) is never concealed."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from rtp_peers import FFMPEG, NO_FFMPEG, RtpSender, ffmpeg_rtp, lossy, start_relay, stop, write_wav
+from test_rtp import collect
 
 from samos.bench.webrtc_load import encode_opus
-from samos.monitor.source import SourceEnded
 from samos.monitor.sources import opus_plc
 from samos.monitor.sources.rtp import RtpOptions, RtpSource, RtpSpec
 
@@ -35,15 +33,6 @@ def voiced(seconds: float) -> np.ndarray:
     return (0.25 * wave / np.max(np.abs(wave))).astype(np.float32)
 
 
-async def collect(source: RtpSource, timeout: float = 20.0) -> list[Any]:
-    chunks = []
-    deadline = time.monotonic() + timeout
-    with pytest.raises(SourceEnded):
-        while True:
-            chunks.append(await asyncio.wait_for(source.recv(), deadline - time.monotonic()))
-    return chunks
-
-
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
@@ -57,7 +46,7 @@ async def test_rtp_opus_loss_is_concealed(tmp_path: Path, conceal: bool) -> None
     relay = await start_relay(source.local_address, lossy(drop=DROP))
     proc = ffmpeg_rtp(wav, relay.port, "opus", "-fec:a", "1", "-packet_loss", "10")
     try:
-        chunks = await collect(source)
+        chunks = await collect(source, timeout=20.0)
     finally:
         stop(proc)
         assert relay.transport is not None
