@@ -13,7 +13,9 @@ M websocket subscribers (this process) read every stream. ``--ingest`` chooses t
   JSON to ``/twilio``, or 16 kHz L16 frames to ``/pcm``, one message per 20 ms.
 
 The monitor's HTTP server (``--webrtc``) runs in every case: ``/metrics`` and the websocket ingest
-are on it. Measured:
+are on it. The monitor runs with ``--quiet`` (no status lines, as in the soaks before they existed)
+and its stdout is read to the end all the same: a child's pipe that is not read fills up and blocks
+the child (docs/RELIABILITY.md, the 32 x 600 s RTP run). Measured:
 
 - ``delivered_min`` / ``delivered_mean``: per stream, the score messages the slowest subscriber
   received divided by the windows expected from the audio its publisher sent;
@@ -181,6 +183,13 @@ async def start_monitor(args: list[str], log: Path) -> tuple[asyncio.subprocess.
     return proc, found
 
 
+async def discard(stream: asyncio.StreamReader) -> None:
+    """Read ``stream`` to its end, keeping nothing: a child's pipe that nobody reads fills up (64 KiB,
+    plus the 128 KiB asyncio buffers) and then blocks the child on its next write."""
+    while await stream.read(1 << 16):
+        pass
+
+
 async def monitor_addresses(
     stdout: asyncio.StreamReader, want_http: bool, timeout: float = 120.0
 ) -> dict[str, str] | None:
@@ -317,6 +326,8 @@ async def run_soak(
         ],
         log,
     )
+    assert proc.stdout is not None
+    drain = asyncio.create_task(discard(proc.stdout), name="soak-monitor-stdout")
     subs = [Subscriber(record_ends=i == 0) for i in range(subscribers)]
     stop = asyncio.Event()
     url = where["ws"] + (f"?token={token}" if token else "")
@@ -370,6 +381,8 @@ async def run_soak(
         if proc.returncode is None:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 30)
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
     names = sorted(sent)
     warm = [r for t, r in rss if t >= max(5.0, 0.25 * seconds)] or [r for _, r in rss]
     base, tail = warm[0], warm[-max(1, len(warm) // 10) :]
@@ -476,7 +489,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    monitor_args = ["--providers", "cpu", "--threads", str(args.threads), "--verbose"]
+    # --quiet: no status lines (cosmetic; the soaks of 2026-11-26 ran before there were any)
+    monitor_args = ["--providers", "cpu", "--threads", str(args.threads), "--verbose", "--quiet"]
     tmp = tempfile.TemporaryDirectory(prefix="samos-soak-")
     if args.model == "level":
         from samos.bench.level_model import make_level_model

@@ -27,7 +27,8 @@ from samos.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, one_line
 from samos.monitor.aio import EVENT_LOOPS, loop_factory, loop_name
 from samos.monitor.aio import run as run_loop
 from samos.monitor.config import AlertConfig, MonitorConfig, load_config, override, parse_hostport
-from samos.monitor.console import StatusBoard, banner_lines
+from samos.monitor.console import PREFIX, StatusBoard, TextOut, banner_lines
+from samos.monitor.lineout import ThreadedOut
 from samos.monitor.source import Source, SourceError
 from samos.runtime.providers import add_provider_arguments
 
@@ -195,8 +196,24 @@ def run(args: argparse.Namespace) -> int:
         return report(PROG, one_line(e), EXIT_FAILURE)
     except (ModelFileError, ValueError) as e:  # a bad model file, a provider that is not installed
         raise UsageError(one_line(e)) from None
-    board = StatusBoard(sys.stdout, tty=sys.stdout.isatty(), enabled=not args.quiet)
-    return run_loop(serve(cfg, scorer, args.device, args.file, board, rtp=args.rtp), factory)
+    out = console_out() if not args.quiet else sys.stdout
+    board = StatusBoard(out, tty=sys.stdout.isatty(), enabled=not args.quiet)
+    try:
+        return run_loop(serve(cfg, scorer, args.device, args.file, board, rtp=args.rtp), factory)
+    finally:
+        if isinstance(out, ThreadedOut):
+            out.close()
+
+
+def console_out() -> TextOut:
+    """Stdout for the status lines: through a writer thread when it is a file descriptor (a stdout
+    that nobody reads must not block the event loop: :mod:`samos.monitor.lineout`), else as it is."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a StringIO (tests), closed
+        return sys.stdout
+    sys.stdout.flush()
+    return ThreadedOut(fd, prefix=PREFIX)
 
 
 async def open_sources(

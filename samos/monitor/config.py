@@ -254,6 +254,7 @@ class IngestConfig:
     ``rtp_jitter_seconds``: how long a missing RTP packet may hold back later ones.
     ``rtp_max_packet_rate``: packets per second accepted from one RTP sender (more are dropped).
     ``rtp_max_packet_bytes``: larger datagrams are dropped.
+    ``rtp_conceal``: lost Opus packets concealed by libopus (PLC, in-band FEC), else a gap (silence).
     ``telephony_max_streams``: telephony websocket calls at once (more are refused with 503).
     ``telephony_max_message_bytes``: larger websocket messages close the call (1009).
     ``telephony_inactivity_timeout``: seconds without audio after which a call is ended.
@@ -262,6 +263,7 @@ class IngestConfig:
     rtp_jitter_seconds: float = 0.06
     rtp_max_packet_rate: float = 400.0
     rtp_max_packet_bytes: int = 8192
+    rtp_conceal: bool = True
     telephony_max_streams: int = 64
     telephony_max_message_bytes: int = 65536
     telephony_inactivity_timeout: float = 10.0
@@ -286,6 +288,7 @@ class IngestConfig:
             jitter_seconds=self.rtp_jitter_seconds,
             max_packet_rate=self.rtp_max_packet_rate,
             max_packet_bytes=self.rtp_max_packet_bytes,
+            conceal=self.rtp_conceal,
         )
 
 

@@ -5,7 +5,9 @@ stream, the latest level, window MOS, rolling MOS, window status and alert state
 redraws its lines in place (``refresh_seconds``); when the output is piped it writes plain lines,
 each stream's at most once every ``plain_seconds`` and only when something new arrived, plus a last
 line when a stream ends. Formatting is pure (:func:`status_line`, :func:`banner_lines`); only
-:meth:`StatusBoard.run` and :meth:`StatusBoard.close` write.
+:meth:`StatusBoard.run` and :meth:`StatusBoard.close` write. The monitor's command line gives it
+stdout through :class:`samos.monitor.lineout.ThreadedOut`, so a stdout that nobody reads never
+blocks the event loop.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from samos.monitor.config import MonitorConfig
 
 PREFIX = "monitor: "
 CLEAR_LINE = "\x1b[2K"
+
+
+class TextOut(Protocol):
+    """Where the board writes: a text file (``sys.stdout``) or a ``lineout.ThreadedOut``."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass
@@ -103,7 +113,7 @@ class StatusBoard:
 
     def __init__(
         self,
-        out: TextIO,
+        out: TextOut,
         *,
         tty: bool,
         enabled: bool = True,

@@ -29,12 +29,16 @@ class RtpSender:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
 
-    def packet(self, index: int, payload: bytes, samples_per_packet: int, **over: int) -> bytes:
-        """Packet ``index`` of the stream: seq ``seq0 + index``, timestamp ``ts0 + index * samples``."""
+    def packet(
+        self, index: int, payload: bytes, samples_per_packet: int, ts_index: int | None = None, **over: int
+    ) -> bytes:
+        """Packet ``index`` of the stream: seq ``seq0 + index``, timestamp ``ts0 + ts_index * samples``
+        (``ts_index`` defaults to ``index``; another one makes a timestamp gap, e.g. DTX)."""
+        ts_index = index if ts_index is None else ts_index
         p = RtpPacket(
             payload_type=over.get("pt", self.pt),
             sequence_number=(self.seq0 + index) & 0xFFFF,
-            timestamp=(self.ts0 + index * samples_per_packet) & 0xFFFFFFFF,
+            timestamp=(self.ts0 + ts_index * samples_per_packet) & 0xFFFFFFFF,
             ssrc=over.get("ssrc", self.ssrc),
             payload=payload,
         )

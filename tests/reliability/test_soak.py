@@ -236,3 +236,19 @@ def test_the_monitor_log_goes_to_the_temp_folder_not_the_working_directory() -> 
     soak.add_arguments(p)
     log = p.parse_args([]).log
     assert log.is_absolute() and log.parent == Path(tempfile.gettempdir()), log
+
+
+@pytest.mark.timeout(60)
+async def test_a_child_that_keeps_printing_is_drained_and_never_blocks() -> None:
+    """What stopped the first 32 x 600 s RTP soak: the monitor's stdout was read only up to its
+    banner. A real child prints a line, then 4 MB; with ``discard`` reading the rest it exits."""
+    import asyncio
+    import sys
+
+    code = "import sys; print('banner', flush=True); sys.stdout.write('x' * 4_000_000); sys.stdout.flush()"
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    assert await proc.stdout.readline() == b"banner\n"
+    drain = asyncio.create_task(soak.discard(proc.stdout))
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    await asyncio.wait_for(drain, 5)

@@ -4,8 +4,9 @@ Network sources (RTP, telephony websockets) decode 10-20 ms frames as they arriv
 to the pipeline would make everything downstream run 50-100 times a second per stream, so
 :class:`ChunkQueue` hands out ``batch`` samples at a time (or what there is once the oldest sample
 waited ``batch_seconds``), joined into one :class:`~samos.monitor.source.AudioChunk` but never across
-lost audio, so each ``dropped`` stays where it was. When more than ``max_samples`` wait, the oldest
-are dropped and reported as ``dropped`` before what follows (``overflow`` counts them).
+lost or concealed audio, so each ``dropped`` and ``concealed`` stays where it was. When more than
+``max_samples`` wait, the oldest are dropped and reported as ``dropped`` before what follows
+(``overflow`` counts them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class _Piece:
     samples: np.ndarray
     dropped: int
     t: float
+    concealed: int = 0
 
 
 class ChunkQueue:
@@ -46,12 +48,13 @@ class ChunkQueue:
     def __len__(self) -> int:
         return len(self._pieces)
 
-    def put(self, samples: np.ndarray, dropped: int, t: float) -> None:
+    def put(self, samples: np.ndarray, dropped: int, t: float, concealed: int = 0) -> None:
         """Add decoded audio (``[n]`` or ``[n, ch]``) that follows ``dropped`` lost samples; ``t``:
-        monotonic time its last sample arrived."""
+        monotonic time its last sample arrived; ``concealed``: its first samples that are the
+        decoder's concealment of lost audio (see :class:`~samos.monitor.source.AudioChunk`)."""
         if not len(samples) and not dropped:
             return
-        self._pieces.append(_Piece(samples, dropped, t))
+        self._pieces.append(_Piece(samples, dropped, t, concealed))
         self.buffered += len(samples)
         if self.max_samples is None:
             return
@@ -77,15 +80,16 @@ class ChunkQueue:
         return max(0.0, self._pieces[0].t + self.batch_seconds - now)
 
     def take(self) -> AudioChunk:
-        """The oldest pieces as one chunk, up to (not including) the next one that follows lost audio."""
+        """The oldest pieces as one chunk, up to (not including) the next one that follows lost audio
+        or starts with concealment."""
         first = self._pieces.popleft()
         parts, last = [first.samples], first
-        while self._pieces and not self._pieces[0].dropped:
+        while self._pieces and not (self._pieces[0].dropped or self._pieces[0].concealed):
             last = self._pieces.popleft()
             parts.append(last.samples)
         samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
         self.buffered -= len(samples)
-        return AudioChunk(samples, self.rate, first.dropped, last.t)
+        return AudioChunk(samples, self.rate, first.dropped, last.t, first.concealed)
 
     def clear(self) -> None:
         self._pieces.clear()

@@ -1,4 +1,4 @@
-"""Opus decoding with the codec's own loss concealment, for aiortc receivers.
+"""Opus decoding with the codec's own loss concealment, for aiortc receivers and plain RTP.
 
 aiortc decodes Opus through PyAV with FFmpeg's libopus wrapper, which cannot conceal a lost packet:
 FFmpeg takes an empty packet for the end of the stream and has no PLC or FEC option, so a lost
@@ -15,6 +15,9 @@ else the system's ``libopus``) through ctypes instead:
   downstream, see :mod:`samos.monitor.normalise`).
 
 Concealed frames carry :data:`CONCEALED` in ``frame.opaque``, so the source can count them as lost.
+A caller that knows a timestamp jump is not loss (discontinuous transmission, a new timeline: the
+plain RTP source, :mod:`samos.monitor.sources.rtp`, tells by the sequence numbers) calls
+:meth:`OpusPlcDecoder.resync` before the packet, and nothing is concealed before it.
 The decoder has aiortc's ``Decoder`` interface (``decode(JitterFrame) -> [AudioFrame]``) and gives
 what aiortc's Opus decoder gives: packed ``s16`` stereo 48 kHz frames with ``pts`` in 1/48000 s.
 """
@@ -143,6 +146,11 @@ class OpusPlcDecoder:
         out.append(self._frame(n, ts, concealed=False))
         self._expected = ts + n if self._expected is None else max(self._expected, ts + n)
         return out
+
+    def resync(self) -> None:
+        """The next packet is not preceded by lost audio: decode it without concealing any gap
+        before it (the decoder's state is kept)."""
+        self._expected = None
 
     def _conceal(self, start: int, gap: int, following: bytes) -> list[av.AudioFrame]:
         """Frames standing in for ``gap`` missing samples from ``start``; ``following``: the packet

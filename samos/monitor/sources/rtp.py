@@ -11,7 +11,10 @@ that port and yields the decoded audio at the codec's rate:
   order, waiting at most ``jitter_seconds`` for a missing one.
 - **Stream clock**: the RTP timestamps, not arrival times. A packet lost (a gap in the sequence
   numbers) leaves a gap in the timestamps: its length in samples is reported in the next chunk's
-  ``dropped`` (audio lost, counted into the window's ``dropped_seconds``). A gap in the timestamps
+  ``dropped`` (audio lost, counted into the window's ``dropped_seconds``); for Opus (with
+  ``RtpOptions.conceal``) libopus conceals it instead (PLC, the next packet's in-band FEC; at most
+  0.5 s of a gap, :mod:`samos.monitor.sources.opus_plc`) and the concealed samples start the chunk
+  as its ``concealed`` samples, still counted as lost. A gap in the timestamps
   *without* a gap in the sequence numbers is discontinuous transmission (Opus DTX, silence
   suppression): that many samples of silence are put in its place, not counted as lost. A jump of
   more than ``max_gap_seconds`` (a sender that paused, or a bogus timestamp) starts a new timeline
@@ -73,6 +76,8 @@ class RtpOptions:
     second more is allowed). ``relatch_seconds``: silence of the current sender after which another
     address may take over. ``ssrc_switch_packets``: consecutive packets of a new SSRC that make it
     the current one. ``max_gap_seconds``: a timestamp jump larger than this starts a new timeline.
+    ``conceal``: Opus packets lost are concealed by libopus (PLC, in-band FEC) where it loads, as on
+    the WebRTC path; False: they are a gap (silence downstream).
     """
 
     jitter_seconds: float = 0.06
@@ -83,6 +88,7 @@ class RtpOptions:
     relatch_seconds: float = 2.0
     ssrc_switch_packets: int = 3
     max_gap_seconds: float = 5.0
+    conceal: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.jitter_seconds <= 2.0:
@@ -127,6 +133,9 @@ class RtpStats:
     timeline_resyncs: int = 0
     samples: int = 0
     lost_samples: int = 0
+    """Samples of lost packets (concealed or not)."""
+    concealed_samples: int = 0
+    """Of ``lost_samples``, those the Opus decoder concealed (PLC, FEC) instead of leaving a gap."""
     silence_samples: int = 0
     """Samples of silence put in place of discontinuous transmission (not lost)."""
     payload_type: int | None = None
@@ -427,7 +436,7 @@ class RtpSource:
         while self._released:
             epoch, r, anchor = self._released.popleft()
             if epoch != self._decoder_epoch or self._decoder is None:
-                self._decoder = Decoder(self.spec.codec, self.rate, self.spec.channels)
+                self._decoder = Decoder(self.spec.codec, self.rate, self.spec.channels, self.options.conceal)
                 if self._decoder_epoch >= 0:
                     self._timeline.restart()
                 self._decoder_epoch = epoch
@@ -435,8 +444,9 @@ class RtpSource:
                 self._timeline.restart()
             if anchor is not None and self._timeline.fresh:
                 self._timeline.place(anchor)  # the timeline starts where the dropped audio began
+            lost = bool(r.lost or self._loss_pending) and not r.resync
             try:
-                audio = self._decoder.decode(r.packet.payload, r.packet.timestamp)
+                audio, concealed = self._decoder.decode_after(r.packet.payload, r.packet.timestamp, lost)
             except ValueError as e:
                 st.decode_errors += 1
                 self._loss_pending = True
@@ -445,10 +455,13 @@ class RtpSource:
             before = self._timeline.resyncs
             gap = self._timeline.place(r.packet.timestamp)
             st.timeline_resyncs += self._timeline.resyncs - before
-            dropped = 0
-            if gap > 0 and (r.lost or self._loss_pending):
-                dropped = gap
+            dropped, kept = 0, min(concealed, max(gap, 0)) if lost else 0
+            if kept < concealed:  # concealment the timeline has no room for (a resync): not used
+                audio = np.concatenate([audio[:kept], audio[concealed:]])
+            if gap > 0 and lost:
+                dropped = gap - kept  # what the decoder did not conceal (over 0.5 s) stays a gap
                 st.lost_samples += gap
+                st.concealed_samples += kept
             elif gap > 0:  # timestamps moved on, sequence numbers did not: DTX / silence suppression
                 silence = np.zeros((gap, *audio.shape[1:]), np.float32)
                 audio = np.concatenate([silence, audio])
@@ -457,8 +470,8 @@ class RtpSource:
                 audio = audio[-gap:]
             self._loss_pending = False
             self._timeline.expected += dropped + len(audio)
-            st.samples += len(audio)
-            self._pieces.put(audio, dropped, r.packet.arrival)
+            st.samples += len(audio) - kept
+            self._pieces.put(audio, dropped, r.packet.arrival, kept)
 
     def _wait_limit(self) -> float | None:
         limits = []
