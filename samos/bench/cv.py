@@ -335,6 +335,11 @@ def cross_validate(
     ``pretrained`` checkpoint must then be SSL-only too). Frozen SSL features are cached once under
     ``cache/features`` for all folds and variants; finished folds are kept in
     ``cache/cv/<run id>.json`` (keyed by clip SHA-256), so an interrupted or repeated run resumes.
+
+    A recipe whose step 2 mixes manifests (``data.mix``) keeps its other lists: the first training
+    list (the human ratings) is replaced by the fold's clips, the rest (e.g. the pseudo-labelled
+    corpus) and the shares stay, and the validation set is the fold's clips plus the recipe's other
+    validation lists.
     """
     from dataclasses import replace
 
@@ -364,7 +369,11 @@ def cross_validate(
         cache_dir=str(feat_dir),
         num_workers=cfg.finetune.num_workers if workers is None else workers,
     )
+    data = cfg.finetune.data
+    extra_train = data.train[1:] if data.mix is not None else ()
+    extra_valid = data.valid[1:] if data.mix is not None else ()
     ident = {
+        "mix": [list(extra_train), list(extra_valid), list(data.mix or ())],
         "model": to_dict(model_cfg),
         "pretrained": pre_sha,
         "step": {
@@ -402,7 +411,15 @@ def cross_validate(
             model=model_cfg,
             device=cfg.device,
             threads=cfg.threads,
-            finetune=replace(step, data=DataConfig(train=(manifest,), valid=(manifest,), format="generic")),
+            finetune=replace(
+                step,
+                data=DataConfig(
+                    train=(manifest, *extra_train),
+                    valid=(manifest, *extra_valid),
+                    format="generic",
+                    mix=data.mix,
+                ),
+            ),
         )
         log(
             f"[cv {variant}] fold {k}: fine-tune on {len(train)} clips, predict {len(test)} (talkers "

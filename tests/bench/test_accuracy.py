@@ -309,3 +309,38 @@ def test_condition_talker_folds_train_on_neither_the_talkers_nor_the_conditions(
         test = [c for c, m in zip(clips, plan.test_mask(k), strict=True) if m]
         assert {r["talker"] for r in rows}.isdisjoint({c.talker for c in test})
         assert {r["condition"] for r in rows}.isdisjoint({c.condition for c in test})
+
+
+def test_cv_of_a_mixed_recipe_keeps_its_other_training_lists(
+    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A joint step 2 (P.835 + a pseudo-labelled corpus, data.mix): each fold replaces only the first list."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from samos.model.checkpoint import load_checkpoint
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = ["path,mos"]
+    for i in range(6):
+        sf.write(corpus / f"s{i}.wav", _tone(0.8, 48_000, 5.0 + 6 * i, 20 + i), 48_000)
+        rows.append(f"s{i}.wav,{1.5 + 0.5 * i}")
+    (corpus / "train.csv").write_text("\n".join(rows) + "\n")
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        TINY_RECIPE.replace(
+            "data: {format: generic, train: [unused.csv], valid: [unused.csv]}",
+            f"data: {{format: generic, train: [unused.csv, {corpus / 'train.csv'}], "
+            f"valid: [unused.csv, {corpus / 'train.csv'}], mix: [1, 1]}}",
+        )
+    )
+    args = _args(tiny_p835, tmp_path, "--models", "samos", "--config", str(recipe), "--cv", "talker")
+    assert accuracy.run(args) == 0
+    json.loads(capsys.readouterr().out)
+    finals = sorted((tmp_path / "runs").glob("samos-*/fold*/final.pt"))
+    assert finals
+    for final in finals:
+        data = load_checkpoint(final)[1]["train_config"]["finetune"]["data"]
+        assert data["train"] == [str(final.parent / "train.csv"), str(corpus / "train.csv")]
+        assert data["valid"] == [str(final.parent / "train.csv"), str(corpus / "train.csv")]
+        assert data["mix"] == [1.0, 1.0]
