@@ -134,8 +134,8 @@ class ModelConfig:
             raise ConfigError("model: at least one of the SSL and spectrogram branches must be enabled")
         if self.fusion.anchor == "teacher" and (self.ssl.family != "distillmos" or self.ssl.layer != 7):
             raise ConfigError(
-                "fusion.anchor 'teacher' reads the Distill-MOS head on the encoder's last layer: "
-                f"it needs ssl.family distillmos and ssl.layer 7 (got {self.ssl.family}, layer {self.ssl.layer})"
+                "fusion.anchor 'teacher' reads the Distill-MOS head on the encoder's last layer: it needs "
+                f"ssl.family distillmos and ssl.layer 7 (got {self.ssl.family}, layer {self.ssl.layer})"
             )
 
 

@@ -71,4 +71,3 @@ class TeacherHead(nn.Module):
         att = torch.softmax(self.att2(F.relu(self.att1(x))), dim=1)  # [B, frames, 1]
         pooled = (att * x).sum(dim=1)  # [B, 200]
         return 1.0 + 4.0 * torch.sigmoid(self.out(pooled).squeeze(-1))
-

@@ -22,8 +22,8 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,8 @@ from samos.train.config import DataConfig, StepConfig, TrainConfig
 from samos.train.distributed import Dist, init_distributed, shutdown, torch_device
 from samos.train.epoch import TrainablePart, evaluate_loader, train_epoch
 from samos.train.feature_cache import fill_cache
-from samos.train.sampling import MixSampler
 from samos.train.metrics import agreement
+from samos.train.sampling import MixSampler
 
 
 def _print(msg: str) -> None:

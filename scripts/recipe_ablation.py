@@ -1,0 +1,211 @@
+#!/usr/bin/env python
+"""The recipe ablations behind configs/default.yaml (issue 14), on cached SSL features (SSL-only proxy).
+
+Each variant trains the default model's SSL head (Distill-MOS layer 7 features, SSL-Layer-MOS head,
+Gaussian head; no spectrogram branch, so that a variant costs minutes, not hours) and reports:
+
+* ``cv``: P.835 predictions under condition+talker-held-out folds (``samos.bench.cv.fold_plan``),
+  per set, PCC / SRCC / RMSE (nb8k per condition);
+* ``vmc``: vmc24t3 (never trained on) scored by the variant trained on all of P.835 (+ corpus);
+* ``simval``: agreement with the call corpus' held-out pseudo-labels: how much of what the teacher
+  knew about call degradations that P.835 lacks the variant kept.
+
+Variants: ``--anchor teacher --bound B`` (the teacher's own head plus a bounded correction),
+``--sim S`` (a share S of every batch from the corpus: the joint step), ``--pre N`` (N epochs on the
+corpus first, then P.835 alone: the two-step recipe), ``--ens K`` (K seeds, epistemic spread).
+
+    python scripts/recipe_ablation.py features --corpus data/sim48k_calls --out runs/ablation
+    python scripts/recipe_ablation.py run --corpus data/sim48k_calls --out runs/ablation --sim 0.5
+
+Features are whole-clip layer-7 frames (float16), cached in OUT/features_*.pkl (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import pearsonr, spearmanr
+from torch import nn
+
+from samos.audio import load_audio, model_input
+from samos.bench.accuracy import evaluation_points
+from samos.bench.cv import fold_plan, load_p835
+from samos.bench.ood import default_vmc24t3, load_vmc24t3
+from samos.config import FusionConfig, SSLHeadConfig
+from samos.model.heads import GaussianHead, SSLLayerHead
+from samos.model.ssl.distillmos import DistillMOSEncoder
+from samos.model.teacher import TeacherHead
+
+CROP = 200  # 4 s of 20 ms frames, the default recipe's crop
+P835 = "/work/shared/data/p835"
+
+
+def corpus_rows(corpus: Path) -> list[dict[str, str]]:
+    with open(corpus / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def features(paths: list[str], out: Path) -> dict[str, np.ndarray]:
+    """Layer-7 frames ``[frames, 200]`` per file, cached in ``out`` (a pickle; resumable)."""
+    res: dict[str, np.ndarray] = pickle.load(open(out, "rb")) if out.exists() else {}
+    todo = [p for p in paths if p not in res]
+    if todo:
+        enc = DistillMOSEncoder(7).eval()
+        t0 = time.time()
+        for i, p in enumerate(todo):
+            audio, sr = load_audio(p)
+            with torch.inference_mode():
+                res[p] = (
+                    enc(torch.from_numpy(model_input(audio, sr).wave16)[None])[0].numpy().astype(np.float16)
+                )
+            if (i + 1) % 200 == 0 or i + 1 == len(todo):
+                pickle.dump(res, open(out, "wb"))
+                print(f"{out.name}: {i + 1}/{len(todo)} in {time.time() - t0:.0f} s", file=sys.stderr)
+    return res
+
+
+class Net(nn.Module):
+    def __init__(self, anchor: str, bound: float, teacher: TeacherHead) -> None:
+        super().__init__()
+        self.h = SSLLayerHead(200, SSLHeadConfig(channels=(128, 32, 32), kernel=5, pool=5, dropout=0.3))
+        self.g = GaussianHead(self.h.out_dim, FusionConfig())
+        self.anchor, self.bound, self.teacher = anchor, bound, teacher
+        if anchor == "teacher":
+            nn.init.zeros_(self.g.mu[-1].weight)
+            nn.init.zeros_(self.g.mu[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, v = self.g(self.h(x))
+        if self.anchor == "teacher":
+            m = self.teacher(x) + self.bound * torch.tanh((m - 3.0) / self.bound)
+        return m, v
+
+
+def crop(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = f.shape[0]
+    if n <= CROP:
+        return np.tile(f, (-(-CROP // n), 1))[:CROP]
+    s = rng.integers(0, n - CROP + 1)
+    return f[s : s + CROP]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("features", "run"))
+    ap.add_argument("--corpus", type=Path, default=Path("data/sim48k_calls"))
+    ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    ap.add_argument("--anchor", choices=("none", "teacher"), default="none")
+    ap.add_argument("--bound", type=float, default=1.5)
+    ap.add_argument("--sim", type=float, default=0.0, help="share of each batch from the corpus")
+    ap.add_argument("--pre", type=int, default=0, help="epochs on the corpus before P.835")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ens", type=int, default=1)
+    ap.add_argument("--folds", default="condition_talker")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    p8, vm = load_p835(P835), load_vmc24t3(default_vmc24t3())
+    rows = corpus_rows(args.corpus)
+    corpus_paths = [str(args.corpus / r["path"]) for r in rows]
+    ev = features([str(c.path) for c in p8] + [str(c.path) for c in vm], args.out / "features_eval.pkl")
+    sf = features(corpus_paths, args.out / "features_corpus.pkl")
+    if args.what == "features":
+        return 0
+    sim_train = [
+        (sf[p], float(r["mos"])) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] == "train"
+    ]
+    sim_valid = [
+        (sf[p], float(r["mos"])) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] != "train"
+    ]
+    teacher = TeacherHead()
+
+    def train1(items: list, epochs: int, lr: float, seed: int, sims: list, net: Net | None = None) -> Net:
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        net = net or Net(args.anchor, args.bound, teacher)
+        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.995)
+        loss = nn.GaussianNLLLoss()
+        for _ in range(epochs):
+            net.train()
+            order = rng.permutation(len(items))
+            for i in range(0, len(order), 16):
+                batch = [items[j] for j in order[i : i + 16]]
+                if sims and args.sim > 0:
+                    k = max(1, int(round(len(batch) * args.sim / (1 - args.sim))))
+                    batch = batch + [sims[j] for j in rng.integers(0, len(sims), k)]
+                x = torch.from_numpy(np.stack([crop(f, rng) for f, _ in batch]).astype(np.float32))
+                y = torch.tensor([label for _, label in batch], dtype=torch.float32)
+                m, v = net(x)
+                opt.zero_grad()
+                loss(m, y, v).backward()
+                opt.step()
+                sched.step()
+        return net
+
+    def train(items: list, seed: int) -> list[Net]:
+        nets = []
+        for e in range(args.ens):
+            base = train1(sim_train, args.pre, 1e-3, seed + 100 * e, []) if args.pre > 0 else None
+            nets.append(train1(items, args.epochs, args.lr, seed + 1 + 100 * e, sim_train, base))
+        return nets
+
+    def predict(nets: list[Net], feats: list[np.ndarray]) -> np.ndarray:
+        outs = []
+        for net in nets:
+            net.eval()
+            with torch.no_grad():
+                outs.append(
+                    [[float(t) for t in net(torch.from_numpy(f.astype(np.float32))[None])] for f in feats]
+                )
+        o = np.array(outs)  # [K, N, 2] (mean, var)
+        mean, aleatoric, epistemic = o[..., 0].mean(0), o[..., 1].mean(0), o[..., 0].var(0)
+        return np.stack([mean, np.sqrt(aleatoric + epistemic)], 1)
+
+    def agree(p: np.ndarray, y: np.ndarray) -> list[float]:
+        return [
+            round(float(pearsonr(p, y)[0]), 3),
+            round(float(spearmanr(p, y)[0]), 3),
+            round(float(np.sqrt(np.mean((p - y) ** 2))), 3),
+        ]
+
+    p8f = [ev[str(c.path)] for c in p8]
+    p8y = np.array([c.label for c in p8])
+    res: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    plan = fold_plan(p8, args.folds)
+    pred = np.zeros(len(p8))
+    for k in plan.ids:
+        mask = plan.train_mask(k)
+        nets = train([(p8f[i], p8y[i]) for i in range(len(p8)) if mask[i]], args.seed)
+        test = np.flatnonzero(plan.test_mask(k))
+        pred[test] = predict(nets, [p8f[i] for i in test])[:, 0]
+    res["cv"] = {s: agree(a, b) for s, (a, b) in evaluation_points(p8, pred).items()}
+    nets = train(list(zip(p8f, p8y, strict=True)), args.seed)
+    vy = np.array([c.label for c in vm])
+    vp = predict(nets, [ev[str(c.path)] for c in vm])
+    err = np.abs(vp[:, 0] - vy)
+    res["vmc"] = agree(vp[:, 0], vy)
+    res["vmc_uncertainty"] = {
+        "coverage_1std": round(float(np.mean(err <= vp[:, 1])), 3),
+        "coverage_2std": round(float(np.mean(err <= 2 * vp[:, 1])), 3),
+        "srcc_err_std": round(float(spearmanr(err, vp[:, 1])[0]), 3),
+    }
+    if sim_valid:
+        sp = predict(nets, [f for f, _ in sim_valid])[:, 0]
+        res["simval"] = agree(sp, np.array([label for _, label in sim_valid]))
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
