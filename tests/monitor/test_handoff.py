@@ -1,4 +1,5 @@
-"""The batched hand-off of decoded audio from aiortc's decoder threads: same audio, fewer wake-ups."""
+"""The batched hand-off of decoded audio: one decoding thread for every receiver, same audio, fewer
+wake-ups."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from webrtc_peers import FRAME, RATE, ArrayTrack, offer_for, speech_clip
 from samos.bench.webrtc_load import encode_opus
 from samos.monitor.source import SourceEnded
 from samos.monitor.sources import handoff, opus_plc
-from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer
+from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer, frame_to_mono
 
 pytestmark = pytest.mark.timeout(60)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
@@ -53,7 +54,7 @@ async def run_worker(worker, items: list) -> tuple[list, int, bool]:
         return real_call(*args, **kwargs)
 
     loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
-    error = threading.Event()
+    error = threading.Event()  # (the batched worker registers with the decoding thread and returns)
     try:
         thread = threading.Thread(target=worker, args=(loop, input_q, output_q, error), daemon=True)
         thread.start()
@@ -73,12 +74,15 @@ async def test_batched_worker_decodes_exactly_what_aiortc_decodes_with_fewer_wak
     # aiortc's worker uses run_coroutine_threadsafe: one call_soon_threadsafe per frame
     theirs, theirs_wakeups, theirs_error = await run_worker(handoff.AIORTC_WORKER, items)
     assert not ours_error and not theirs_error
-    assert len(ours) == len(theirs) == len(frames)
-    for a, b in zip(ours, theirs, strict=True):
-        assert a.pts == b.pts and a.sample_rate == b.sample_rate == RATE
-        np.testing.assert_array_equal(a.to_ndarray(), b.to_ndarray())
+    assert len(theirs) == len(frames)
+    # ours: the same samples, down-mixed, as mono blocks of contiguous audio (here: one)
+    assert all(isinstance(b, opus_plc.PcmBlock) and b.sample_rate == RATE for b in ours)
+    assert [b.pts for b in ours] == [0] and not any(b.concealed for b in ours)
+    np.testing.assert_array_equal(
+        np.concatenate([b.mono for b in ours]), np.concatenate([frame_to_mono(f) for f in theirs])
+    )
     assert theirs_wakeups >= len(frames)
-    assert ours_wakeups <= 3  # everything was queued: one hand-off (plus the end marker's, at most)
+    assert ours_wakeups <= 2  # everything was queued: one hand-off (plus the end marker's, at most)
 
 
 async def test_a_frame_that_fails_to_decode_is_skipped_and_flagged() -> None:
@@ -90,9 +94,9 @@ async def test_a_frame_that_fails_to_decode_is_skipped_and_flagged() -> None:
     out, _, error = await run_worker(handoff.batched_decoder_worker, items)
     assert error
     # the decoder kept its state: everything after it decoded, and the 20 ms the bad packet held
-    # are concealed (the batched worker's Opus decoder conceals lost audio)
-    assert len(out) == 2 * len(good) + 1
-    assert [f.pts for f in out if f.opaque == opus_plc.CONCEALED] == [len(good) * FRAME]
+    # are concealed (the batched worker's Opus decoder conceals lost audio) at the start of a block
+    assert sum(b.samples for b in out) == (2 * len(good) + 1) * FRAME
+    assert [(b.pts, b.concealed) for b in out if b.concealed] == [(len(good) * FRAME, FRAME)]
 
 
 def test_use_swaps_the_worker_for_new_receivers_and_back() -> None:
@@ -144,3 +148,50 @@ async def test_a_real_peer_connection_through_either_handoff(mode: handoff.Hando
     assert np.corrcoef(x[:n], y[:n])[0, 1] > 0.9
     await source.close()
     await sender.close()
+
+
+async def test_one_decoding_thread_serves_every_receiver_and_stops_when_they_end() -> None:
+    """Packets trickling in on several receivers at once (as from live peers): every track gets its
+    audio in order, each poll hands everything over in one loop call for all of them, no thread is
+    started per receiver, and the decoding thread ends with the last track."""
+    loop = asyncio.get_running_loop()
+    frames = opus_frames(0.6)
+    pool = handoff.DecodingThread(poll_seconds=0.05)
+    tracks = [(queue.Queue(), asyncio.Queue(), threading.Event()) for _ in range(4)]
+    for input_q, output_q, error in tracks:
+        pool.add(handoff._Receiver(loop, input_q, output_q, error))
+    threads = threading.active_count()
+    calls = 0
+    real_call = loop.call_soon_threadsafe
+
+    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
+        nonlocal calls
+        calls += 1
+        return real_call(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
+    try:
+        for f in frames:  # in real time: 20 ms apart
+            for input_q, _, _ in tracks:
+                input_q.put((OPUS, f))
+            await asyncio.sleep(0.02)
+        for input_q, _, _ in tracks:
+            input_q.put(None)
+        got = []
+        for _, output_q, _ in tracks:
+            items = []
+            while (item := await asyncio.wait_for(output_q.get(), 10.0)) is not None:
+                items.append(item)
+            got.append(np.concatenate([b.mono for b in items]))
+    finally:
+        del loop.call_soon_threadsafe
+    for mono in got[1:]:
+        np.testing.assert_array_equal(mono, got[0])
+    assert len(got[0]) == len(frames) * FRAME
+    assert calls <= 0.6 / 0.05 + 4  # one per poll for all four tracks, not one per track or packet
+    assert threading.active_count() == threads
+    for _ in range(50):
+        if pool._thread is None:
+            break
+        await asyncio.sleep(0.02)
+    assert pool._thread is None
