@@ -195,3 +195,18 @@ async def test_one_decoding_thread_serves_every_receiver_and_stops_when_they_end
             break
         await asyncio.sleep(0.02)
     assert pool._thread is None
+
+
+async def test_receivers_of_the_batched_path_get_a_simple_queue_for_their_packets() -> None:
+    handoff.use("batched")
+    sender = await offer_for(ArrayTrack(speech_clip(0.5)))
+    options = WebRTCOptions(connect_timeout=10.0, inactivity_timeout=1.0, close_timeout=3.0)
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "q", options)
+    receiver = source._receiver
+    assert isinstance(getattr(receiver, handoff._DECODER_QUEUE), queue.SimpleQueue)
+    await sender.setRemoteDescription(answer)
+    got = await asyncio.wait_for(source.recv(), 10.0)
+    assert got.frames > 0
+    await source.close()
+    await sender.close()
+    assert not handoff.install(receiver)  # already replaced: left as it is

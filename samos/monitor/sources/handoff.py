@@ -48,6 +48,7 @@ Handoff = Literal["batched", "aiortc"]
 AIORTC_WORKER = rtcrtpreceiver.decoder_worker
 """aiortc's own worker, as imported (restored by ``use("aiortc")``)."""
 _EXPECTED = ("loop", "input_q", "output_q", "decode_error")
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _conceal = True
 
 
@@ -69,7 +70,7 @@ class _Receiver:
     """One batched receiver's queues, as aiortc gave them to its decoder worker."""
 
     loop: asyncio.AbstractEventLoop
-    input_q: queue.Queue[Any]
+    input_q: queue.Queue[Any] | queue.SimpleQueue[Any]
     output_q: asyncio.Queue[Any]
     decode_error: threading.Event
     codec_name: str | None = None
@@ -183,9 +184,22 @@ def _deliver(batch: list[tuple[asyncio.Queue[Any], list[Any], bool]]) -> None:
             output_q.put_nowait(None)
 
 
+def install(receiver: Any) -> bool:
+    """Give an aiortc ``RTCRtpReceiver`` of the batched path (before it starts) a ``queue.SimpleQueue``
+    for its encoded frames: aiortc's ``queue.Queue`` takes a lock and notifies a condition in Python
+    for every packet the event loop hands over; ``SimpleQueue.put`` is one C call. Returns False (and
+    keeps aiortc's queue) when the receiver is not laid out as expected."""
+    current = getattr(receiver, _DECODER_QUEUE, None)
+    if not isinstance(current, queue.Queue) or not current.empty():
+        log.warning("aiortc's receiver has no empty decoder queue where samos expects one: keeping it")
+        return False
+    setattr(receiver, _DECODER_QUEUE, queue.SimpleQueue())
+    return True
+
+
 def batched_decoder_worker(
     loop: asyncio.AbstractEventLoop,
-    input_q: queue.Queue[Any],
+    input_q: queue.Queue[Any] | queue.SimpleQueue[Any],
     output_q: asyncio.Queue[Any],
     decode_error: threading.Event,
 ) -> None:

@@ -502,6 +502,7 @@ async def accept_offer(
             if transceiver.kind == "audio" and track is not None and not accepted:
                 if handoff.current() == "batched":  # samos's receive path: lost packets are skipped
                     jitter.install(transceiver.receiver)
+                    handoff.install(transceiver.receiver)  # and no lock per packet on its way
                 source._attach(track, transceiver.receiver)
                 accepted = True
             else:
