@@ -150,3 +150,33 @@ def test_decode_blocks_gives_the_samples_of_decode_in_runs(per_call: int) -> Non
         np.testing.assert_array_equal(a, b)
     assert dec.concealed_samples == reference.concealed_samples > 0
     assert all(b.mono.dtype == np.float32 and b.sample_rate == 48_000 for b in blocks)
+
+
+def test_a_mono_decoder_downmixes_as_the_stereo_path_does_within_a_rounding_step() -> None:
+    """``channels=1`` (the batched hand-off's): libopus down-mixes the stereo stream itself; the
+    result is the stereo path's channel mean to within 2 steps of 16 bits, and the same length,
+    timing and concealment."""
+    from samos.monitor.sources.webrtc import frame_to_mono
+
+    packets = encode_opus(speech_clip(2.0))
+    items = [JitterFrame(data=p, timestamp=i * FRAME) for i, p in enumerate(packets) if i not in {30, 31}]
+    stereo, mono = OpusPlcDecoder(), OpusPlcDecoder(channels=1)
+    want = np.concatenate([frame_to_mono(f) for item in items for f in stereo.decode(item)])
+    blocks, errors = mono.decode_blocks(items)
+    got = np.concatenate([b.mono for b in blocks])
+    assert not errors and len(got) == len(want) == len(packets) * FRAME
+    assert [(b.pts, b.concealed) for b in blocks] == [(0, 0), (30 * FRAME, 2 * FRAME)]
+    diff = np.abs(got - want)
+    hole = slice(30 * FRAME, 32 * FRAME)  # concealment itself: libopus's PLC, mono or stereo
+    assert diff[: hole.start].max() <= 2 / 32768
+
+    def snr_db(part: slice) -> float:
+        return float(10 * np.log10(np.sum(want[part] ** 2) / np.sum((got[part] - want[part]) ** 2)))
+
+    # after a loss the two decoders' states differ for a while (concealment is not the same sum)
+    assert snr_db(slice(hole.stop, None)) > 40
+    assert 0 < diff.max()  # not the same computation: a real down-mix in the codec
+    frames = OpusPlcDecoder(channels=1).decode(items[0])
+    assert frames[0].layout.name == "mono" and frames[0].samples == FRAME
+    with pytest.raises(ValueError, match="channels"):
+        OpusPlcDecoder(channels=3)

@@ -56,7 +56,7 @@ def get_decoder(codec: Any) -> Any:
     """The decoder for ``codec``: Opus with loss concealment when it is on and libopus loads, else
     aiortc's own."""
     if _conceal and codec.name.lower() == "opus" and opus_plc.available():
-        return opus_plc.OpusPlcDecoder()
+        return opus_plc.OpusPlcDecoder(channels=1)  # mono: what the source keeps (decode_blocks)
     return rtcrtpreceiver.get_decoder(codec)
 
 

@@ -19,9 +19,10 @@ The decoder has aiortc's ``Decoder`` interface (``decode(JitterFrame) -> [AudioF
 what aiortc's Opus decoder gives: packed ``s16`` stereo 48 kHz frames with ``pts`` in 1/48000 s.
 
 :meth:`OpusPlcDecoder.decode_blocks` is the cheap path of the batched hand-off
-(:mod:`samos.monitor.sources.handoff`): many packets at once, decoded into one buffer and down-mixed
-to mono in one numpy operation per run of contiguous audio (:class:`PcmBlock`), instead of one
-``AudioFrame`` and one down-mix per 20 ms. Same libopus calls in the same order, same samples.
+(:mod:`samos.monitor.sources.handoff`): many packets at once, decoded into one buffer and converted
+to mono float32 in one numpy operation per run of contiguous audio (:class:`PcmBlock`), instead of
+one ``AudioFrame`` and one down-mix per 20 ms. Same libopus calls in the same order, same samples;
+the hand-off's decoder is a mono one (``channels=1``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def stereo_to_mono(pcm: np.ndarray) -> np.ndarray:
     """Interleaved ``s16`` stereo ``[n, 2]`` -> mono float32 ``[n]`` in [-1, 1] (the mean of the two
     channels; the same arithmetic as :func:`samos.monitor.sources.webrtc.frame_to_mono`)."""
     return (pcm[:, 0].astype(np.float32) + pcm[:, 1]) * _SCALE
+
+
+def _mono(pcm: np.ndarray) -> np.ndarray:
+    """``s16`` mono ``[n, 1]`` -> float32 ``[n]`` in [-1, 1]."""
+    return pcm[:, 0].astype(np.float32) * np.float32(1 / 32768)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,23 +170,31 @@ def available() -> bool:
 class OpusPlcDecoder:
     """aiortc-compatible Opus decoder that conceals lost packets (see the module doc).
 
+    ``channels``: 2 decodes as aiortc does (stereo); 1 lets libopus down-mix a stereo stream itself
+    (one synthesis instead of two; a mono stream, as browsers send by default, decodes to the very
+    samples of the stereo path's channel mean, and a stereo one to within a rounding step of it:
+    86 dB SNR on the soak's speech).
+
     ``decode(encoded_frame)``: ``encoded_frame.data`` (one Opus packet, bytes) and
     ``encoded_frame.timestamp`` (its RTP timestamp, 48 kHz units, unwrapped) -> the concealed frames
     for any gap before it, then its own decoded frame. Counters: ``concealed_samples`` (per channel,
     48 kHz), ``fec_frames`` (20 ms frames restored from FEC or concealed by an FEC call).
     """
 
-    def __init__(self, max_conceal_seconds: float = MAX_CONCEAL_SECONDS) -> None:
+    def __init__(self, max_conceal_seconds: float = MAX_CONCEAL_SECONDS, channels: int = CHANNELS) -> None:
         lib = load_libopus()
         if lib is None:
             raise OSError("libopus cannot be loaded: no Opus loss concealment")
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels!r}")
         self._lib = lib
+        self.channels = channels
         err = ctypes.c_int(0)
-        self._dec = lib.opus_decoder_create(RATE, CHANNELS, ctypes.byref(err))
+        self._dec = lib.opus_decoder_create(RATE, channels, ctypes.byref(err))
         if err.value != 0 or not self._dec:
             raise OSError(f"opus_decoder_create failed ({err.value})")
         self._max_conceal = int(max_conceal_seconds * RATE) // STEP * STEP
-        self._pcm = np.zeros((MAX_FRAME, CHANNELS), np.int16)
+        self._pcm = np.zeros((MAX_FRAME, channels), np.int16)
         self._base = self._pcm.ctypes.data
         self._at = 0  # where the next decoded samples go in ``_pcm`` (0 but in decode_blocks)
         self._expected: int | None = None
@@ -222,8 +236,8 @@ class OpusPlcDecoder:
         finally:
             self._at = 0
         runs.close()
-        pcm = self._pcm
-        blocks = [PcmBlock(stereo_to_mono(pcm[a : a + n]), pts, c) for a, pts, n, c in runs.done]
+        pcm, mono = self._pcm, stereo_to_mono if self.channels == 2 else _mono
+        blocks = [PcmBlock(mono(pcm[a : a + n]), pts, c) for a, pts, n, c in runs.done]
         return blocks, errors
 
     def _packet(self, encoded_frame: Any, emit: Callable[[int, int, bool], None]) -> None:
@@ -258,17 +272,18 @@ class OpusPlcDecoder:
     def _run(self, data: bytes | None, frame_size: int, fec: bool) -> int:
         """Decode into ``_pcm`` at ``_at`` (grown when needed); returns the samples per channel."""
         if self._at + frame_size > len(self._pcm):
-            grown = np.zeros((2 * len(self._pcm) + frame_size, CHANNELS), np.int16)
+            grown = np.zeros((2 * len(self._pcm) + frame_size, self.channels), np.int16)
             grown[: self._at] = self._pcm[: self._at]
             self._pcm, self._base = grown, grown.ctypes.data
-        where = self._base + self._at * CHANNELS * 2  # s16: 2 bytes a sample
+        where = self._base + self._at * self.channels * 2  # s16: 2 bytes a sample
         n = self._lib.opus_decode(self._dec, data, len(data) if data else 0, where, frame_size, int(fec))
         if n < 0:
             raise OpusDecodeError(f"opus_decode failed ({n}) on a {len(data or b'')}-byte packet")
         return int(n)
 
     def _frame(self, n: int, pts: int, concealed: bool) -> av.AudioFrame:
-        frame = av.AudioFrame.from_ndarray(self._pcm[:n].reshape(1, -1), format="s16", layout="stereo")
+        layout = "stereo" if self.channels == 2 else "mono"
+        frame = av.AudioFrame.from_ndarray(self._pcm[:n].reshape(1, -1), format="s16", layout=layout)
         frame.sample_rate = RATE
         frame.pts = pts
         frame.time_base = TIME_BASE
