@@ -64,8 +64,9 @@ class OfferError(ValueError):
     """An SDP offer that cannot be answered (malformed, no audio to receive, no common codec)."""
 
 
-MAX_JOIN = 50
-"""At most this many queued frames (1 s of 20 ms frames) are returned by one ``recv``."""
+MAX_JOIN_SECONDS = 1.0
+"""At most this much queued audio (s; 50 frames of 20 ms, or the blocks holding them) is returned by
+one ``recv``."""
 
 
 @dataclass(frozen=True)
@@ -229,15 +230,17 @@ class WebRTCSource:
         """``first`` and the chunks queued right after it, as one chunk (up to, not including, the next
         one that follows lost audio, so every gap and concealment stays where it was). A reader that
         keeps up gets about ``batch_seconds`` per call; one that fell behind gets the backlog at once
-        (up to ``MAX_JOIN`` frames), so the per-chunk work downstream shrinks exactly when the loop is
+        (up to ``MAX_JOIN_SECONDS``), so the per-chunk work downstream shrinks exactly when the loop is
         loaded."""
         parts = [first.samples]
         concealed, whole = first.concealed, first.concealed == first.frames  # whole: all concealed so far
         last = first
-        while self._chunks and len(parts) < MAX_JOIN:
+        room = round(MAX_JOIN_SECONDS * self.rate) - first.frames
+        while self._chunks:
             nxt = self._chunks[0]
-            if nxt.dropped or (nxt.concealed and not whole):
+            if nxt.dropped or (nxt.concealed and not whole) or nxt.frames > room:
                 break
+            room -= nxt.frames
             parts.append(self._chunks.popleft().samples)
             concealed += nxt.concealed
             whole = whole and nxt.concealed == nxt.frames
