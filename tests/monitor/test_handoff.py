@@ -4,6 +4,7 @@ wake-ups."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import queue
 import threading
@@ -37,6 +38,23 @@ def opus_frames(seconds: float) -> list[JitterFrame]:
     return [JitterFrame(data=p, timestamp=i * FRAME) for i, p in enumerate(packets)]
 
 
+@contextlib.contextmanager
+def counted_wakeups(loop: asyncio.AbstractEventLoop) -> Iterator[list[int]]:
+    """Count the loop's ``call_soon_threadsafe`` calls (wake-ups from other threads): ``[n]``."""
+    count = [0]
+    real_call = loop.call_soon_threadsafe
+
+    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
+        count[0] += 1
+        return real_call(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        del loop.call_soon_threadsafe
+
+
 async def run_worker(worker, items: list) -> tuple[list, int, bool]:
     """Feed ``items`` to ``worker`` in its own thread; returns (what reached the track's queue, how many
     loop callbacks delivered it, decode_error)."""
@@ -45,26 +63,15 @@ async def run_worker(worker, items: list) -> tuple[list, int, bool]:
     for item in items:
         input_q.put(item)
     output_q: asyncio.Queue = asyncio.Queue()
-    wakeups = 0
-    real_call = loop.call_soon_threadsafe
-
-    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
-        nonlocal wakeups
-        wakeups += 1
-        return real_call(*args, **kwargs)
-
-    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
     error = threading.Event()  # (the batched worker registers with the decoding thread and returns)
-    try:
+    with counted_wakeups(loop) as wakeups:
         thread = threading.Thread(target=worker, args=(loop, input_q, output_q, error), daemon=True)
         thread.start()
         out = []
         while (item := await asyncio.wait_for(output_q.get(), 10.0)) is not None:
             out.append(item)
         await asyncio.to_thread(thread.join, 5.0)
-    finally:
-        del loop.call_soon_threadsafe
-    return out, wakeups, error.is_set()
+    return out, wakeups[0], error.is_set()
 
 
 async def test_batched_worker_decodes_exactly_what_aiortc_decodes_with_fewer_wakeups() -> None:
@@ -165,16 +172,7 @@ async def test_one_decoding_thread_serves_every_receiver_and_stops_when_they_end
     for input_q, output_q, error in tracks:
         pool.add(handoff._Receiver(loop, input_q, output_q, error))
     threads = threading.active_count()
-    calls = 0
-    real_call = loop.call_soon_threadsafe
-
-    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
-        nonlocal calls
-        calls += 1
-        return real_call(*args, **kwargs)
-
-    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
-    try:
+    with counted_wakeups(loop) as calls:
         for f in frames:  # in real time: 20 ms apart
             for input_q, _, _ in tracks:
                 input_q.put((OPUS, f))
@@ -187,12 +185,10 @@ async def test_one_decoding_thread_serves_every_receiver_and_stops_when_they_end
             while (item := await asyncio.wait_for(output_q.get(), 10.0)) is not None:
                 items.append(item)
             got.append(np.concatenate([b.mono for b in items]))
-    finally:
-        del loop.call_soon_threadsafe
     for mono in got[1:]:
         np.testing.assert_array_equal(mono, got[0])
     assert len(got[0]) == len(frames) * FRAME
-    assert calls <= 0.6 / 0.05 + 4  # one per poll for all four tracks, not one per track or packet
+    assert calls[0] <= 0.6 / 0.05 + 4  # one per poll for all four tracks, not one per track or packet
     assert threading.active_count() == threads
     for _ in range(50):
         if pool._thread is None:
