@@ -5,9 +5,10 @@ waits on a socket. Messages published within ``batch_seconds`` go out together: 
 up (nothing queued, nothing waiting in its socket's write buffer) gets them written in one socket
 write; each message is encoded and framed once for all such clients (server frames are not masked
 and no extension is negotiated, so every client's frame is the same bytes); only a client that is
-behind has them queued for its relay. With 200 subscribers that turns thousands of writes per second into hundreds
-(measured with ``samos bench soak``). Messages reach each client in order either way. A client that
-lost messages gets ``"dropped_messages": n`` (lost since its previous message) in its next message.
+behind has them queued for its relay. With 200 subscribers that turns thousands of writes per
+second into hundreds (measured with ``samos bench soak``). Messages reach each client in order
+either way. A client that lost messages gets ``"dropped_messages": n`` (lost since its previous
+message) in its next message.
 
 Subscribing: ``ws://host:port/?streams=a,b`` or a message ``{"type": "subscribe", "streams": [..]}``
 at any time (``null``/missing/``["*"]``: all streams). Auth (when a token is configured):

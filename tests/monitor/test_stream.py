@@ -205,7 +205,12 @@ def test_chunks_are_held_until_they_can_complete_a_window_and_nothing_changes(ra
     assert sum(len(w) for w in held) == 12 + 1
     for a, b in zip((w for ws in held for w in ws), (w for ws in eager for w in ws), strict=True):
         assert (a.index, a.start, a.t_capture, a.dropped_seconds, a.lost_seconds, a.final) == (
-            b.index, b.start, b.t_capture, b.dropped_seconds, b.lost_seconds, b.final
+            b.index,
+            b.start,
+            b.t_capture,
+            b.dropped_seconds,
+            b.lost_seconds,
+            b.final,
         )
         np.testing.assert_array_equal(a.wave16, b.wave16)
         np.testing.assert_array_equal(a.wave48, b.wave48)

@@ -253,7 +253,9 @@ class OpusPlcDecoder:
         emit(n, ts, False)
         self._expected = ts + n if self._expected is None else max(self._expected, ts + n)
 
-    def _conceal(self, start: int, gap: int, following: bytes, emit: Callable[[int, int, bool], None]) -> None:
+    def _conceal(
+        self, start: int, gap: int, following: bytes, emit: Callable[[int, int, bool], None]
+    ) -> None:
         """Stand in for ``gap`` missing samples from ``start``; ``following``: the packet after the gap
         (its FEC, when present, restores the last 20 ms)."""
         total = min(gap, self._max_conceal) // STEP * STEP

@@ -14,9 +14,9 @@ What aiortc does not do for us, and this module does:
   the samples it drops are reported in the next chunk's ``dropped``.
 - Packet loss shows as a jump in the RTP timestamps of consecutive decoded frames (or blocks of
   them: the batched hand-off delivers mono :class:`~samos.monitor.sources.opus_plc.PcmBlock` runs of
-  several packets); the missing samples are reported in ``dropped`` too. Where the decoder conceals lost packets (the batched
-  hand-off's Opus decoder, :mod:`samos.monitor.sources.opus_plc`), the concealment frames fill the
-  gap and are reported as the chunk's ``concealed`` samples instead.
+  several packets); the missing samples are reported in ``dropped`` too. Where the decoder conceals
+  lost packets (the batched hand-off's Opus decoder, :mod:`samos.monitor.sources.opus_plc`), the
+  concealment frames fill the gap and are reported as the chunk's ``concealed`` samples instead.
 - A track does not end when the sender's media ends (only when the connection closes), so the
   source ends after an inactivity timeout, or when the connection fails or closes.
 
