@@ -210,3 +210,26 @@ async def test_receivers_of_the_batched_path_get_a_simple_queue_for_their_packet
     await source.close()
     await sender.close()
     assert not handoff.install(receiver)  # already replaced: left as it is
+
+
+async def test_a_receiver_whose_decoding_raises_ends_alone() -> None:
+    """An unexpected error while decoding one track ends that track (its end marker, decode_error)
+    and leaves the decoding thread serving the others."""
+    loop = asyncio.get_running_loop()
+    frames = opus_frames(0.2)
+    pool = handoff.DecodingThread(poll_seconds=0.02)
+    broken, healthy = (
+        (queue.Queue(), asyncio.Queue(), threading.Event()),
+        (queue.Queue(), asyncio.Queue(), threading.Event()),
+    )
+    pool.add(handoff._Receiver(loop, *broken))
+    pool.add(handoff._Receiver(loop, *healthy))
+    broken[0].put(("not a codec", frames[0]))  # no .name: take() raises AttributeError
+    assert await asyncio.wait_for(broken[1].get(), 5.0) is None and broken[2].is_set()
+    for f in frames:
+        healthy[0].put((OPUS, f))
+    healthy[0].put(None)
+    got = []
+    while (item := await asyncio.wait_for(healthy[1].get(), 5.0)) is not None:
+        got.append(item)
+    assert sum(b.samples for b in got) == len(frames) * FRAME and not healthy[2].is_set()

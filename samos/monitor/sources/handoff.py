@@ -142,22 +142,32 @@ class DecodingThread:
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    receivers = list(self._receivers)
+                    if not receivers:
+                        self._thread = None
+                        return
+                t0 = time.monotonic()
+                self._once(receivers)
+                time.sleep(max(0.0, self.poll_seconds - (time.monotonic() - t0)))
+        finally:  # should it ever die, the next add() starts a new one
             with self._lock:
-                receivers = list(self._receivers)
-                if not receivers:
+                if self._thread is threading.current_thread():
                     self._thread = None
-                    return
-            t0 = time.monotonic()
-            self._once(receivers)
-            time.sleep(max(0.0, self.poll_seconds - (time.monotonic() - t0)))
 
     def _once(self, receivers: list[_Receiver]) -> None:
         """Decode what each receiver has queued and deliver it, one hand-off per event loop."""
         per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Any], list[Any], bool]]] = {}
         gone: list[_Receiver] = []
         for r in receivers:
-            items, end = r.take()
+            try:
+                items, end = r.take()
+            except Exception:  # a bug in one receiver's decoding must not stop every other stream
+                log.exception("decoding %s audio failed: that track gets no more audio", r.codec_name)
+                r.decode_error.set()
+                items, end = [], True
             if items or end:
                 per_loop.setdefault(r.loop, []).append((r.output_q, items, end))
             if end:
