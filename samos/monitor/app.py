@@ -227,7 +227,7 @@ class Monitor:
                     t.cancel()
             await asyncio.gather(st.reader, scorer, return_exceptions=True)
             summary = st.results.messages.stream_summary(
-                reason=reason, summary=st.summary.result(st.proc.windower.seconds)
+                reason=reason, summary=st.summary.result(st.proc.seconds)
             )
             self._emit(st, summary)
             if self.webhook is not None:
@@ -237,7 +237,7 @@ class Monitor:
                 st.results.messages.stream_end(
                     reason=reason,
                     windows=st.results.windows,
-                    seconds=st.proc.windower.seconds,
+                    seconds=st.proc.seconds,
                     rolling_mos=st.results.rolling.value.mos,
                     error=error,
                 ),

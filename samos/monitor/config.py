@@ -229,8 +229,9 @@ class HttpConfig:
     allowed_origins: tuple[str, ...] = ()
     """Browser origins allowed to POST /offer besides the monitor's own pages; ``"*"``: any."""
     webrtc_handoff: Literal["batched", "aiortc"] = "batched"
-    """How decoded audio gets from aiortc's decoder threads to the loop: ``batched`` (one wake-up
-    per batch, see samos.monitor.sources.handoff) or ``aiortc`` (its own, costlier per frame)."""
+    """How received audio is decoded and handed to the loop: ``batched`` (one decoding thread for
+    every peer, one wake-up per 50 ms, see samos.monitor.sources.handoff) or ``aiortc`` (a thread
+    per peer and a hand-off per 20 ms frame: costlier)."""
     webrtc_conceal: bool = True
     """Conceal lost Opus packets with the codec's own PLC and in-band FEC (``batched`` hand-off, where
     libopus loads; samos.monitor.sources.opus_plc); false, or else: lost audio becomes silence."""

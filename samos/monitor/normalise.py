@@ -110,7 +110,7 @@ class Normaliser:
         invalid = int(bad.sum())
         if invalid:
             x = np.where(bad, np.float32(0.0), x)
-        fill = min(chunk.dropped, round(self.max_gap_seconds * self.rate))
+        fill = self.fill(chunk.dropped)
         lost: tuple[tuple[int, int], ...] = ()
         if fill or chunk.concealed:
             lost = ((self._at16(self._pos), self._at16(self._pos + fill + chunk.concealed)),)
@@ -128,6 +128,16 @@ class Normaliser:
     def _at16(self, pos: int) -> int:
         """16 kHz stream position of input sample ``pos`` (at the current rate, rounded half up)."""
         return self._base16 + (2 * pos * SSL_RATE + self.rate) // (2 * self.rate)
+
+    def at16(self, more: int) -> int:
+        """16 kHz samples the stream would hold after ``more`` further input samples at the current
+        rate if the resamplers released everything: an upper bound of what they release (they only
+        hold samples back)."""
+        return self._at16(self._pos + more)
+
+    def fill(self, dropped: int) -> int:
+        """Samples of silence :meth:`push` puts in place of ``dropped`` lost samples."""
+        return min(dropped, round(self.max_gap_seconds * self.rate))
 
     def _drain(self) -> tuple[np.ndarray, np.ndarray]:
         w16, w48 = self._pair(

@@ -40,6 +40,13 @@ class Pending:
 class StreamProcessor:
     """normalise -> window -> speech detection and diagnostics for one stream at native ``rate`` Hz.
 
+    Work is done per window, not per chunk: a chunk that cannot complete a window yet (even if the
+    resamplers released every sample it implies) is only held; when one can, the held chunks go
+    through the normaliser together (joined where no lost audio lies between them), so a live
+    source's 100 ms chunks cost one resampling call per hop instead of ten. The samples, windows
+    and the chunk at which each window is returned are those of normalising every chunk at once
+    (the resamplers are streams: chunking does not change their output).
+
     The speech detector runs over the stream's 16 kHz audio once, in order (its state carries
     across frames), lazily: the audio since the last window goes through it in one call when a
     window completes. Each window gets the probabilities of the detector frames wholly inside it.
@@ -57,12 +64,39 @@ class StreamProcessor:
         self._unheard: list[np.ndarray] = []  # 16 kHz audio not yet through the detector
         self._probs = np.zeros(0, np.float32)  # detector frames from self._first on
         self._first = 0
+        self._held: list[AudioChunk] = []  # chunks not normalised yet (none can complete a window)
+        self._held_in = 0  # their input samples, lost audio filled in as the normaliser fills it
+
+    @property
+    def seconds(self) -> float:
+        """Stream seconds pushed so far (those normalised and windowed, plus the held chunks')."""
+        return self.windower.seconds + self._held_in / self.normaliser.rate
 
     def push(self, chunk: AudioChunk) -> list[Pending]:
-        return self._windows(self.normaliser.push(chunk), final=False)
+        """Take one chunk; returns the windows it completes (see the class doc)."""
+        if chunk.rate == self.normaliser.rate and chunk.samples.ndim == 1:
+            self._held.append(chunk)
+            self._held_in += len(chunk.samples) + self.normaliser.fill(chunk.dropped)
+            if self.normaliser.at16(self._held_in) < self.windower.next_end:
+                return []  # even every sample it implies would not complete the next window
+            return self._release()
+        return self._release() + self._windows(self.normaliser.push(chunk), final=False)
 
     def flush(self) -> list[Pending]:
-        return self._windows(self.normaliser.flush(), final=True)
+        return self._release() + self._windows(self.normaliser.flush(), final=True)
+
+    def _release(self) -> list[Pending]:
+        """Normalise the held chunks (each run without lost audio between its chunks as one)."""
+        held, self._held, self._held_in = self._held, [], 0
+        out: list[Pending] = []
+        i = 0
+        while i < len(held):
+            j = i + 1
+            while j < len(held) and not (held[j].dropped or held[j].concealed):
+                j += 1
+            out += self._windows(self.normaliser.push(_joined(held[i:j])), final=False)
+            i = j
+        return out
 
     def push_normalised(self, seg: Segment, final: bool = False) -> list[Pending]:
         """Windows of audio already at the model's rates (a benchmark that resampled once), bypassing
@@ -100,6 +134,16 @@ class StreamProcessor:
         new = self.detector.push(x)
         if new.size:
             self._probs = np.concatenate([self._probs, new])
+
+
+def _joined(chunks: list[AudioChunk]) -> AudioChunk:
+    """Consecutive mono chunks of one rate, only the first with lost audio before or at its start,
+    as one chunk (captured when the last was)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first, last = chunks[0], chunks[-1]
+    samples = np.concatenate([c.samples for c in chunks])
+    return AudioChunk(samples, first.rate, first.dropped, last.t_capture, first.concealed)
 
 
 class StreamResults:

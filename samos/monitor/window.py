@@ -83,6 +83,11 @@ class Windower:
         """Stream seconds pushed so far."""
         return self.total / SSL_RATE
 
+    @property
+    def next_end(self) -> int:
+        """The 16 kHz stream position (samples pushed) at which the next window is complete."""
+        return self._next + self.size
+
     def count(self, total: int) -> int:
         """How many windows :meth:`push` and :meth:`flush` make of a whole stream of ``total`` 16 kHz
         samples, without the audio (for benchmarks that know only how long a stream was). Follows

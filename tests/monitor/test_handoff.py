@@ -1,8 +1,10 @@
-"""The batched hand-off of decoded audio from aiortc's decoder threads: same audio, fewer wake-ups."""
+"""The batched hand-off of decoded audio: one decoding thread for every receiver, same audio, fewer
+wake-ups."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import queue
 import threading
@@ -18,7 +20,7 @@ from webrtc_peers import FRAME, RATE, ArrayTrack, offer_for, speech_clip
 from samos.bench.webrtc_load import encode_opus
 from samos.monitor.source import SourceEnded
 from samos.monitor.sources import handoff, opus_plc
-from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer
+from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer, frame_to_mono
 
 pytestmark = pytest.mark.timeout(60)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
@@ -36,6 +38,23 @@ def opus_frames(seconds: float) -> list[JitterFrame]:
     return [JitterFrame(data=p, timestamp=i * FRAME) for i, p in enumerate(packets)]
 
 
+@contextlib.contextmanager
+def counted_wakeups(loop: asyncio.AbstractEventLoop) -> Iterator[list[int]]:
+    """Count the loop's ``call_soon_threadsafe`` calls (wake-ups from other threads): ``[n]``."""
+    count = [0]
+    real_call = loop.call_soon_threadsafe
+
+    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
+        count[0] += 1
+        return real_call(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        del loop.call_soon_threadsafe
+
+
 async def run_worker(worker, items: list) -> tuple[list, int, bool]:
     """Feed ``items`` to ``worker`` in its own thread; returns (what reached the track's queue, how many
     loop callbacks delivered it, decode_error)."""
@@ -44,26 +63,15 @@ async def run_worker(worker, items: list) -> tuple[list, int, bool]:
     for item in items:
         input_q.put(item)
     output_q: asyncio.Queue = asyncio.Queue()
-    wakeups = 0
-    real_call = loop.call_soon_threadsafe
-
-    def counting_call(*args, **kwargs):  # noqa: ANN002, ANN003
-        nonlocal wakeups
-        wakeups += 1
-        return real_call(*args, **kwargs)
-
-    loop.call_soon_threadsafe = counting_call  # type: ignore[method-assign]
-    error = threading.Event()
-    try:
+    error = threading.Event()  # (the batched worker registers with the decoding thread and returns)
+    with counted_wakeups(loop) as wakeups:
         thread = threading.Thread(target=worker, args=(loop, input_q, output_q, error), daemon=True)
         thread.start()
         out = []
         while (item := await asyncio.wait_for(output_q.get(), 10.0)) is not None:
             out.append(item)
         await asyncio.to_thread(thread.join, 5.0)
-    finally:
-        del loop.call_soon_threadsafe
-    return out, wakeups, error.is_set()
+    return out, wakeups[0], error.is_set()
 
 
 async def test_batched_worker_decodes_exactly_what_aiortc_decodes_with_fewer_wakeups() -> None:
@@ -73,12 +81,19 @@ async def test_batched_worker_decodes_exactly_what_aiortc_decodes_with_fewer_wak
     # aiortc's worker uses run_coroutine_threadsafe: one call_soon_threadsafe per frame
     theirs, theirs_wakeups, theirs_error = await run_worker(handoff.AIORTC_WORKER, items)
     assert not ours_error and not theirs_error
-    assert len(ours) == len(theirs) == len(frames)
-    for a, b in zip(ours, theirs, strict=True):
-        assert a.pts == b.pts and a.sample_rate == b.sample_rate == RATE
-        np.testing.assert_array_equal(a.to_ndarray(), b.to_ndarray())
+    assert len(theirs) == len(frames)
+    # ours: the same audio as mono blocks of contiguous audio (here: one), down-mixed by libopus
+    # (a mono decoder) rather than as the mean of the two decoded channels: within a rounding step
+    assert all(isinstance(b, opus_plc.PcmBlock) and b.sample_rate == RATE for b in ours)
+    assert [b.pts for b in ours] == [0] and not any(b.concealed for b in ours)
+    np.testing.assert_allclose(
+        np.concatenate([b.mono for b in ours]),
+        np.concatenate([frame_to_mono(f) for f in theirs]),
+        rtol=0,
+        atol=2 / 32768,
+    )
     assert theirs_wakeups >= len(frames)
-    assert ours_wakeups <= 3  # everything was queued: one hand-off (plus the end marker's, at most)
+    assert ours_wakeups <= 2  # everything was queued: one hand-off (plus the end marker's, at most)
 
 
 async def test_a_frame_that_fails_to_decode_is_skipped_and_flagged() -> None:
@@ -90,9 +105,9 @@ async def test_a_frame_that_fails_to_decode_is_skipped_and_flagged() -> None:
     out, _, error = await run_worker(handoff.batched_decoder_worker, items)
     assert error
     # the decoder kept its state: everything after it decoded, and the 20 ms the bad packet held
-    # are concealed (the batched worker's Opus decoder conceals lost audio)
-    assert len(out) == 2 * len(good) + 1
-    assert [f.pts for f in out if f.opaque == opus_plc.CONCEALED] == [len(good) * FRAME]
+    # are concealed (the batched worker's Opus decoder conceals lost audio) at the start of a block
+    assert sum(b.samples for b in out) == (2 * len(good) + 1) * FRAME
+    assert [(b.pts, b.concealed) for b in out if b.concealed] == [(len(good) * FRAME, FRAME)]
 
 
 def test_use_swaps_the_worker_for_new_receivers_and_back() -> None:
@@ -144,3 +159,77 @@ async def test_a_real_peer_connection_through_either_handoff(mode: handoff.Hando
     assert np.corrcoef(x[:n], y[:n])[0, 1] > 0.9
     await source.close()
     await sender.close()
+
+
+async def test_one_decoding_thread_serves_every_receiver_and_stops_when_they_end() -> None:
+    """Packets trickling in on several receivers at once (as from live peers): every track gets its
+    audio in order, each poll hands everything over in one loop call for all of them, no thread is
+    started per receiver, and the decoding thread ends with the last track."""
+    loop = asyncio.get_running_loop()
+    frames = opus_frames(0.6)
+    pool = handoff.DecodingThread(poll_seconds=0.05)
+    tracks = [(queue.Queue(), asyncio.Queue(), threading.Event()) for _ in range(4)]
+    for input_q, output_q, error in tracks:
+        pool.add(handoff._Receiver(loop, input_q, output_q, error))
+    threads = threading.active_count()
+    with counted_wakeups(loop) as calls:
+        for f in frames:  # in real time: 20 ms apart
+            for input_q, _, _ in tracks:
+                input_q.put((OPUS, f))
+            await asyncio.sleep(0.02)
+        for input_q, _, _ in tracks:
+            input_q.put(None)
+        got = []
+        for _, output_q, _ in tracks:
+            items = []
+            while (item := await asyncio.wait_for(output_q.get(), 10.0)) is not None:
+                items.append(item)
+            got.append(np.concatenate([b.mono for b in items]))
+    for mono in got[1:]:
+        np.testing.assert_array_equal(mono, got[0])
+    assert len(got[0]) == len(frames) * FRAME
+    assert calls[0] <= 0.6 / 0.05 + 4  # one per poll for all four tracks, not one per track or packet
+    assert threading.active_count() == threads
+    for _ in range(50):
+        if pool._thread is None:
+            break
+        await asyncio.sleep(0.02)
+    assert pool._thread is None
+
+
+async def test_receivers_of_the_batched_path_get_a_simple_queue_for_their_packets() -> None:
+    handoff.use("batched")
+    sender = await offer_for(ArrayTrack(speech_clip(0.5)))
+    options = WebRTCOptions(connect_timeout=10.0, inactivity_timeout=1.0, close_timeout=3.0)
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "q", options)
+    receiver = source._receiver
+    assert isinstance(getattr(receiver, handoff._DECODER_QUEUE), queue.SimpleQueue)
+    await sender.setRemoteDescription(answer)
+    got = await asyncio.wait_for(source.recv(), 10.0)
+    assert got.frames > 0
+    await source.close()
+    await sender.close()
+    assert not handoff.install(receiver)  # already replaced: left as it is
+
+
+async def test_a_receiver_whose_decoding_raises_ends_alone() -> None:
+    """An unexpected error while decoding one track ends that track (its end marker, decode_error)
+    and leaves the decoding thread serving the others."""
+    loop = asyncio.get_running_loop()
+    frames = opus_frames(0.2)
+    pool = handoff.DecodingThread(poll_seconds=0.02)
+    broken, healthy = (
+        (queue.Queue(), asyncio.Queue(), threading.Event()),
+        (queue.Queue(), asyncio.Queue(), threading.Event()),
+    )
+    pool.add(handoff._Receiver(loop, *broken))
+    pool.add(handoff._Receiver(loop, *healthy))
+    broken[0].put(("not a codec", frames[0]))  # no .name: take() raises AttributeError
+    assert await asyncio.wait_for(broken[1].get(), 5.0) is None and broken[2].is_set()
+    for f in frames:
+        healthy[0].put((OPUS, f))
+    healthy[0].put(None)
+    got = []
+    while (item := await asyncio.wait_for(healthy[1].get(), 5.0)) is not None:
+        got.append(item)
+    assert sum(b.samples for b in got) == len(frames) * FRAME and not healthy[2].is_set()

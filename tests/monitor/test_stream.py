@@ -165,3 +165,54 @@ def test_each_window_gets_the_detector_frames_of_the_whole_stream() -> None:
         want = float((probs[k0:k1] >= cfg.speech_threshold).mean())
         assert p.diagnostics["active_ratio"] == round(want, 3)
     assert {p.status for p in pending} == {"ok", "no_speech"}
+
+
+@pytest.mark.parametrize("rate", [16_000, 48_000, 44_100])
+def test_chunks_are_held_until_they_can_complete_a_window_and_nothing_changes(rate: int) -> None:
+    """The processor normalises held chunks together, only when they could complete a window; every
+    window comes back at the very chunk that completes it when each chunk is normalised at once,
+    with the same samples, lost-audio accounting and capture time; fewer normaliser calls."""
+    from samos.monitor.normalise import Normaliser
+    from samos.monitor.stream import StreamProcessor
+    from samos.monitor.window import Windower
+
+    rng = np.random.default_rng(rate)
+    audio = speech_like(7.7, rate, seed=3)
+    cfg = WindowConfig(window_seconds=2.0, hop_seconds=0.5)
+    parts = split(audio, list(rng.integers(rate // 50, rate // 5, size=500)))
+    chunks = []
+    for k, part in enumerate(parts):  # some lost audio before a chunk, some concealed at its start
+        dropped = int(rng.integers(1, rate // 20)) if k % 9 == 4 else 0
+        concealed = min(len(part), rate // 50) if k % 13 == 6 else 0
+        chunks.append(AudioChunk(part, rate, dropped, float(k), concealed))
+    norm = Normaliser(rate)
+    windower = Windower(cfg.window_seconds, cfg.hop_seconds, cfg.min_final_seconds)
+    eager = [windower.push(norm.push(c)) for c in chunks]
+    eager[-1] += windower.push(norm.flush()) + windower.flush()
+    proc = StreamProcessor(rate, cfg)
+    calls = 0
+    real_push = proc.normaliser.push
+
+    def counted(chunk: AudioChunk):  # noqa: ANN202
+        nonlocal calls
+        calls += 1
+        return real_push(chunk)
+
+    proc.normaliser.push = counted  # type: ignore[method-assign]
+    held = [[p.window for p in proc.push(c)] for c in chunks]
+    held[-1] += [p.window for p in proc.flush()]
+    assert [len(w) for w in held] == [len(w) for w in eager]
+    assert sum(len(w) for w in held) == 12 + 1
+    for a, b in zip((w for ws in held for w in ws), (w for ws in eager for w in ws), strict=True):
+        assert (a.index, a.start, a.t_capture, a.dropped_seconds, a.lost_seconds, a.final) == (
+            b.index,
+            b.start,
+            b.t_capture,
+            b.dropped_seconds,
+            b.lost_seconds,
+            b.final,
+        )
+        np.testing.assert_array_equal(a.wave16, b.wave16)
+        np.testing.assert_array_equal(a.wave48, b.wave48)
+    assert calls < len(chunks) / 2
+    assert proc.seconds == pytest.approx(windower.seconds)

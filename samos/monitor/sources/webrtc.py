@@ -12,10 +12,11 @@ What aiortc does not do for us, and this module does:
   queued for it.
 - Between the pump and :meth:`WebRTCSource.recv` sits a bounded buffer with a drop-oldest policy;
   the samples it drops are reported in the next chunk's ``dropped``.
-- Packet loss shows as a jump in the RTP timestamps of consecutive decoded frames; the missing
-  samples are reported in ``dropped`` too. Where the decoder conceals lost packets (the batched
-  hand-off's Opus decoder, :mod:`samos.monitor.sources.opus_plc`), the concealment frames fill the
-  gap and are reported as the chunk's ``concealed`` samples instead.
+- Packet loss shows as a jump in the RTP timestamps of consecutive decoded frames (or blocks of
+  them: the batched hand-off delivers mono :class:`~samos.monitor.sources.opus_plc.PcmBlock` runs of
+  several packets); the missing samples are reported in ``dropped`` too. Where the decoder conceals
+  lost packets (the batched hand-off's Opus decoder, :mod:`samos.monitor.sources.opus_plc`), the
+  concealment frames fill the gap and are reported as the chunk's ``concealed`` samples instead.
 - A track does not end when the sender's media ends (only when the connection closes), so the
   source ends after an inactivity timeout, or when the connection fails or closes.
 
@@ -49,7 +50,7 @@ from samos.audio import SPEC_RATE
 from samos.monitor.aio import within
 from samos.monitor.source import AudioChunk, SourceEnded
 from samos.monitor.sources import handoff, jitter
-from samos.monitor.sources.opus_plc import CONCEALED
+from samos.monitor.sources.opus_plc import CONCEALED, PcmBlock
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ class OfferError(ValueError):
     """An SDP offer that cannot be answered (malformed, no audio to receive, no common codec)."""
 
 
-MAX_JOIN = 50
-"""At most this many queued frames (1 s of 20 ms frames) are returned by one ``recv``."""
+MAX_JOIN_SECONDS = 1.0
+"""At most this much queued audio (s; 50 frames of 20 ms, or the blocks holding them) is returned by
+one ``recv``."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class WebRTCStats:
     """Counters of one source (samples at 48 kHz)."""
 
     frames: int = 0
+    """Items taken from the track: decoded frames, or blocks of them (the batched hand-off)."""
     samples: int = 0
     lost_samples: int = 0
     """Samples missing from the RTP timeline (packet loss)."""
@@ -227,15 +230,17 @@ class WebRTCSource:
         """``first`` and the chunks queued right after it, as one chunk (up to, not including, the next
         one that follows lost audio, so every gap and concealment stays where it was). A reader that
         keeps up gets about ``batch_seconds`` per call; one that fell behind gets the backlog at once
-        (up to ``MAX_JOIN`` frames), so the per-chunk work downstream shrinks exactly when the loop is
+        (up to ``MAX_JOIN_SECONDS``), so the per-chunk work downstream shrinks exactly when the loop is
         loaded."""
         parts = [first.samples]
         concealed, whole = first.concealed, first.concealed == first.frames  # whole: all concealed so far
         last = first
-        while self._chunks and len(parts) < MAX_JOIN:
+        room = round(MAX_JOIN_SECONDS * self.rate) - first.frames
+        while self._chunks:
             nxt = self._chunks[0]
-            if nxt.dropped or (nxt.concealed and not whole):
+            if nxt.dropped or (nxt.concealed and not whole) or nxt.frames > room:
                 break
+            room -= nxt.frames
             parts.append(self._chunks.popleft().samples)
             concealed += nxt.concealed
             whole = whole and nxt.concealed == nxt.frames
@@ -314,7 +319,7 @@ class WebRTCSource:
         try:
             while not self._ended.is_set():
                 try:
-                    frame = cast(av.AudioFrame, await track.recv())
+                    frame = cast(av.AudioFrame | PcmBlock, await track.recv())
                 except MediaStreamError:
                     reason = "peer closed the track"
                     break
@@ -375,7 +380,7 @@ class WebRTCSource:
         elif not task.cancelled() and task.exception() is not None:
             log.warning("%s: closing the peer connection failed: %r", self.name, task.exception())
 
-    def _shed_backlog(self, track: MediaStreamTrack, frame: av.AudioFrame) -> bool:
+    def _shed_backlog(self, track: MediaStreamTrack, frame: av.AudioFrame | PcmBlock) -> bool:
         """Bound aiortc's own decoded-frame queue (unbounded) to ``buffer_seconds``.
 
         When the event loop falls behind, frames pile up there faster than the pump takes them.
@@ -384,10 +389,11 @@ class WebRTCSource:
         RTP timeline stays exact. Returns True when ``frame`` was dropped.
         """
         queue = getattr(track, "_queue", None)
-        limit = max(1, int(self.options.buffer_seconds * self.rate / 960))  # 20 ms Opus frames
+        # in items of this one's length: 20 ms Opus frames, or the batched hand-off's blocks
+        limit = max(1, int(self.options.buffer_seconds * self.rate / max(1, int(frame.samples))))
         if not isinstance(queue, asyncio.Queue) or queue.qsize() <= limit:
             return False
-        old: av.AudioFrame | None = frame
+        old: av.AudioFrame | PcmBlock | None = frame
         while old is not None:
             samples = int(old.samples)
             lost = self._timeline.gap(old.pts, old.time_base, samples)
@@ -401,7 +407,9 @@ class WebRTCSource:
                 queue.put_nowait(None)
         return True
 
-    def _push(self, frame: av.AudioFrame) -> bool:
+    def _push(self, frame: av.AudioFrame | PcmBlock) -> bool:
+        """Buffer one item from the track: an ``AudioFrame`` (aiortc's decoder) or a mono
+        :class:`PcmBlock` of consecutive packets (the batched hand-off's); False: unsupported."""
         if self._ended.is_set():
             return True  # SourceEnded may already have been raised: nothing may follow it
         if frame.sample_rate != self.rate:
@@ -412,9 +420,12 @@ class WebRTCSource:
                 self.rate,
             )
             return False
-        samples = frame_to_mono(frame)
+        if isinstance(frame, PcmBlock):  # already mono; concealment, if any, at its start
+            samples, concealed = frame.mono, frame.concealed
+        else:
+            samples = frame_to_mono(frame)
+            concealed = len(samples) if getattr(frame, "opaque", None) == CONCEALED else 0
         lost = self._timeline.gap(frame.pts, frame.time_base, len(samples))
-        concealed = len(samples) if getattr(frame, "opaque", None) == CONCEALED else 0
         self.stats.frames += 1
         self.stats.samples += len(samples)
         self.stats.lost_samples += lost
@@ -494,6 +505,7 @@ async def accept_offer(
             if transceiver.kind == "audio" and track is not None and not accepted:
                 if handoff.current() == "batched":  # samos's receive path: lost packets are skipped
                     jitter.install(transceiver.receiver)
+                    handoff.install(transceiver.receiver)  # and no lock per packet on its way
                 source._attach(track, transceiver.receiver)
                 accepted = True
             else:
