@@ -20,7 +20,8 @@ class MixSampler(Sampler[int]):
 
     ``sizes``: items per manifest, in concatenation order; ``shares``: their mix weights (any
     positive scale). The epoch length is ``ceil(sizes[0] / share[0])`` after normalising the shares,
-    split across ``world`` ranks (rank ``rank`` takes every ``world``-th index).
+    rounded up to a multiple of ``world`` and split across the ranks (rank ``rank`` takes every
+    ``world``-th index), so every rank runs the same number of batches.
     """
 
     def __init__(
@@ -37,7 +38,8 @@ class MixSampler(Sampler[int]):
         self.sizes = [int(n) for n in sizes]
         self.probs = np.array(shares, dtype=np.float64) / total
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
-        self.length = int(np.ceil(self.sizes[0] / self.probs[0]))
+        length = int(np.ceil(self.sizes[0] / self.probs[0]))
+        self.length = -(-length // world) * world
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -54,4 +56,4 @@ class MixSampler(Sampler[int]):
         return iter(int(i) for i in self._draw()[self.rank :: self.world])
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.world))
+        return self.length // self.world
