@@ -56,6 +56,10 @@ class ThreadedOut:
         except queue.Full:
             self.dropped_lines += max(1, data.count(b"\n"))
 
+    def pending(self) -> int:
+        """Flushed blocks still waiting for the writer thread."""
+        return self._queue.qsize()
+
     def close(self, timeout: float = 2.0) -> bool:
         """Flush, let the thread write what is queued (up to ``timeout`` s), then stop it.
 

@@ -246,5 +246,5 @@ async def test_publish_page_over_whip(scorer: Any, browser: Browser) -> None:
 
         assert await metric("samos_whip_sessions ") == "samos_whip_sessions 1.0"
         await page.evaluate("document.getElementById('stop').click()")
-        assert await within(2.0, deleted)  # the page DELETEd its session (no waiting for a timeout)
+        assert await within(5.0, deleted)  # the page DELETEd its session (not a connection timeout)
         assert await within(2.0, ended)

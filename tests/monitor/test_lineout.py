@@ -34,6 +34,9 @@ def test_a_pipe_nobody_reads_never_blocks_the_writer_and_drops_are_reported() ->
         got = bytearray()
         reader = threading.Thread(target=_read_all, args=(r, got))
         reader.start()
+        deadline = time.perf_counter() + 10.0  # let the writer catch up, so that "last" finds room
+        while out.pending() and time.perf_counter() < deadline:
+            time.sleep(0.01)
         out.write("last\n")
         out.flush()
         assert out.close(timeout=10.0)
