@@ -39,12 +39,13 @@ from samos.audio import load_audio, model_input
 from samos.bench.accuracy import evaluation_points
 from samos.bench.cv import fold_plan, load_p835
 from samos.bench.ood import default_vmc24t3, load_vmc24t3
-from samos.config import FusionConfig, SSLHeadConfig
 from samos.model.heads import GaussianHead, SSLLayerHead
 from samos.model.ssl.distillmos import DistillMOSEncoder
 from samos.model.teacher import TeacherHead
+from samos.train.config import load_train_config
 
 CROP = 200  # 4 s of 20 ms frames, the default recipe's crop
+MODEL = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml").model
 P835 = "/work/shared/data/p835"
 
 
@@ -75,8 +76,8 @@ def features(paths: list[str], out: Path) -> dict[str, np.ndarray]:
 class Net(nn.Module):
     def __init__(self, anchor: str, bound: float, teacher: TeacherHead) -> None:
         super().__init__()
-        self.h = SSLLayerHead(200, SSLHeadConfig(channels=(128, 32, 32), kernel=5, pool=5, dropout=0.3))
-        self.g = GaussianHead(self.h.out_dim, FusionConfig())
+        self.h = SSLLayerHead(200, MODEL.ssl_head)  # the default model's SSL head and Gaussian head
+        self.g = GaussianHead(self.h.out_dim, MODEL.fusion)
         self.anchor, self.bound, self.teacher = anchor, bound, teacher
         if anchor == "teacher":
             nn.init.zeros_(self.g.mu[-1].weight)
