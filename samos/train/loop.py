@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from samos.config import ConfigError, to_dict
 from samos.data.cache import FeatureCache, encoder_identity
 from samos.data.dataset import RatedAudioDataset, collate
-from samos.data.manifest import Manifest, SkipReport, read_manifests, validate
+from samos.data.manifest import Manifest, SkipReport, read_manifest, validate
 from samos.data.synthetic import generate
 from samos.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from samos.model.samos_model import SAMOS
@@ -83,15 +83,13 @@ def load_split(
         paths = [Path(p) for p in (data.train if split == "train" else data.valid)]
         fmt = data.format
         root = data.valid_root if split == "valid" and data.valid_root else data.root
-    if split == "train" and data.mix is not None:
-        parts = [validate(read_manifests([p], root, fmt), probe=data.probe_audio) for p in paths]
-        manifest = Manifest.concat(parts)
+    parts = [validate(read_manifest(p, root, fmt), probe=data.probe_audio) for p in paths]
+    manifest = Manifest.concat(parts)
+    if split == "train" and data.mix is not None:  # the sampler draws each list by its share
         manifest.group_sizes = [len(m) for m in parts]
         empty = [str(p) for p, m in zip(paths, parts, strict=True) if not len(m)]
         if empty:
             raise TrainingError(f"[{split}] data.mix: no usable items in {empty[0]}")
-    else:
-        manifest = validate(read_manifests(paths, root, fmt), probe=data.probe_audio)
     total = len(manifest) + manifest.skipped.total
     if manifest.skipped:
         log(f"[{split}] {manifest.skipped.summary(of=total)}")
