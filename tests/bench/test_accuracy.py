@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,16 @@ def test_report_maps_only_peers_and_keeps_pcc(tiny_p835: Path) -> None:
     assert "samos" in table and "peer" in table
 
 
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """The cross-validated samos runs train with torch (skipped without it), on one thread."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _args(p835: Path, tmp: Path, *extra: str) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     accuracy.add_arguments(p)
@@ -136,10 +147,8 @@ def test_unknown_model_and_missing_folder(tmp_path: Path, capsys: pytest.Capture
 
 @pytest.mark.slow
 def test_one_run_reports_cross_validated_samos_and_peers(
-    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    torch_one_thread: None, tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE)
     args = _args(
@@ -275,10 +284,8 @@ def test_out_of_domain_set_absent(
 
 @pytest.mark.slow
 def test_condition_talker_folds_train_on_neither_the_talkers_nor_the_conditions(
-    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    torch_one_thread: None, tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE)
     args = _args(
@@ -312,11 +319,9 @@ def test_condition_talker_folds_train_on_neither_the_talkers_nor_the_conditions(
 
 
 def test_cv_of_a_mixed_recipe_keeps_its_other_training_lists(
-    tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    torch_one_thread: None, tiny_p835: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A joint step 2 (P.835 + a pseudo-labelled corpus, data.mix): each fold replaces only the first list."""
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
     from samos.model.checkpoint import load_checkpoint
 
     corpus = tmp_path / "corpus"
