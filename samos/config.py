@@ -88,12 +88,22 @@ class SpecConfig:
     """MaxPool(3) after this many conv layers."""
     dropout: float = 0.3
     dropout_layers: int = 3
+    bands: int = 1
+    """Frequency bands kept per frame: the conv map's max over frequency is taken in this many equal
+    bands (1 = the DNSMOS Pro global max; more keep where in the spectrum a feature fires, e.g. 4 bands
+    of about 6 kHz say how wide the audio is)."""
+    time_pool: str = "max"
+    """Pooling of the frames over time: ``max`` (DNSMOS Pro) or ``meanmax`` (mean and max, concatenated)."""
 
     def __post_init__(self) -> None:
         if self.enabled and (len(self.channels) < 1 or min(self.channels) < 1):
             raise ConfigError("spec.channels must be a non-empty list of positive ints")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("spec.dropout must be in [0, 1)")
+        if not 1 <= self.bands <= 16:
+            raise ConfigError(f"spec.bands must be in 1..16, got {self.bands}")
+        if self.time_pool not in ("max", "meanmax"):
+            raise ConfigError(f"spec.time_pool must be 'max' or 'meanmax', got {self.time_pool!r}")
 
 
 @dataclass(frozen=True)

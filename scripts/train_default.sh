@@ -55,25 +55,7 @@ for split in ("train", "valid"):
 print(yaml.safe_dump(cfg, sort_keys=False), end="")
 EOF
 
-stamp "simulating the call corpus into $CORPUS (configs/simulate_calls.yaml, $CLIPS clips, $WORKERS worker(s))"
-samos data simulate --config configs/simulate_calls.yaml --out "$CORPUS" --clips "$CLIPS" --workers "$WORKERS"
-stamp "splitting $CORPUS/manifest.csv by its split column"
-"$PY" - "$CORPUS" <<'EOF'
-import csv, sys
-from pathlib import Path
-root = Path(sys.argv[1])
-with open(root / "manifest.csv", newline="") as f:
-    rows = list(csv.DictReader(f))
-if not rows:
-    sys.exit(f"{root}/manifest.csv holds no clips")
-for name, keep in (("train.csv", {"train"}), ("valid.csv", {"val", "valid"})):
-    part = [r for r in rows if r["split"] in keep]
-    with open(root / name, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(part)
-    print(f"{root / name}: {len(part)} clips")
-EOF
+CORPUS="$CORPUS" CLIPS="$CLIPS" WORKERS="$WORKERS" PYTHON="$PY" scripts/make_call_corpus.sh
 
 stamp "training ($RUN_CFG) into $OUT"
 if [ -f "$OUT/final.pt" ]; then

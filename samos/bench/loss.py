@@ -254,7 +254,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rates", default="0,5,10,20", help="packet loss rates, percent (default: 0,5,10,20)")
     p.add_argument("--bursts", default="1,3", help="burst lengths in packets; 1 = random (default: 1,3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the loss draws")
-    p.add_argument("--model", type=Path, help="ONNX model (default: the embedded model)")
+    p.add_argument("--model", help="ONNX model, or an embedded model: default (the default), compact")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime CPU threads")
     p.add_argument("--window", type=float, help="window seconds (default: the monitor's)")
     p.add_argument("--hop", type=float, help="hop seconds (default: the monitor's)")

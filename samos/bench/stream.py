@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--streams", type=int, default=4, help="concurrent streams")
     p.add_argument("--file", help="audio file every stream plays (default: synthetic speech-like audio)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the synthetic audio, seconds")
-    p.add_argument("--model", help="ONNX model (default, or 'default': the embedded model)")
+    p.add_argument("--model", help="ONNX model, or an embedded model: default (the default), compact")
     p.add_argument(
         "--compare",
         action="store_true",
@@ -158,8 +158,7 @@ def open_scorer(args: argparse.Namespace, window: float, stack: contextlib.ExitS
     if args.backend == "inprocess":
         from samos.runtime.scorer import Scorer
 
-        model = None if args.model in (None, "default") else args.model
-        return Scorer(model, providers=providers, threads=args.threads, max_seconds=window)
+        return Scorer(args.model, providers=providers, threads=args.threads, max_seconds=window)
     if args.backend == "ray":
         try:
             from samos.serve.deployment import ServeSettings, local_service

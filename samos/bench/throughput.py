@@ -5,6 +5,7 @@ own window length, one window per call (batch 1, the monitor's case):
 
 * samos: the ONNX model (``--model``, default the embedded one) through ``samos.runtime.Scorer``
   (CPU provider, ``threads=1``), at its ``window_seconds`` from the file's metadata;
+* samos_compact: the embedded compact student (``--model compact``), the same way;
 * DNSMOS P.835: ``sig_bak_ovr.onnx`` from the ``speechmos`` package, run directly with onnxruntime
   (1 intra-op, 1 inter-op thread) on 9.01 s windows at 16 kHz (P.808 is not included);
 * Distill-MOS: the ``distillmos`` package's torch model with ``torch.set_num_threads(1)`` on its own
@@ -38,7 +39,7 @@ DEFAULT_AUDIO = Path(__file__).resolve().parent.parent / "assets" / "demo_call_4
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a")
 DNSMOS_WINDOW_S = 9.01
 DISTILLMOS_WINDOW_S = 7.68
-MODELS = ("samos", "dnsmos", "distillmos")
+MODELS = ("samos", "samos_compact", "dnsmos", "distillmos")
 
 
 class BenchError(ValueError):
@@ -63,7 +64,7 @@ class Result:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, help="samos ONNX model (default: the embedded model)")
+    p.add_argument("--model", help="the model of the 'samos' row: ONNX file or embedded name (default: default)")
     p.add_argument(
         "--audio",
         type=Path,
@@ -113,7 +114,7 @@ Step = Callable[[int], None]
 """Scores window ``i`` (modulo the number of prepared windows)."""
 
 
-def _samos(audio48: np.ndarray, model: Path | None) -> tuple[float, Step, str]:
+def _samos(audio48: np.ndarray, model: str | Path | None) -> tuple[float, Step, str]:
     from samos.runtime import Scorer
 
     scorer = Scorer(model, providers=("cpu",), threads=1)
@@ -209,11 +210,12 @@ def measure(step: Step, window_s: float, budget_s: float, min_windows: int = 3, 
 
 
 def benchmark(
-    names: Sequence[str], audio48: np.ndarray, budget_s: float, model: Path | None = None
+    names: Sequence[str], audio48: np.ndarray, budget_s: float, model: str | Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """``{name: Result as dict}`` or ``{name: {"error": message}}`` for a model that cannot run here."""
     builders: dict[str, Callable[[], tuple[float, Step, str]]] = {
         "samos": lambda: _samos(audio48, model),
+        "samos_compact": lambda: _samos(audio48, "compact"),
         "dnsmos": lambda: _dnsmos(audio48),
         "distillmos": lambda: _distillmos(audio48),
     }

@@ -1,5 +1,6 @@
 """``samos data``: ``simulate`` a rated 48 kHz corpus, ``info`` on a manifest, ``labelcheck`` the
-pseudo-labels against the human P.835 ratings."""
+pseudo-labels against the human P.835 ratings, ``relabel`` a manifest with a model's scores
+(distillation labels)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--visqol", type=int, default=0, help="also run ViSQOL (48 kHz audio mode) on N fb48k files"
     )
     chk.add_argument("--out", default=None, help="write the per-file scores (CSV) here")
+    rel = sub.add_parser(
+        "relabel", help="a manifest's clips scored by a model, as a new manifest (distillation labels)"
+    )
+    rel.add_argument("manifest", help="the manifest to relabel (any format samos reads)")
+    rel.add_argument("--out", required=True, help="the relabelled manifest (generic CSV) to write")
+    rel.add_argument("--model", default=None, help="ONNX model, or an embedded model (default: default)")
+    rel.add_argument("--format", default="auto", help="the input manifest's format (default: auto)")
+    rel.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
+    rel.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.data_command == "simulate":
             return _simulate(args)
+        if args.data_command == "relabel":
+            return _relabel(args)
         if args.data_command == "info":
             from samos.data.simulate.corpus import format_summary, summarise
 
@@ -42,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(check_p835(args.p835, visqol_files=args.visqol, out_csv=args.out))
         return 0
-    except (ValueError, ConfigError) as e:  # ConfigError, SourceError, ManifestError, AudioError
+    except (ValueError, ConfigError) as e:  # ConfigError, SourceError, ManifestError, AudioError, ModelFileError
         print(f"samos data {args.data_command}: {e}", file=sys.stderr)
         return 2
 
@@ -63,4 +75,21 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{result.manifest} ({result.clips} clips: {result.made} made, {result.skipped} kept, "
         f"{result.wall_s:.0f} s)"
     )
+    return 0
+
+
+def _relabel(args: argparse.Namespace) -> int:
+    from samos.data.manifest import read_manifest
+    from samos.data.relabel import relabel
+    from samos.progress import progress
+    from samos.runtime.scorer import Scorer
+
+    manifest = read_manifest(args.manifest, format=args.format)
+    if not len(manifest):
+        raise ValueError(f"{args.manifest}: no usable rows ({manifest.report.summary()})")
+    scorer = Scorer(args.model, threads=args.threads)
+    with progress(total=len(manifest), unit="clip", disable=args.quiet) as bar:
+        result = relabel(manifest, scorer, args.out, on_clip=lambda: bar.update(1))
+    skipped = f"\n{result.skipped.summary()}" if result.skipped else ""
+    print(f"{result.out}: {result.kept} of {len(manifest)} clips labelled by {scorer.path.name}{skipped}")
     return 0

@@ -79,16 +79,18 @@ class SpectrogramEncoder(nn.Module):
     """The DNSMOS Pro encoder on a log spectrogram.
 
     Per channel count: ``Conv2d(3x3, padding 1) + BatchNorm + ReLU``, ``MaxPool2d(3)`` after conv
-    number ``pool_after``, Dropout on the first ``dropout_layers``; then a global max-pool.
-    ``forward(logspec [B, 161, frames]) -> [B, channels[-1]]``. The map is laid out
-    ``[B, 1, frames, bins]`` as in the reference code. Needs ``frames >= 3`` (pool), i.e. at least
-    320 samples at 48 kHz; :attr:`min_frames` says so.
+    number ``pool_after``, Dropout on the first ``dropout_layers``; then a max over frequency (in
+    ``bands`` equal bands; 1 = DNSMOS Pro's global max) and a pool over time (``max``, or ``meanmax``).
+    ``forward(logspec [B, 161, frames]) -> [B, out_dim]``, ``out_dim = channels[-1] * bands`` (x2 for
+    ``meanmax``). The map is laid out ``[B, 1, frames, bins]`` as in the reference code. Needs
+    ``frames >= 3`` (pool), i.e. at least 320 samples at 48 kHz; :attr:`min_frames` says so.
     """
 
     def __init__(self, cfg: SpecConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         prev = 1
+        pooled = 0 < cfg.pool_after <= len(cfg.channels)
         for i, ch in enumerate(cfg.channels):
             layers += [nn.Conv2d(prev, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU()]
             if i + 1 == cfg.pool_after:
@@ -97,19 +99,29 @@ class SpectrogramEncoder(nn.Module):
                 layers.append(nn.Dropout(cfg.dropout))
             prev = ch
         self.encoder = nn.Sequential(*layers)
-        self.out_dim = cfg.channels[-1]
-        self.min_frames = 3 if 0 < cfg.pool_after <= len(cfg.channels) else 1
+        bins = N_BINS // 3 if pooled else N_BINS  # >= 53: every band (at most 16) holds bins
+        # Band b covers bins [edges[b], edges[b + 1]) of the conv map (fixed ints: exports as slices).
+        self.band_edges = [round(b * bins / cfg.bands) for b in range(cfg.bands + 1)]
+        self.time_pool = cfg.time_pool
+        self.frame_dim = cfg.channels[-1] * cfg.bands
+        self.out_dim = self.frame_dim * (2 if cfg.time_pool == "meanmax" else 1)
+        self.min_frames = 3 if pooled else 1
         self.n_bins = N_BINS
 
     def frames(self, logspec: Tensor) -> Tensor:
-        """Per-frame features ``[B, frames', C]``: the conv stack (each output frame sees a few input
-        frames), then the max over frequency. ``frames' = frames // 3`` with the max-pool."""
+        """Per-frame features ``[B, frames', C * bands]``: the conv stack (each output frame sees a few
+        input frames), then the max over frequency per band. ``frames' = frames // 3`` with the max-pool."""
         x = self.encoder(logspec.transpose(1, 2).unsqueeze(1))  # [B, C, frames', bins']
-        return x.amax(dim=3).transpose(1, 2)
+        if len(self.band_edges) == 2:
+            return x.amax(dim=3).transpose(1, 2)
+        e = self.band_edges
+        bands = [x[..., a:b].amax(dim=3) for a, b in zip(e[:-1], e[1:], strict=True)]
+        return torch.cat(bands, dim=1).transpose(1, 2)
 
-    @staticmethod
-    def pool(frames: Tensor) -> Tensor:
-        """The global max over time: ``[B, frames', C] -> [B, C]``."""
+    def pool(self, frames: Tensor) -> Tensor:
+        """Pool over time: ``[B, frames', D] -> [B, out_dim]`` (max, or mean and max concatenated)."""
+        if self.time_pool == "meanmax":
+            return torch.cat([frames.mean(dim=1), frames.amax(dim=1)], dim=-1)
         return frames.amax(dim=1)
 
     def forward(self, logspec: Tensor) -> Tensor:

@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="monitor YAML (default: configs/monitor.yaml)")
     p.add_argument("--ws", metavar="HOST:PORT", help="websocket server address (default from the config)")
     p.add_argument("--no-ws", action="store_true", help="no websocket server")
-    p.add_argument("--model", help="ONNX model (default: the embedded model)")
+    p.add_argument("--model", help="ONNX model, or an embedded model: default (the default), compact")
     add_provider_arguments(p)  # default from the config (worker.providers)
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--window", type=float, metavar="S", help="scoring window, seconds")

@@ -312,7 +312,8 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The whole monitor. ``model``: ONNX path (None: the embedded default model)."""
+    """The whole monitor. ``model``: ONNX path or an embedded model's name, ``default`` or ``compact``
+    (None: the embedded default model)."""
 
     model: str | None = None
     window: WindowConfig = field(default_factory=WindowConfig)

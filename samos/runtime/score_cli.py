@@ -60,7 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--root", type=Path, help="folder that manifest paths are relative to (default: the manifest's)"
     )
     p.add_argument("--column", default="path", help="manifest column holding the paths (default: path)")
-    p.add_argument("--model", type=Path, help="ONNX model from `samos export` (default: the embedded model)")
+    p.add_argument(
+        "--model", help="ONNX model from `samos export`, or an embedded model: default (the default), compact"
+    )
     p.add_argument(
         "--out", type=Path, metavar="F", help="write results to F.csv or F.jsonl (default: CSV on stdout)"
     )

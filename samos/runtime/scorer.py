@@ -36,8 +36,13 @@ from samos.runtime.providers import (
     session_options,
 )
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.onnx"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "default.onnx"
 """The embedded default model shipped inside the package."""
+EMBEDDED_MODELS = ("default", "compact")
+"""Models shipped inside the package, by the name ``--model`` accepts: ``default`` (SA-SSL-MOS,
+:data:`DEFAULT_MODEL`) and ``compact`` (the CPU-fleet student distilled from it; ``compact.onnx``,
+samos/models/MODEL_CARD_compact.md)."""
 log = logging.getLogger(__name__)
 _ORT_FLOAT = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -64,14 +69,18 @@ class ScoreBatch:
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
-    """The model file to load: ``model`` or, when None, the embedded default (clear error when absent)."""
-    if model is None:
-        if not DEFAULT_MODEL.is_file():
+    """The model file to load: a path, an embedded model's name (``default``, ``compact``; a plain
+    string only, a Path is always a file) or, when None, the embedded default. Clear error when absent."""
+    name = "default" if model is None else model if isinstance(model, str) else None
+    if name in EMBEDDED_MODELS:
+        path = DEFAULT_MODEL if name == "default" else MODELS_DIR / f"{name}.onnx"
+        if not path.is_file():
             raise DefaultModelMissingError(
-                f"no embedded default model at {DEFAULT_MODEL}: this samos build ships without one; "
+                f"no embedded {name} model at {path}: this samos build ships without one; "
                 "pass a model file (--model M.onnx, made with `samos export`)"
             )
-        return DEFAULT_MODEL
+        return path
+    assert model is not None
     p = Path(model)
     if not p.exists():
         raise ModelFileError(f"{p}: no such model file")

@@ -17,7 +17,9 @@ from samos.config import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="ONNX model every replica can read (default: the embedded model)")
+    p.add_argument(
+        "--model", help="ONNX model every replica can read, or an embedded model: default (the default), compact"
+    )
     p.add_argument(
         "--http",
         default="127.0.0.1:8000",

@@ -25,7 +25,10 @@ def tiny(tmp_path: Path) -> Path:
 def test_json_report_side_by_side(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("speechmos")
     pytest.importorskip("distillmos")
-    rc = main(["bench", "throughput", "--model", str(tiny), "--seconds", "0.6", "--json"])
+    rc = main(
+        ["bench", "throughput", "--model", str(tiny), "--models", "samos,dnsmos,distillmos", "--seconds", "0.6",
+         "--json"]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     models = report["models"]

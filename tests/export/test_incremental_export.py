@@ -10,9 +10,10 @@ import torch
 from export_helpers import tiny_distill_model, tiny_model
 
 from samos.cli import main
+from samos.config import FusionConfig, ModelConfig, SpecConfig, SSLConfig
 from samos.export.incremental import measure_geometry
 from samos.export.onnx_export import ExportError
-from samos.model import load_checkpoint, save_checkpoint
+from samos.model import SAMOS, load_checkpoint, save_checkpoint
 from samos.runtime import Scorer
 from samos.runtime.incremental import FrameGeometry, StreamFrames, WindowJob, pair_paths
 
@@ -74,3 +75,41 @@ def test_from_onnx_and_cli_errors(exported: Path, tmp_path: Path, capsys: pytest
     out = tmp_path / "again.onnx"
     assert main(["export", "--from-onnx", str(exported), "--out", str(out)]) == 0
     assert all(p.is_file() for p in pair_paths(out)) and not out.exists()
+
+
+def test_compact_student_layout_streams_exactly(tmp_path: Path) -> None:
+    """The compact model's layout (spectrogram branch alone, pooled after conv 1, 4 frequency bands,
+    mean+max over time): its pair streams on the 10 ms grid and equals the whole-window forward."""
+    torch.manual_seed(1)
+    cfg = ModelConfig(
+        ssl=SSLConfig(family="none"),
+        spec=SpecConfig(channels=(4, 6, 6, 8), pool_after=1, bands=4, time_pool="meanmax"),
+        fusion=FusionConfig(hidden=(16, 8)),
+    )
+    model = SAMOS(cfg).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    assert measure_geometry(model) == FrameGeometry(160, 4, 4)  # 1 frame before the pool + 3 pooled
+    ckpt = save_checkpoint(tmp_path / "compact.pt", model, metadata={"train": {"crop_seconds": 2.0}})
+    out = tmp_path / "compact.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental"]) == 0
+    scorer = Scorer(out, providers=("cpu",), threads=1)
+    assert scorer.needs == ("wave48",)
+    assert scorer.pair is not None and scorer.pair.frame_names == ["spec_frames"]
+    rng = np.random.default_rng(2)
+    t = np.arange(int(4.5 * 48000)) / 48000
+    w48 = (0.2 * np.sin(2 * np.pi * 440 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
+    w48 += (0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    w16 = w48[::3].copy()
+    state = StreamFrames()
+    got, want = [], []
+    for s in range(0, len(w16) - 32000 + 1, 8000):  # 2 s windows every 0.5 s
+        job = WindowJob(state, s, w16[s : s + 32000], w48[3 * s : 3 * s + 96000])
+        got.append(scorer.score_windows([job]).raw_mos[0])
+        with torch.no_grad():
+            want.append(float(model(None, torch.from_numpy(job.wave48[None]))[0][0]))
+    assert len(got) == 6
+    assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samos.config import FusionConfig, SpecConfig, SSLHeadConfig
+from samos.config import ConfigError, FusionConfig, SpecConfig, SSLHeadConfig
 from samos.model.heads import GaussianHead, SpectrogramEncoder, SSLLayerHead, _ConvLNBlock
 
 
@@ -52,6 +52,29 @@ def test_spectrogram_encoder_is_a_global_max() -> None:
     x = torch.randn(1, 161, 90)
     ref = enc.encoder(x.transpose(1, 2).unsqueeze(1)).flatten(2).amax(-1)
     assert torch.equal(enc(x), ref)
+
+
+def test_spectrogram_encoder_bands_and_meanmax() -> None:
+    cfg = SpecConfig(channels=(4, 6), pool_after=1, dropout=0.0, bands=4, time_pool="meanmax")
+    enc = SpectrogramEncoder(cfg).eval()
+    assert enc.band_edges == [0, 13, 26, 40, 53]  # 161 bins // 3 after the max-pool
+    assert enc.frame_dim == 24 and enc.out_dim == 48
+    x = torch.randn(2, 161, 90)
+    fmap = enc.encoder(x.transpose(1, 2).unsqueeze(1))  # [B, C, frames', bins']
+    frames = enc.frames(x)
+    assert frames.shape == (2, 30, 24)
+    # band b of channel c is the max over that band's bins: a feature that fires high in the spectrum
+    # stays apart from one that fires low
+    for b, (lo, hi) in enumerate(zip(enc.band_edges[:-1], enc.band_edges[1:], strict=True)):
+        assert torch.equal(frames[..., 6 * b : 6 * (b + 1)], fmap[..., lo:hi].amax(-1).transpose(1, 2))
+    assert torch.equal(enc(x), torch.cat([frames.mean(1), frames.amax(1)], dim=-1))
+
+
+def test_spectrogram_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="bands"):
+        SpecConfig(bands=0)
+    with pytest.raises(ConfigError, match="time_pool"):
+        SpecConfig(time_pool="mean")
 
 
 def test_gaussian_head_formula() -> None:

@@ -212,3 +212,17 @@ def test_bad_arguments(tiny_model: Path) -> None:
         Scorer(tiny_model, providers=("cpu",), max_batch=0)
     with pytest.raises(ValueError, match="threads"):
         Scorer(tiny_model, providers=("cpu",), threads=0)
+
+
+def test_embedded_models_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model: Path) -> None:
+    monkeypatch.setattr(scorer_mod, "MODELS_DIR", tmp_path)
+    with pytest.raises(DefaultModelMissingError, match="no embedded compact model"):
+        Scorer("compact", providers=("cpu",))
+    (tmp_path / "compact.onnx").write_bytes(tiny_model.read_bytes())
+    assert Scorer("compact", providers=("cpu",)).path == tmp_path / "compact.onnx"
+    monkeypatch.setattr(scorer_mod, "DEFAULT_MODEL", tiny_model)
+    assert Scorer("default", providers=("cpu",)).path == tiny_model
+    # a Path is always a file: no name lookup
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelFileError, match="compact: no such model file"):
+        Scorer(Path("compact"), providers=("cpu",))

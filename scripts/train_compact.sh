@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The embedded compact student (samos/models/compact.onnx, `--model compact`) from a clean clone:
+#   call corpus -> its clips labelled by the default model (`samos data relabel`) -> one joint step on
+#   those labels and the human P.835 ratings (configs/compact.yaml) -> ONNX (+ incremental pair).
+#
+#   scripts/train_compact.sh              # the whole recipe
+#   CLIPS=8000 scripts/train_compact.sh   # a larger corpus (the shipped student used 2600 clips)
+#   BENCH=1 scripts/train_compact.sh      # also the accuracy benchmark of the file, beside the default
+#
+# Environment: PYTHON (default .venv/bin/python), SAMOS_P835 (default /work/shared/data/p835), CORPUS
+# (default data/sim48k_calls), CLIPS (default 2600), OUT (default runs/compact), WORKERS (default 2),
+# TEACHER (default samos/models/default.onnx). Resumable: the corpus keeps finished clips, labels are
+# not recomputed when their file exists, a finished training step is not rerun (delete OUT to start over).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-.venv/bin/python}
+P835=${SAMOS_P835:-/work/shared/data/p835}
+CORPUS=${CORPUS:-data/sim48k_calls}
+CLIPS=${CLIPS:-2600}
+OUT=${OUT:-runs/compact}
+WORKERS=${WORKERS:-2}
+TEACHER=${TEACHER:-samos/models/default.onnx}
+BENCH=${BENCH:-0}
+MODEL=samos/models/compact.onnx
+samos() { "$PY" -m samos.cli "$@"; }
+stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+mkdir -p "$OUT" data/p835
+T0=$(date +%s)
+
+stamp "P.835 manifest from $P835"
+"$PY" - "$P835" <<'EOF'
+import sys
+from samos.bench.cv import load_p835, write_manifest
+clips = load_p835(sys.argv[1])
+print(f"{len(clips)} clips ->", write_manifest(clips, "data/p835/train.csv"))
+EOF
+
+CORPUS="$CORPUS" CLIPS="$CLIPS" WORKERS="$WORKERS" PYTHON="$PY" scripts/make_call_corpus.sh
+
+# The teacher's labels, as `samos score` computes them (4 s windows every 1 s), kept with the teacher's
+# hash: labels from another teacher (or another corpus size) are recomputed.
+KEY="$("$PY" -c 'import sys; from samos.runtime.modelinfo import file_sha256; print(file_sha256(sys.argv[1])[:12])' "$TEACHER")-$CLIPS"
+for part in train valid; do
+  labels="$OUT/distill_${part}.csv"
+  if [ -f "$labels" ] && [ "$(cat "$labels.key" 2>/dev/null)" = "$KEY" ]; then
+    stamp "$labels exists (teacher and corpus unchanged)"
+  else
+    stamp "labelling $CORPUS/$part.csv with $TEACHER -> $labels"
+    samos data relabel "$CORPUS/$part.csv" --model "$TEACHER" --out "$labels"
+    echo "$KEY" > "$labels.key"
+  fi
+done
+
+RUN_CFG="$OUT/recipe.yaml"
+"$PY" - "$OUT" > "$RUN_CFG" <<'EOF'
+import sys
+import yaml
+out = sys.argv[1]
+cfg = yaml.safe_load(open("configs/compact.yaml"))
+for split in ("train", "valid"):
+    lists = cfg["finetune"]["data"][split]
+    cfg["finetune"]["data"][split] = [p.replace("data/sim48k_calls", out) for p in lists]
+print(yaml.safe_dump(cfg, sort_keys=False), end="")
+EOF
+
+stamp "training ($RUN_CFG) into $OUT"
+if [ -f "$OUT/final.pt" ]; then
+  stamp "$OUT/final.pt exists: training already done"
+else
+  samos train --config "$RUN_CFG" --out "$OUT"
+fi
+
+stamp "exporting $OUT/final.pt -> $MODEL (fp32, parity-checked against torch) and its incremental pair"
+samos export --checkpoint "$OUT/final.pt" --out "$MODEL" --verify --window-seconds 4 --min-seconds 1.0 --incremental
+
+if [ "$BENCH" = "1" ]; then
+  stamp "accuracy of $MODEL beside the default and the peers -> $OUT/accuracy.json"
+  samos bench accuracy --p835 "$P835" --model "$MODEL" --models samos_default,distillmos,dnsmos_p835 \
+    --cv talker --out "$OUT/accuracy.json"
+fi
+stamp "done in $(( ($(date +%s) - T0) / 60 )) min: $MODEL"
