@@ -44,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score whole windows even when the model has an incremental pair",
     )
+    p.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="run the model's float32 frames graph even where it ships a static-int8 one",
+    )
     p.add_argument("--providers", default="cpu", help="comma-separated: tensorrt,cuda,cpu")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for inference")
     p.add_argument("--window", type=float, help="scoring window, seconds (default from configs/monitor.yaml)")
@@ -123,6 +128,7 @@ async def bench(
         "provider": getattr(scorer, "provider", None),
         "backend": args.backend,
         "path": "incremental" if incremental and getattr(scorer, "pair", None) else "whole-window",
+        "int8": bool(incremental and getattr(scorer, "frames_int8", False)),
         "wall_s": round(wall, 3),
         "cpu_s_per_stream_s": round(cpu / (args.streams * seconds), 5),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
@@ -158,7 +164,9 @@ def open_scorer(args: argparse.Namespace, window: float, stack: contextlib.ExitS
     if args.backend == "inprocess":
         from samos.runtime.scorer import Scorer
 
-        return Scorer(args.model, providers=providers, threads=args.threads, max_seconds=window)
+        return Scorer(
+            args.model, providers=providers, threads=args.threads, max_seconds=window, int8=not args.no_int8
+        )
     if args.backend == "ray":
         try:
             from samos.serve.deployment import ServeSettings, local_service
@@ -201,10 +209,15 @@ def run(args: argparse.Namespace) -> int:
                     "--compare needs a model with an incremental pair (samos export --incremental)"
                 )
             if args.compare:
+                fp32 = None
+                if getattr(scorer, "frames_int8", False):  # the float32 frames graph beside it
+                    fp32 = open_scorer(argparse.Namespace(**{**vars(args), "no_int8": True}), window, stack)
+                    warm_up(fp32)
                 warm_up(scorer)
                 inc = asyncio.run(bench(args, scorer, path, audio, rate, incremental=True))
+                inc32 = None if fp32 is None else asyncio.run(bench(args, fp32, path, audio, rate))
                 whole = asyncio.run(bench(args, scorer, path, audio, rate, incremental=False))
-                result = compare(inc, whole)
+                result = compare(inc, whole, inc32)
             else:
                 result = asyncio.run(bench(args, scorer, path, audio, rate, not args.whole_window))
     except ValueError as e:
@@ -238,13 +251,21 @@ def warm_up(scorer: Any) -> None:
 COMPARED = ("cpu_s_per_stream_s", "latency_ms_p50", "latency_ms_p95", "windows_expected", "windows_delivered")
 
 
-def compare(incremental: dict[str, Any], whole: dict[str, Any]) -> dict[str, Any]:
-    """Both runs and ``whole / incremental`` for CPU and latency (> 1: the incremental path is cheaper)."""
-    ratio = {
-        k: round(whole[k] / incremental[k], 3) if incremental[k] else None
-        for k in ("cpu_s_per_stream_s", "latency_ms_p50", "latency_ms_p95")
-    }
-    return {"incremental": incremental, "whole_window": whole, "whole_over_incremental": ratio}
+def _ratio(num: dict[str, Any], den: dict[str, Any]) -> dict[str, float | None]:
+    keys = ("cpu_s_per_stream_s", "latency_ms_p50", "latency_ms_p95")
+    return {k: round(num[k] / den[k], 3) if den[k] else None for k in keys}
+
+
+def compare(
+    incremental: dict[str, Any], whole: dict[str, Any], incremental_fp32: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The runs and ``whole / incremental`` for CPU and latency (> 1: the incremental path is cheaper);
+    with ``incremental_fp32`` (the model ships int8 frames) also that run and ``fp32 / int8``."""
+    out = {"incremental": incremental, "whole_window": whole, "whole_over_incremental": _ratio(whole, incremental)}
+    if incremental_fp32 is not None:
+        out["incremental_fp32"] = incremental_fp32
+        out["fp32_over_int8"] = _ratio(incremental_fp32, incremental)
+    return out
 
 
 def compare_table(result: dict[str, Any]) -> str:
@@ -254,10 +275,19 @@ def compare_table(result: dict[str, Any]) -> str:
         f"{inc['streams']} streams x {inc['audio_seconds_per_stream']} s, window {inc['window_seconds']} s, "
         f"hop {inc['hop_seconds']} s, provider {inc['provider']}",
         "",
-        "| | incremental | whole-window | whole / incremental |",
-        "|---|---|---|---|",
     ]
+    inc32, r32 = result.get("incremental_fp32"), result.get("fp32_over_int8", {})
+    if inc32 is None:
+        rows += ["| | incremental | whole-window | whole / incremental |", "|---|---|---|---|"]
+    else:
+        rows += [
+            "| | incremental (int8 frames) | incremental (fp32 frames) | whole-window | fp32 / int8 | "
+            "whole / incremental |",
+            "|---|---|---|---|---|---|",
+        ]
     for k in COMPARED:
         r = ratio.get(k)
-        rows.append(f"| {k} | {inc[k]} | {whole[k]} | {'' if r is None else r} |")
+        mid = "" if inc32 is None else f"{inc32[k]} | "
+        extra = "" if inc32 is None else f"{'' if r32.get(k) is None else r32[k]} | "
+        rows.append(f"| {k} | {inc[k]} | {mid}{whole[k]} | {extra}{'' if r is None else r} |")
     return "\n".join(rows)

@@ -499,7 +499,8 @@ def validate(manifest: Manifest, probe: bool = True) -> Manifest:
 
 
 def write_manifest(path: str | Path, items: Iterable[Item], extra: Iterable[str] = ()) -> Path:
-    """Write a generic manifest (path relative to the CSV's folder when possible)."""
+    """Write a generic manifest (path relative to the CSV's folder when possible, else absolute: the
+    readers take relative paths from the CSV's folder, not from the working directory)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     cols = ["path", "mos", "std", "sr", "condition", *extra]
@@ -510,7 +511,7 @@ def write_manifest(path: str | Path, items: Iterable[Item], extra: Iterable[str]
             try:
                 rel = str(it.path.resolve().relative_to(p.parent.resolve()))
             except ValueError:
-                rel = str(it.path)
+                rel = str(it.path.absolute())
             w.writerow(
                 [
                     rel,

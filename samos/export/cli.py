@@ -44,6 +44,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "for exact streaming (frame features once per hop; see docs/MONITOR.md)",
     )
     p.add_argument(
+        "--int8",
+        type=Path,
+        metavar="CLIPS",
+        help="also write NAME.frames.int8.onnx: the pair's frames graph with its learned convolutions in "
+        "static int8, calibrated on real speech from this manifest or folder (not an evaluation set); "
+        "the runtime uses it on CPU (needs --incremental or --from-onnx)",
+    )
+    p.add_argument(
+        "--int8-clips", type=int, default=80, help="calibration clips taken from --int8 (default: 80)"
+    )
+    p.add_argument(
         "--fp16",
         action="store_true",
         help="also write a half-precision copy next to --out (NAME.fp16.onnx; inputs/outputs stay float32)",
@@ -183,8 +194,11 @@ def run(args: argparse.Namespace) -> int:
         f"min {float(props['samos.min_seconds']):.3f} s, "
         f"calibration {json.loads(props['samos.calibration'])} ({cal_src})"
     )
+    if args.int8 is not None and not args.incremental:
+        print("samos export: --int8 quantises the incremental pair: add --incremental", file=sys.stderr)
+        return EXIT_USAGE
     if args.incremental:
-        status = _write_pair(model, args.out, props)
+        status = _write_pair(model, args.out, props, args.int8, args.int8_clips)
         if status != EXIT_OK:
             return status
     outputs = [(args.out, "fp32")]
@@ -234,10 +248,18 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _write_pair(model: Any, out: Path, props: dict[str, str]) -> int:
+def _write_pair(
+    model: Any, out: Path, props: dict[str, str], int8: Path | None = None, int8_clips: int = 80
+) -> int:
     from samos.export.incremental import export_pair
     from samos.export.onnx_export import ExportError
+    from samos.export.quantize import QuantizeError, clips_from, quantize_frames
 
+    try:
+        clips = clips_from(int8, int8_clips) if int8 is not None else []  # bad input before the work
+    except QuantizeError as e:
+        print(f"samos export: --int8: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
     t0 = time.perf_counter()
     try:
         frames, head = export_pair(model, out, props)
@@ -245,6 +267,18 @@ def _write_pair(model: Any, out: Path, props: dict[str, str]) -> int:
         print(f"samos export: the incremental pair failed: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"wrote {frames} and {head} (incremental pair, {time.perf_counter() - t0:.0f} s)")
+    if int8 is None:
+        return EXIT_OK
+    t0 = time.perf_counter()
+    try:
+        result = quantize_frames(out, clips)
+    except (QuantizeError, ValueError, OSError) as e:
+        print(f"samos export: int8 frames graph: {one_line(e)}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(
+        f"wrote {result.out} (static int8: {result.convs} convolutions, calibrated on {result.clips} clips "
+        f"of {int8}, {time.perf_counter() - t0:.0f} s)"
+    )
     return EXIT_OK
 
 
@@ -280,4 +314,4 @@ def _pair_from_onnx(args: argparse.Namespace) -> int:
     except ExportError as e:
         print(f"samos export: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    return _write_pair(model, args.out or src, props)
+    return _write_pair(model, args.out or src, props, args.int8, args.int8_clips)

@@ -55,6 +55,7 @@ def open_backend(cfg: MonitorConfig, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
             threads=cfg.worker.threads,
             max_batch=cfg.worker.max_batch,
             max_seconds=cfg.window.window_seconds,  # the TensorRT profile must admit our windows
+            int8=cfg.worker.int8,
         )
     if spec.kind == "ray":
         from samos.serve.client import ServeClient, ServeError

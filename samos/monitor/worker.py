@@ -67,6 +67,7 @@ def describe(scorer: Any) -> dict[str, Any]:
         "version": getattr(info, "version", None),
         "window_seconds": getattr(info, "window_seconds", None),
         "min_seconds": getattr(info, "min_seconds", None),
+        "int8": bool(getattr(scorer, "frames_int8", False)),
     }
 
 

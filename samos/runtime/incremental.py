@@ -223,6 +223,12 @@ def pair_paths(model: str | Path) -> tuple[Path, Path]:
     return p.with_name(stem + ".frames.onnx"), p.with_name(stem + ".head.onnx")
 
 
+def int8_frames_path(model: str | Path) -> Path:
+    """``M.frames.int8.onnx`` next to ``M.onnx``: the frames graph in static int8 (samos.export.quantize)."""
+    frames, _ = pair_paths(model)
+    return frames.with_name(frames.name[: -len(".onnx")] + ".int8.onnx")
+
+
 class IncrementalPair:
     """The two onnxruntime sessions of a model's incremental pair, as an :class:`IncrementalEngine`.
 
@@ -231,9 +237,16 @@ class IncrementalPair:
     """
 
     def __init__(
-        self, model: str | Path, weights_sha256: str, make_session: Callable[[Path], object]
+        self,
+        model: str | Path,
+        weights_sha256: str,
+        make_session: Callable[[Path], object],
+        frames_path: Path | None = None,
     ) -> None:
+        """``frames_path``: another frames graph of the same pair (e.g. :func:`int8_frames_path`)."""
         self.frames_path, self.head_path = pair_paths(model)
+        if frames_path is not None:
+            self.frames_path = frames_path
         self.frames_session = make_session(self.frames_path)
         self.head_session = make_session(self.head_path)
         metas = []
@@ -270,5 +283,6 @@ __all__ = [
     "IncrementalPair",
     "StreamFrames",
     "WindowJob",
+    "int8_frames_path",
     "pair_paths",
 ]

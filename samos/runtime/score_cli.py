@@ -81,6 +81,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: all usable cores)")
     add_provider_arguments(p, default="auto")
     p.add_argument("--trt-cache", type=Path, help="folder for TensorRT engine/timing caches")
+    p.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="run the model's float32 frames graph even where it ships a static-int8 one (CPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "-v", "--verbose", action="store_true", help="say which model and provider run; tracebacks on errors"
@@ -241,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             trt_cache_dir=args.trt_cache,
             max_batch=max(args.batch_size, 1),
+            int8=not args.no_int8,
         )
     except (ValueError, OSError) as e:  # InputError, ModelFileError, provider names/availability, manifest
         kind = ""
@@ -300,4 +306,5 @@ def describe_scorer(scorer: Scorer) -> str:
         f"model {scorer.path} (version {scorer.info.version}, window {scorer.info.window_seconds:g} s) "
         f"on {scorer.provider} ({how}; onnxruntime session: {', '.join(scorer.providers)}), "
         f"{scorer.threads} threads"
+        + (", incremental pair" + (" (int8 frames)" if scorer.frames_int8 else "") if scorer.pair else "")
     )

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from samos.data.manifest import (
+    Item,
     ManifestError,
     audiomos_condition,
     read_manifest,
@@ -199,6 +200,18 @@ def test_concat_and_write_roundtrip(quirky: Path, tmp_path: Path) -> None:
     again = read_manifest(out)
     assert len(again) == 2 * (len(RATES) + 3)
     assert all(math.isfinite(it.mos) for it in again)
+
+
+def test_write_keeps_paths_outside_the_csv_folder_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # items read relative to the working directory, written to a CSV in another folder
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "a.wav", np.zeros(1600, np.float32), 16000)
+    monkeypatch.chdir(tmp_path)
+    out = write_manifest(tmp_path / "runs" / "m.csv", [Item(Path("audio/a.wav"), 3.0)])
+    again = validate(read_manifest(out))
+    assert len(again) == 1 and again[0].path.samefile(tmp_path / "audio" / "a.wav")
 
 
 @pytest.mark.skipif(not P835.is_dir(), reason="the shared P.835 folder is not on this machine")

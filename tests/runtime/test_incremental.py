@@ -25,7 +25,8 @@ counted one too few move scores by only ~1e-5, so the geometry itself is checked
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    s = Scorer(None, providers=("cpu",), threads=1)
+    """The shipped pair with its float32 frames graph: the exact path (the int8 one is tested below)."""
+    s = Scorer(None, providers=("cpu",), threads=1, int8=False)
     assert s.pair is not None, "the shipped model has its incremental pair (samos export --from-onnx)"
     # distillmos: reflect-padded STFT + six 3-wide convs in time -> 7 edge frames each side
     assert s.pair.geometry == FrameGeometry(160, 7, 7)
@@ -92,6 +93,20 @@ def test_equals_whole_windows_for_any_chunking_and_hop(
     if hop == 1.0:  # the point: the first and the last window whole, the others 1 s + two 14-frame edges
         assert len(windows) == 8
         assert state.computed_samples == 2 * 64000 + 6 * (16000 + 2 * 14 * 160)
+
+
+def test_the_shipped_int8_frames_stay_close_on_real_speech(
+    scorer: Scorer, speech: tuple[np.ndarray, int]
+) -> None:
+    """The default's static-int8 frames graph: within the model card's figures of the exact path
+    (mean |difference| 0.009-0.018 MOS per file on P.835 and vmc24t3)."""
+    s8 = Scorer(None, providers=("cpu",), threads=1)
+    assert s8.frames_int8, "the shipped model has its int8 frames graph (samos export --int8)"
+    windows = windows_of(*speech, 4.0, 1.0, 0)
+    exact = incremental(scorer, StreamFrames(), windows)
+    got = incremental(s8, StreamFrames(), windows)
+    diff = np.abs(got - exact)
+    assert 0 < diff.max() < 0.1 and diff.mean() < 0.05, diff
 
 
 def test_batches_across_streams_equal_one_stream_at_a_time(

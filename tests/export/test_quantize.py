@@ -1,0 +1,100 @@
+"""`samos export --int8`: the frames graph in static int8, calibrated on real speech, used on CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import soundfile as sf
+from export_helpers import tiny_distill_model
+
+from samos.audio import load_audio
+from samos.cli import main
+from samos.export.quantize import QuantizeError, calibration_feeds, clips_from, learned_convs
+from samos.model import save_checkpoint
+from samos.runtime import Scorer
+from samos.runtime.incremental import StreamFrames, WindowJob, int8_frames_path, pair_paths
+
+DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
+
+
+@pytest.fixture(scope="module")
+def speech(module_tmp: Path) -> Path:
+    """Six 3 s clips of the bundled real speech, in a folder."""
+    audio, sr = load_audio(DEMO)
+    folder = module_tmp / "clips"
+    folder.mkdir()
+    for i in range(6):
+        sf.write(folder / f"c{i}.wav", audio[(5 * i + 1) * sr : (5 * i + 4) * sr], sr)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(module_tmp: Path, speech: Path) -> Path:
+    ckpt = save_checkpoint(module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}})
+    out = module_tmp / "m.onnx"
+    args = ["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental", "--int8", str(speech)]
+    assert main(args + ["--int8-clips", "4"]) == 0
+    return out
+
+
+def test_int8_frames_graph_is_written_and_described(exported: Path) -> None:
+    path = int8_frames_path(exported)
+    assert path.name == "m.frames.int8.onnx" and path.is_file()
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["samos.precision"] == "int8"
+    how = json.loads(meta["samos.int8"])
+    assert how["calibration_clips"] == 4 and how["percentile"] == 99.99
+    # the learned convs (6 of the encoder CNN, 4 of the spectrogram branch) and not the two DFT bases
+    frames, _ = pair_paths(exported)
+    assert len(learned_convs(frames)) == how["convs"] == 10
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") >= 10 and ops.count("Conv") == 12
+    fp32_meta = {p.key: p.value for p in onnx.load(str(frames)).metadata_props}
+    assert meta["samos.weights_sha256"] == fp32_meta["samos.weights_sha256"]
+    assert meta["samos.incremental"] == fp32_meta["samos.incremental"]
+
+
+def test_runtime_uses_it_on_cpu_and_scores_stay_close(exported: Path) -> None:
+    s8 = Scorer(exported, providers=("cpu",), threads=1)
+    s32 = Scorer(exported, providers=("cpu",), threads=1, int8=False)
+    assert s8.frames_int8 and s8.pair is not None and s8.pair.frames_path == int8_frames_path(exported)
+    assert not s32.frames_int8 and s32.pair is not None and s32.pair.frames_path == pair_paths(exported)[0]
+    audio, sr = load_audio(DEMO)
+    w48 = audio[30 * sr : 36 * sr].astype(np.float32)
+    w16 = w48[::3].copy()
+    got: dict[str, list[float]] = {"int8": [], "fp32": []}
+    for name, scorer in (("int8", s8), ("fp32", s32)):
+        state = StreamFrames()
+        for s in range(0, len(w16) - 32000 + 1, 16000):
+            job = WindowJob(state, s, w16[s : s + 32000], w48[3 * s : 3 * s + 96000])
+            got[name].append(float(scorer.score_windows([job]).raw_mos[0]))
+    diff = np.abs(np.array(got["int8"]) - np.array(got["fp32"]))
+    assert len(diff) == 5 and 0 < diff.max() < 0.05  # quantised (not identical), and close
+
+
+def test_bad_calibration_input(tmp_path: Path, speech: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(QuantizeError, match="no such manifest or folder"):
+        clips_from(tmp_path / "none", 4)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QuantizeError, match="no audio files"):
+        clips_from(tmp_path / "empty", 4)
+    assert len(clips_from(speech, 4)) == 4 and len(clips_from(speech, 100)) == 6
+    audio, sr = load_audio(DEMO)
+    sf.write(tmp_path / "short.wav", audio[: sr // 2], sr)
+    with pytest.raises(QuantizeError, match="shorter than 1 s"):
+        calibration_feeds([tmp_path / "short.wav"], ["wave16", "wave48"])
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(QuantizeError, match="bad.wav"):
+        calibration_feeds([tmp_path / "bad.wav"], ["wave16"])
+    ckpt = save_checkpoint(tmp_path / "t.pt", tiny_distill_model())
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8", str(speech)]) == 2
+    assert "add --incremental" in capsys.readouterr().err
+    args = ["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental", "--int8", str(tmp_path / "x")]
+    assert main(args) == 2
+    assert "--int8: " in capsys.readouterr().err and not int8_frames_path(out).exists()
