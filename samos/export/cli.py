@@ -47,9 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--int8",
         type=Path,
         metavar="CLIPS",
-        help="also write NAME.frames.int8.onnx: the pair's frames graph with its learned convolutions in "
-        "static int8, calibrated on real speech from this manifest or folder (not an evaluation set); "
-        "the runtime uses it on CPU (needs --incremental or --from-onnx)",
+        help="also write NAME.frames.int8.onnx (and NAME.head.int8.onnx): the pair's learned convolutions "
+        "and weight matrices in static int8, calibrated on real speech from this manifest or folder (not "
+        "an evaluation set); the runtime uses them on CPU (needs --incremental or --from-onnx)",
     )
     p.add_argument(
         "--int8-clips", type=int, default=80, help="calibration clips taken from --int8 (default: 80)"
@@ -253,7 +253,7 @@ def _write_pair(
 ) -> int:
     from samos.export.incremental import export_pair
     from samos.export.onnx_export import ExportError
-    from samos.export.quantize import QuantizeError, clips_from, quantize_frames
+    from samos.export.quantize import QuantizeError, clips_from, quantize_pair
 
     try:
         clips = clips_from(int8, int8_clips) if int8 is not None else []  # bad input before the work
@@ -271,13 +271,14 @@ def _write_pair(
         return EXIT_OK
     t0 = time.perf_counter()
     try:
-        result = quantize_frames(out, clips)
+        result = quantize_pair(out, clips)
     except (QuantizeError, ValueError, OSError) as e:
-        print(f"samos export: int8 frames graph: {one_line(e)}", file=sys.stderr)
+        print(f"samos export: int8 pair: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILURE
+    head = f" and {result.head} ({result.head_nodes} nodes)" if result.head else " (the head stays float32)"
     print(
-        f"wrote {result.out} (static int8: {result.convs} convolutions, calibrated on {result.clips} clips "
-        f"of {int8}, {time.perf_counter() - t0:.0f} s)"
+        f"wrote {result.frames} ({result.frame_nodes} nodes){head} in static int8, calibrated on "
+        f"{result.clips} clips of {int8} ({time.perf_counter() - t0:.0f} s)"
     )
     return EXIT_OK
 

@@ -1,15 +1,17 @@
-"""Static int8 frames graphs: ``M.frames.onnx`` -> ``M.frames.int8.onnx`` (CPU streaming, about 2x cheaper).
+"""Static int8 incremental pairs: ``M.frames.onnx`` / ``M.head.onnx`` -> ``M.frames.int8.onnx`` /
+``M.head.int8.onnx`` (CPU streaming, about 1.5x cheaper for the default model).
 
 The frames graph of an incremental pair is almost all convolution (the Distill-MOS CNN is 90% of the
-default model's FLOPs). Its learned convolutions are quantised statically (QDQ, int8 weights per output
-channel, uint8 activations) with onnxruntime's quantiser; the DFT front ends (fixed bases), the
-magnitude and log stages and the head stay float32. Activation ranges are calibrated on real speech at
+default model's FLOPs); the head's cost is its transformer's weight matrices. Those are quantised
+statically (QDQ, int8 weights per output channel, uint8 activations) with onnxruntime's quantiser;
+the DFT front ends (fixed bases), magnitudes, logs, attention's products, norms and softmax stay
+float32. Activation ranges are calibrated on real speech at
 the stream gain the runtime uses (``1 / peak`` of the first window), with the 99.99th percentile of
 each activation: min/max ranges are stretched by rare peaks and moved MOS several times more on the
 P.835 and vmc24t3 clips (samos/models/MODEL_CARD.md, "Int8").
 
 Dynamic int8 is not offered: it was 2.5-3x slower on CPUs without VNNI (../shared/docs/NOTES.md).
-The runtime picks ``M.frames.int8.onnx`` on the CPU provider when it exists (``Scorer(int8=True)``).
+The runtime picks the int8 graphs on the CPU provider when they exist (``Scorer(int8=True)``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from samos.audio import SPEC_RATE, SSL_RATE, load_audio, resample
-from samos.runtime.incremental import PEAK_EPS, int8_frames_path, pair_paths
+from samos.runtime.incremental import PEAK_EPS, int8_frames_path, int8_head_path, pair_paths
 from samos.runtime.modelinfo import KEY_INCREMENTAL, KEY_PRECISION, ModelFileError
 
 CALIBRATION_SECONDS = 4.0
@@ -37,10 +39,13 @@ class QuantizeError(ValueError):
 
 @dataclass(frozen=True)
 class QuantizeResult:
-    """What :func:`quantize_frames` wrote: ``out``, the quantised ``convs`` and the ``clips`` used."""
+    """What :func:`quantize_pair` wrote (``head`` None: the head has nothing worth int8), how many
+    nodes of each graph it quantised and on how many ``clips``."""
 
-    out: Path
-    convs: int
+    frames: Path
+    head: Path | None
+    frame_nodes: int
+    head_nodes: int
     clips: int
 
 
@@ -68,16 +73,23 @@ def calibration_feeds(
     return feeds
 
 
-def learned_convs(model_path: Path) -> list[str]:
-    """Names of the graph's Conv nodes with learned weights (a DFT basis is not learned)."""
+def quantised_nodes(model_path: Path) -> list[str]:
+    """Nodes worth int8: Conv with learned weights (a DFT basis is not learned) and MatMul / Gemm by a
+    weight matrix (the transformer's projections and feed-forward layers; not attention's products)."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "Conv" and not n.input[1].endswith("dft.basis")]
+    weights = {i.name for i in graph.initializer}
+    return [
+        n.name
+        for n in graph.node
+        if (n.op_type == "Conv" and not n.input[1].endswith("dft.basis"))
+        or (n.op_type in ("MatMul", "Gemm") and n.input[1] in weights)
+    ]
 
 
-def quantize_frames(model: str | Path, clips: Sequence[Path], percentile: float = PERCENTILE) -> QuantizeResult:
-    """Write ``M.frames.int8.onnx`` next to ``model`` (``M.onnx``) from its ``M.frames.onnx``."""
+def _quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nodes: list[str], percentile: float) -> None:
+    """Static QDQ of ``nodes`` of ``src`` into ``out``, calibrated on ``feeds``; metadata kept, marked int8."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -87,19 +99,6 @@ def quantize_frames(model: str | Path, clips: Sequence[Path], percentile: float 
         quantize_static,
     )
 
-    frames, _ = pair_paths(model)
-    if not frames.is_file():
-        raise QuantizeError(f"{model}: no incremental pair ({frames.name}); export it with --incremental")
-    if not clips:
-        raise QuantizeError("no calibration clips")
-    src = onnx.load(str(frames), load_external_data=False)
-    meta = {p.key: p.value for p in src.metadata_props}
-    if KEY_INCREMENTAL not in meta:
-        raise ModelFileError(f"{frames}: no {KEY_INCREMENTAL} metadata: not an incremental frames graph")
-    inputs = [i.name for i in src.graph.input]
-    feeds = calibration_feeds(clips, inputs)
-    convs = learned_convs(frames)
-
     class _Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
@@ -107,21 +106,20 @@ def quantize_frames(model: str | Path, clips: Sequence[Path], percentile: float 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
-    out = int8_frames_path(model)
     quantize_static(
-        str(frames),
+        str(src),
         str(out),
         _Reader(),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        nodes_to_quantize=convs,
+        nodes_to_quantize=nodes,
         calibrate_method=CalibrationMethod.Percentile,
         extra_options={"ActivationSymmetric": False, "CalibPercentile": percentile},
     )
     q = onnx.load(str(out))
-    how = {"scheme": "static QDQ, int8 per-channel weights, uint8 activations", "convs": len(convs),
+    how = {"scheme": "static QDQ, int8 per-channel weights, uint8 activations", "nodes": len(nodes),
            "calibration_clips": len(feeds), "calibration_seconds": CALIBRATION_SECONDS, "percentile": percentile}
     kept = {p.key: p.value for p in q.metadata_props}
     kept[KEY_PRECISION] = "int8"
@@ -130,7 +128,37 @@ def quantize_frames(model: str | Path, clips: Sequence[Path], percentile: float 
     for k, v in kept.items():
         q.metadata_props.add(key=k, value=v)
     onnx.save(q, str(out))
-    return QuantizeResult(out, len(convs), len(feeds))
+
+
+def quantize_pair(model: str | Path, clips: Sequence[Path], percentile: float = PERCENTILE) -> QuantizeResult:
+    """Write ``M.frames.int8.onnx`` (and ``M.head.int8.onnx`` when the head has weight matrices)
+    next to ``model`` (``M.onnx``) from its incremental pair. The head is calibrated on what the
+    float32 frames graph gives for the same clips."""
+    import onnx
+    import onnxruntime as ort
+
+    frames, head = pair_paths(model)
+    if not (frames.is_file() and head.is_file()):
+        raise QuantizeError(f"{model}: no incremental pair ({frames.name}); export it with --incremental")
+    if not clips:
+        raise QuantizeError("no calibration clips")
+    src = onnx.load(str(frames), load_external_data=False)
+    if KEY_INCREMENTAL not in {p.key for p in src.metadata_props}:
+        raise ModelFileError(f"{frames}: no {KEY_INCREMENTAL} metadata: not an incremental frames graph")
+    feeds = calibration_feeds(clips, [i.name for i in src.graph.input])
+    frame_nodes, head_nodes = quantised_nodes(frames), quantised_nodes(head)
+    _quantize(frames, int8_frames_path(model), feeds, frame_nodes, percentile)
+    head_out = int8_head_path(model)
+    head_out.unlink(missing_ok=True)
+    if head_nodes:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(str(frames), so, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        head_feeds = [dict(zip(names, sess.run(None, f), strict=True)) for f in feeds]
+        _quantize(head, head_out, head_feeds, head_nodes, percentile)
+    return QuantizeResult(int8_frames_path(model), head_out if head_nodes else None, len(frame_nodes),
+                          len(head_nodes), len(feeds))
 
 
 def clips_from(source: Path, limit: int) -> list[Path]:

@@ -229,6 +229,12 @@ def int8_frames_path(model: str | Path) -> Path:
     return frames.with_name(frames.name[: -len(".onnx")] + ".int8.onnx")
 
 
+def int8_head_path(model: str | Path) -> Path:
+    """``M.head.int8.onnx`` next to ``M.onnx``: the head in static int8, when its weights are worth it."""
+    _, head = pair_paths(model)
+    return head.with_name(head.name[: -len(".onnx")] + ".int8.onnx")
+
+
 class IncrementalPair:
     """The two onnxruntime sessions of a model's incremental pair, as an :class:`IncrementalEngine`.
 
@@ -242,11 +248,12 @@ class IncrementalPair:
         weights_sha256: str,
         make_session: Callable[[Path], object],
         frames_path: Path | None = None,
+        head_path: Path | None = None,
     ) -> None:
-        """``frames_path``: another frames graph of the same pair (e.g. :func:`int8_frames_path`)."""
+        """``frames_path`` / ``head_path``: other graphs of the same pair (e.g. :func:`int8_frames_path`)."""
         self.frames_path, self.head_path = pair_paths(model)
-        if frames_path is not None:
-            self.frames_path = frames_path
+        self.frames_path = frames_path or self.frames_path
+        self.head_path = head_path or self.head_path
         self.frames_session = make_session(self.frames_path)
         self.head_session = make_session(self.head_path)
         metas = []
@@ -284,5 +291,6 @@ __all__ = [
     "StreamFrames",
     "WindowJob",
     "int8_frames_path",
+    "int8_head_path",
     "pair_paths",
 ]

@@ -15,7 +15,14 @@ import numpy as np
 import onnxruntime as ort
 
 from samos.audio import SPEC_RATE, SSL_RATE
-from samos.runtime.incremental import IncrementalPair, StreamFrames, WindowJob, int8_frames_path, pair_paths
+from samos.runtime.incremental import (
+    IncrementalPair,
+    StreamFrames,
+    WindowJob,
+    int8_frames_path,
+    int8_head_path,
+    pair_paths,
+)
 from samos.runtime.modelinfo import (
     INPUT_WAVE16,
     INPUT_WAVE48,
@@ -114,9 +121,10 @@ class Scorer:
         incremental: load the model's incremental pair (``M.frames.onnx``, ``M.head.onnx``) when it
             has one, for :meth:`score_windows` (exact streaming; see samos.runtime.incremental).
             ``pair`` is None without one; a pair that does not fit is skipped with a note.
-        int8: on the CPU provider, use the pair's static-int8 frames graph (``M.frames.int8.onnx``,
-            samos.export.quantize) when the model has one: about half the CPU of streaming, within
-            the model card's accuracy budget. ``frames_int8`` says whether it is in use.
+        int8: on the CPU provider, use the pair's static-int8 graphs (``M.frames.int8.onnx`` and, when
+            there is one, ``M.head.int8.onnx``; samos.export.quantize) when the model has them: less
+            CPU per stream, within the model card's accuracy budget. ``frames_int8`` says whether
+            they are in use.
     """
 
     def __init__(
@@ -204,11 +212,15 @@ class Scorer:
         self.frames_int8 = False
         """The incremental pair runs its static-int8 frames graph."""
         if incremental and all(p.is_file() for p in pair_paths(self.path)):
-            frames8 = int8_frames_path(self.path)
+            frames8, head8 = int8_frames_path(self.path), int8_head_path(self.path)
             use8 = int8 and self.provider == "cpu" and frames8.is_file()
             try:
                 self.pair = IncrementalPair(
-                    self.path, self.info.weights_sha256, self._pair_session, frames8 if use8 else None
+                    self.path,
+                    self.info.weights_sha256,
+                    self._pair_session,
+                    frames8 if use8 else None,
+                    head8 if use8 and head8.is_file() else None,
                 )
                 self.frames_int8 = use8
             except ModelFileError as e:

@@ -13,10 +13,10 @@ from export_helpers import tiny_distill_model
 
 from samos.audio import load_audio
 from samos.cli import main
-from samos.export.quantize import QuantizeError, calibration_feeds, clips_from, learned_convs
+from samos.export.quantize import QuantizeError, calibration_feeds, clips_from, quantised_nodes
 from samos.model import save_checkpoint
 from samos.runtime import Scorer
-from samos.runtime.incremental import StreamFrames, WindowJob, int8_frames_path, pair_paths
+from samos.runtime.incremental import StreamFrames, WindowJob, int8_frames_path, int8_head_path, pair_paths
 
 DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
 
@@ -41,29 +41,39 @@ def exported(module_tmp: Path, speech: Path) -> Path:
     return out
 
 
-def test_int8_frames_graph_is_written_and_described(exported: Path) -> None:
-    path = int8_frames_path(exported)
-    assert path.name == "m.frames.int8.onnx" and path.is_file()
-    model = onnx.load(str(path))
-    meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["samos.precision"] == "int8"
-    how = json.loads(meta["samos.int8"])
-    assert how["calibration_clips"] == 4 and how["percentile"] == 99.99
-    # the learned convs (6 of the encoder CNN, 4 of the spectrogram branch) and not the two DFT bases
-    frames, _ = pair_paths(exported)
-    assert len(learned_convs(frames)) == how["convs"] == 10
-    ops = [n.op_type for n in model.graph.node]
-    assert ops.count("QuantizeLinear") >= 10 and ops.count("Conv") == 12
-    fp32_meta = {p.key: p.value for p in onnx.load(str(frames)).metadata_props}
-    assert meta["samos.weights_sha256"] == fp32_meta["samos.weights_sha256"]
-    assert meta["samos.incremental"] == fp32_meta["samos.incremental"]
+def test_int8_pair_is_written_and_described(exported: Path) -> None:
+    frames, head = pair_paths(exported)
+    for fp32, int8 in ((frames, int8_frames_path(exported)), (head, int8_head_path(exported))):
+        assert int8.name.endswith(".int8.onnx") and int8.is_file()
+        model = onnx.load(str(int8))
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta["samos.precision"] == "int8"
+        how = json.loads(meta["samos.int8"])
+        assert how["calibration_clips"] == 4 and how["percentile"] == 99.99
+        assert how["nodes"] == len(quantised_nodes(fp32)) > 0
+        assert model.graph.node and [n.op_type for n in model.graph.node].count("QuantizeLinear") >= how["nodes"]
+        fp32_meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+        assert meta["samos.weights_sha256"] == fp32_meta["samos.weights_sha256"]
+        assert meta["samos.incremental"] == fp32_meta["samos.incremental"]
+    # frames: the learned convs (6 of the encoder CNN, 4 of the spectrogram branch) and the per-frame
+    # projection, not the two DFT bases
+    ops = {n.name: n.op_type for n in onnx.load(str(frames)).graph.node}
+    assert sorted(ops[n] for n in quantised_nodes(frames)) == ["Conv"] * 10 + ["MatMul"]
+    # head: weight matrices only (not attention's activation x activation products)
+    head_ops = onnx.load(str(head)).graph
+    weights = {i.name for i in head_ops.initializer}
+    q = set(quantised_nodes(head))
+    assert all(n.input[1] in weights for n in head_ops.node if n.name in q)
+    assert any(n.op_type == "MatMul" and n.name not in q for n in head_ops.node)
 
 
 def test_runtime_uses_it_on_cpu_and_scores_stay_close(exported: Path) -> None:
     s8 = Scorer(exported, providers=("cpu",), threads=1)
     s32 = Scorer(exported, providers=("cpu",), threads=1, int8=False)
-    assert s8.frames_int8 and s8.pair is not None and s8.pair.frames_path == int8_frames_path(exported)
-    assert not s32.frames_int8 and s32.pair is not None and s32.pair.frames_path == pair_paths(exported)[0]
+    assert s8.frames_int8 and s8.pair is not None
+    assert (s8.pair.frames_path, s8.pair.head_path) == (int8_frames_path(exported), int8_head_path(exported))
+    assert not s32.frames_int8 and s32.pair is not None
+    assert (s32.pair.frames_path, s32.pair.head_path) == pair_paths(exported)
     audio, sr = load_audio(DEMO)
     w48 = audio[30 * sr : 36 * sr].astype(np.float32)
     w16 = w48[::3].copy()
