@@ -335,9 +335,14 @@ class MonitorConfig:
     """``auto``: uvloop where installed (needed for many WebRTC peers), else asyncio's loop."""
     ingest: IngestConfig = field(default_factory=IngestConfig)
     """RTP and telephony-websocket ingest limits (docs/INGEST.md)."""
+    heap_trim_seconds: float | None = 10.0
+    """Every this many seconds the C heap's free pages go back to the system (glibc's
+    ``malloc_trim``; samos.monitor.heap, docs/RELIABILITY.md); None: never."""
 
     def __post_init__(self) -> None:
         parse_backend(self.backend)
+        if self.heap_trim_seconds is not None and not self.heap_trim_seconds > 0:
+            raise ConfigError(f"heap_trim_seconds must be > 0 or null, got {self.heap_trim_seconds!r}")
 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "monitor.yaml"
