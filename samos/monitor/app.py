@@ -105,6 +105,8 @@ class Monitor:
         self.worker.start()
         self._started = True
         self._lag_task = asyncio.create_task(self.metrics.watch_loop_lag(), name="monitor:loop-lag")
+        if self.cfg.heap_mmap_threshold_bytes is not None:
+            heap.fix_mmap_threshold(self.cfg.heap_mmap_threshold_bytes)
         if self.cfg.heap_trim_seconds is not None:
             self._trim_task = asyncio.create_task(
                 heap.trim_every(self.cfg.heap_trim_seconds), name="monitor:heap-trim"
