@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from samos.monitor import heap
 from samos.monitor.alerts import JsonlLog, Webhook
 from samos.monitor.config import MonitorConfig
 from samos.monitor.history import History
@@ -82,6 +83,7 @@ class Monitor:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._lag_task: asyncio.Task[None] | None = None
+        self._trim_task: asyncio.Task[None] | None = None
         self._http_runner: Any = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -104,6 +106,12 @@ class Monitor:
         self.worker.start()
         self._started = True
         self._lag_task = asyncio.create_task(self.metrics.watch_loop_lag(), name="monitor:loop-lag")
+        if self.cfg.heap_mmap_threshold_bytes is not None:
+            heap.fix_mmap_threshold(self.cfg.heap_mmap_threshold_bytes)
+        if self.cfg.heap_trim_seconds is not None:
+            self._trim_task = asyncio.create_task(
+                heap.trim_every(self.cfg.heap_trim_seconds), name="monitor:heap-trim"
+            )
         if self.cfg.ws.enabled:
             self.ws_address = await self.publisher.start(self.cfg.ws.host, self.cfg.ws.port)
         if self.cfg.http.enabled:
@@ -191,9 +199,10 @@ class Monitor:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._lag_task is not None:
-            self._lag_task.cancel()
-            await asyncio.gather(self._lag_task, return_exceptions=True)
+        for t in (self._lag_task, self._trim_task):
+            if t is not None:
+                t.cancel()
+                await asyncio.gather(t, return_exceptions=True)
         if self._http_runner is not None:
             await self._http_runner.cleanup()
             self._http_runner = None

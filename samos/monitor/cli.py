@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import sys
+import tracemalloc
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from samos.monitor.aio import run as run_loop
 from samos.monitor.config import AlertConfig, MonitorConfig, load_config, override, parse_hostport
 from samos.monitor.console import PREFIX, StatusBoard, TextOut, banner_lines
 from samos.monitor.lineout import ThreadedOut
+from samos.monitor.memtrace import TraceSpec, trace
 from samos.monitor.source import Source, SourceError
 from samos.runtime.providers import add_provider_arguments
 
@@ -185,8 +187,11 @@ def run(args: argparse.Namespace) -> int:
                 "give at least one source: --device, --file, --rtp or --webrtc (--list-devices lists cards)"
             )
         factory = loop_factory(cfg.event_loop)  # a ValueError names what is missing
+        memtrace = TraceSpec.from_env()  # SAMOS_TRACEMALLOC: opt-in, for diagnosing memory growth
     except ValueError as e:  # ConfigError, bad provider names, an event loop that is not installed
         raise UsageError(one_line(e)) from None
+    if memtrace is not None and memtrace.frames:  # before the model loads: everything after is traced
+        tracemalloc.start(memtrace.frames)
     from samos.monitor.backends import BackendError, open_backend
     from samos.runtime.modelinfo import ModelFileError
 
@@ -199,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
     out = console_out() if not args.quiet else sys.stdout
     board = StatusBoard(out, tty=sys.stdout.isatty(), enabled=not args.quiet)
     try:
-        return run_loop(serve(cfg, scorer, args.device, args.file, board, rtp=args.rtp), factory)
+        return run_loop(
+            serve(cfg, scorer, args.device, args.file, board, rtp=args.rtp, memtrace=memtrace), factory
+        )
     finally:
         if isinstance(out, ThreadedOut):
             out.close()
@@ -254,10 +261,12 @@ async def serve(
     files: list[str],
     board: StatusBoard | None = None,
     rtp: list[str] | tuple[str, ...] = (),
+    memtrace: TraceSpec | None = None,
 ) -> int:
     """Run until every source ended (when ``cfg.exit_when_done``) or SIGINT/SIGTERM.
 
-    ``board``: the console's status lines (None: none); ``rtp``: ``--rtp`` specs.
+    ``board``: the console's status lines (None: none); ``rtp``: ``--rtp`` specs; ``memtrace``:
+    tracemalloc reports to take (:mod:`samos.monitor.memtrace`).
     """
     from samos.monitor.app import Monitor
 
@@ -291,12 +300,13 @@ async def serve(
     if cfg.exit_when_done:
         waiters.append(asyncio.create_task(monitor.wait_idle(), name="monitor:idle"))
     status = asyncio.create_task(board.run(), name="monitor:status") if board is not None else None
+    traced = asyncio.create_task(trace(memtrace), name="monitor:memtrace") if memtrace is not None else None
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in waiters:
+        for t in [*waiters, *([traced] if traced is not None else [])]:
             t.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+        await asyncio.gather(*waiters, *([traced] if traced is not None else []), return_exceptions=True)
         await monitor.stop()
         if status is not None:  # after stop(): the streams' last lines are written
             status.cancel()

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from samos.config import ConfigError, from_dict, load_yaml
+from samos.monitor.heap import MAX_MMAP_THRESHOLD
 from samos.monitor.history import HistoryConfig
 
 
@@ -339,9 +340,22 @@ class MonitorConfig:
     """``auto``: uvloop where installed (needed for many WebRTC peers), else asyncio's loop."""
     ingest: IngestConfig = field(default_factory=IngestConfig)
     """RTP and telephony-websocket ingest limits (docs/INGEST.md)."""
+    heap_trim_seconds: float | None = 10.0
+    """Every this many seconds the C heap's free pages go back to the system (glibc's
+    ``malloc_trim``; samos.monitor.heap, docs/RELIABILITY.md); None: never."""
+    heap_mmap_threshold_bytes: int | None = 131072
+    """Memory blocks of at least this many bytes are mapped on their own and given back when freed
+    (glibc's ``M_MMAP_THRESHOLD``, pinned when the Monitor starts); None: glibc's moving default."""
 
     def __post_init__(self) -> None:
         parse_backend(self.backend)
+        if self.heap_trim_seconds is not None and not self.heap_trim_seconds > 0:
+            raise ConfigError(f"heap_trim_seconds must be > 0 or null, got {self.heap_trim_seconds!r}")
+        limit = self.heap_mmap_threshold_bytes
+        if limit is not None and not 0 <= limit <= MAX_MMAP_THRESHOLD:
+            raise ConfigError(
+                f"heap_mmap_threshold_bytes must be in [0, {MAX_MMAP_THRESHOLD}] or null, got {limit!r}"
+            )
 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "monitor.yaml"

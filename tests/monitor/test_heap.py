@@ -1,0 +1,148 @@
+"""The C heap: glibc's statistics, and free pages handed back by ``malloc_trim`` (by the Monitor too).
+
+The heap is fragmented the way the monitor's is: freed 64 KiB blocks (below glibc's mmap threshold,
+so they come from the heap) between blocks that stay allocated, so that glibc can neither merge them
+nor give them back by shrinking the heap's top. Their pages stay resident until something trims the
+heap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from samos.monitor import heap
+from samos.monitor.app import Monitor
+from samos.monitor.config import MonitorConfig, WebsocketConfig
+from samos.monitor.memtrace import rss_mb
+
+pytestmark = pytest.mark.skipif(heap.stats() is None, reason="the C library is not glibc 2.33+")
+
+BLOCK = 64 << 10
+BLOCKS = 1024  # 64 MiB, half of it freed
+
+
+@pytest.fixture
+def fragmented() -> Iterator[None]:
+    """32 MiB of freed, touched heap blocks between live ones (see the module doc)."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = []
+    for _ in range(BLOCKS):
+        p = libc.malloc(BLOCK)
+        assert p, "malloc failed"
+        ctypes.memset(p, 1, BLOCK)  # resident
+        blocks.append(p)
+    for p in blocks[::2]:
+        libc.free(p)
+    yield
+    for p in blocks[1::2]:
+        libc.free(p)
+
+
+def test_stats_in_mb() -> None:
+    s = heap.stats()
+    assert s is not None and s.in_use > 0 and s.free >= 0 and s.mmapped >= 0
+
+
+def test_trim_gives_free_pages_back(fragmented: None) -> None:
+    stats = heap.stats()
+    assert stats is not None and stats.free >= 30  # the freed blocks are kept by the allocator
+    before = rss_mb()
+    assert heap.trim() is True
+    after = rss_mb()
+    assert before is not None and after is not None and before - after >= 16
+
+
+PROBE = 16 << 20
+"""A block larger than any hole the test process's heap has (glibc maps a block of at least its
+threshold only when no free chunk can hold it)."""
+
+
+def _mmapped_mb_while_holding(nbytes: int = PROBE) -> float:
+    """How much more of the heap is in blocks mapped on their own while ``nbytes`` are allocated."""
+    heap.trim()  # the free top of the heap goes: only a mapping or a grown heap can hold the block
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = heap.stats()
+    assert before is not None and before.free < nbytes / 2**20, f"a hole may hold the probe: {before}"
+    p = libc.malloc(nbytes)
+    assert p, "malloc failed"
+    try:
+        during = heap.stats()
+    finally:
+        libc.free(p)
+    assert before is not None and during is not None
+    return during.mmapped - before.mmapped
+
+
+def test_fixed_mmap_threshold_maps_large_blocks_on_their_own() -> None:
+    try:
+        assert heap.fix_mmap_threshold(heap.MAX_MMAP_THRESHOLD) is True
+        assert _mmapped_mb_while_holding() < 1  # from the heap: kept there when freed
+        assert heap.fix_mmap_threshold(128 << 10) is True
+        assert _mmapped_mb_while_holding() >= 15.9  # mapped: unmapped when freed
+    finally:
+        heap.fix_mmap_threshold(128 << 10)
+    with pytest.raises(ValueError, match="mmap threshold"):
+        heap.fix_mmap_threshold(-1)
+
+
+def _config(tmp_path: Path, trim: float | None, threshold: int | None = None) -> MonitorConfig:
+    cfg = MonitorConfig(ws=WebsocketConfig(port=0))
+    return replace(cfg, heap_trim_seconds=trim, heap_mmap_threshold_bytes=threshold)
+
+
+@pytest.mark.parametrize("trim", [0.05, None])
+async def test_monitor_trims_the_heap_when_configured(
+    tmp_path: Path,
+    scorer,
+    fragmented: None,
+    trim: float | None,  # noqa: ANN001
+) -> None:
+    mon = Monitor(_config(tmp_path, trim), scorer)
+    before = rss_mb()
+    await mon.start()
+    try:
+        await asyncio.sleep(0.5)
+        after = rss_mb()
+    finally:
+        await mon.stop()
+    assert before is not None and after is not None
+    if trim is None:  # nothing gives the 32 MiB back
+        assert before - after < 8
+    else:
+        assert before - after >= 16
+
+
+@pytest.mark.parametrize("threshold", [128 << 10, None])
+async def test_monitor_pins_the_mmap_threshold_when_configured(
+    tmp_path: Path,
+    scorer,  # noqa: ANN001
+    threshold: int | None,
+) -> None:
+    heap.fix_mmap_threshold(heap.MAX_MMAP_THRESHOLD)  # as glibc leaves it after a 32 MB block was freed
+    mon = Monitor(_config(tmp_path, None, threshold), scorer)
+    try:
+        await mon.start()
+        mapped = _mmapped_mb_while_holding()
+    finally:
+        await mon.stop()
+        heap.fix_mmap_threshold(128 << 10)
+    assert (mapped >= 15.9) == (threshold is not None)
+
+
+def test_heap_settings_are_checked() -> None:
+    from samos.config import ConfigError
+
+    with pytest.raises(ConfigError, match="heap_trim_seconds"):
+        MonitorConfig(heap_trim_seconds=0.0)
+    with pytest.raises(ConfigError, match="heap_mmap_threshold_bytes"):
+        MonitorConfig(heap_mmap_threshold_bytes=64 << 20)
