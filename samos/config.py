@@ -80,7 +80,8 @@ class SSLHeadConfig:
 
 @dataclass(frozen=True)
 class SpecConfig:
-    """The spectrogram branch at 48 kHz: log10 |STFT| (320/160) into the DNSMOS Pro CNN encoder."""
+    """The spectrogram branch at 48 kHz: log10 |STFT| (320/160) into the DNSMOS Pro CNN encoder (or
+    the compact student's 1-D conv encoder, ``encoder: conv1d``)."""
 
     enabled: bool = True
     channels: tuple[int, ...] = (32, 32, 64, 64)
@@ -94,6 +95,14 @@ class SpecConfig:
     of about 6 kHz say how wide the audio is)."""
     time_pool: str = "max"
     """Pooling of the frames over time: ``max`` (DNSMOS Pro) or ``meanmax`` (mean and max, concatenated)."""
+    encoder: str = "dnsmos"
+    """``dnsmos``: the DNSMOS Pro 2-D CNN on the spectrogram (the paper's). ``conv1d``: the compact
+    student's encoder: the 161 bins are the input channels of a 1-D conv over time (a learned
+    filterbank, stride 3 to the 10 ms grid), then ``len(channels) - 1`` dilated conv blocks (kernel
+    ``kernel``, dilation 1, 2, 4, ...), each LayerNorm + ReLU; ``pool_after``, ``bands`` and
+    ``dropout_layers`` do not apply."""
+    kernel: int = 5
+    """Kernel of the ``conv1d`` encoder's dilated blocks (odd)."""
 
     def __post_init__(self) -> None:
         if self.enabled and (len(self.channels) < 1 or min(self.channels) < 1):
@@ -104,6 +113,10 @@ class SpecConfig:
             raise ConfigError(f"spec.bands must be in 1..16, got {self.bands}")
         if self.time_pool not in ("max", "meanmax"):
             raise ConfigError(f"spec.time_pool must be 'max' or 'meanmax', got {self.time_pool!r}")
+        if self.encoder not in ("dnsmos", "conv1d"):
+            raise ConfigError(f"spec.encoder must be 'dnsmos' or 'conv1d', got {self.encoder!r}")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ConfigError(f"spec.kernel must be odd and >= 1, got {self.kernel}")
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from samos.runtime.modelinfo import INPUT_WAVE16, INPUT_WAVE48, KEY_INCREMENTAL,
 
 FRAME_SAMPLES = 160
 """16 kHz samples per frame of the pair's grid (10 ms)."""
-_PROBE_FRAMES = (120, 30, 80)
-"""Edge measurement: a long signal of 120 frames, and its slice [30, 80)."""
+_PROBE_FRAMES = (400, 100, 300)
+"""Edge measurement: a long signal of 400 frames (4 s), and its slice [100, 300): edges of up to 50
+frames (0.5 s) each side can be measured."""
 
 
 class _Frames(nn.Module):

@@ -15,7 +15,13 @@ from torch import Tensor, nn
 from samos.audio import HOP_LENGTH, RATE_RATIO, SSL_RATE
 from samos.config import ModelConfig
 from samos.model.frontend import LogSpectrogram
-from samos.model.heads import GaussianHead, SpectrogramEncoder, SSLLayerHead
+from samos.model.heads import (
+    GaussianHead,
+    SpectrogramConv1dEncoder,
+    SpectrogramEncoder,
+    SSLLayerHead,
+    build_spectrogram_encoder,
+)
 from samos.model.ssl import SSLEncoder, build_ssl_encoder
 from samos.model.teacher import TeacherHead
 
@@ -53,10 +59,10 @@ class SAMOS(nn.Module):
             self.ssl_head = SSLLayerHead(self.ssl.dim, cfg.ssl_head)
             fused += self.ssl_head.out_dim
         self.spectrogram: LogSpectrogram | None = None
-        self.spec_encoder: SpectrogramEncoder | None = None
+        self.spec_encoder: SpectrogramEncoder | SpectrogramConv1dEncoder | None = None
         if cfg.spec.enabled:
             self.spectrogram = LogSpectrogram()
-            self.spec_encoder = SpectrogramEncoder(cfg.spec)
+            self.spec_encoder = build_spectrogram_encoder(cfg.spec)
             fused += self.spec_encoder.out_dim
         self.head = GaussianHead(fused, cfg.fusion)
         self.teacher: TeacherHead | None = None

@@ -77,22 +77,33 @@ def test_from_onnx_and_cli_errors(exported: Path, tmp_path: Path, capsys: pytest
     assert all(p.is_file() for p in pair_paths(out)) and not out.exists()
 
 
-def test_compact_student_layout_streams_exactly(tmp_path: Path) -> None:
-    """The compact model's layout (spectrogram branch alone, pooled after conv 1, 4 frequency bands,
-    mean+max over time): its pair streams on the 10 ms grid and equals the whole-window forward."""
+@pytest.mark.parametrize(
+    ("spec", "edges"),
+    [
+        # the compact student: 1-D convs over time, dilations 1, 2, 4 at kernel 5: 2 + 4 + 8 frames, and
+        # on the left the stride-3 filterbank's first frame, which sees the STFT's zero padding
+        (SpecConfig(encoder="conv1d", channels=(8, 8, 8, 6), kernel=5, time_pool="meanmax"), (15, 14)),
+        # the DNSMOS Pro layout pooled after conv 1, in 4 frequency bands: 1 frame before the pool + 3
+        (SpecConfig(channels=(4, 6, 6, 8), pool_after=1, bands=4, time_pool="meanmax"), (4, 4)),
+    ],
+)
+def test_spectrogram_only_layouts_stream_exactly(
+    tmp_path: Path, spec: SpecConfig, edges: tuple[int, int]
+) -> None:
+    """Spectrogram-only models (the compact student's layout among them): the pair streams on the
+    10 ms grid and equals the whole-window forward."""
     torch.manual_seed(1)
-    cfg = ModelConfig(
-        ssl=SSLConfig(family="none"),
-        spec=SpecConfig(channels=(4, 6, 6, 8), pool_after=1, bands=4, time_pool="meanmax"),
-        fusion=FusionConfig(hidden=(16, 8)),
-    )
+    cfg = ModelConfig(ssl=SSLConfig(family="none"), spec=spec, fusion=FusionConfig(hidden=(16, 8)))
     model = SAMOS(cfg).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-    assert measure_geometry(model) == FrameGeometry(160, 4, 4)  # 1 frame before the pool + 3 pooled
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    assert measure_geometry(model) == FrameGeometry(160, *edges)
     ckpt = save_checkpoint(tmp_path / "compact.pt", model, metadata={"train": {"crop_seconds": 2.0}})
     out = tmp_path / "compact.onnx"
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental"]) == 0

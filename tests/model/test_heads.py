@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from samos.config import ConfigError, FusionConfig, SpecConfig, SSLHeadConfig
-from samos.model.heads import GaussianHead, SpectrogramEncoder, SSLLayerHead, _ConvLNBlock
+from samos.model.heads import (
+    GaussianHead,
+    SpectrogramConv1dEncoder,
+    SpectrogramEncoder,
+    SSLLayerHead,
+    _ConvLNBlock,
+    build_spectrogram_encoder,
+)
 
 
 def test_ssl_head_shapes_and_receptive_field() -> None:
@@ -70,11 +77,32 @@ def test_spectrogram_encoder_bands_and_meanmax() -> None:
     assert torch.equal(enc(x), torch.cat([frames.mean(1), frames.amax(1)], dim=-1))
 
 
+def test_conv1d_encoder_shapes_and_residuals() -> None:
+    cfg = SpecConfig(encoder="conv1d", channels=(8, 8, 6), kernel=3, dropout=0.0, time_pool="meanmax")
+    enc = build_spectrogram_encoder(cfg).eval()
+    assert isinstance(enc, SpectrogramConv1dEncoder) and enc.frame_dim == 6 and enc.out_dim == 12
+    assert [c.dilation[0] for c in enc.blocks] == [1, 2]
+    x = torch.randn(2, 161, 91)
+    frames = enc.frames(x)
+    assert frames.shape == (2, 30, 6)  # 91 frames at 300/s -> 30 on the 10 ms grid
+    assert torch.equal(enc(x), torch.cat([frames.mean(1), frames.amax(1)], dim=-1))
+    # the first block keeps the width: residual; the second changes it: none
+    h = enc._norm_relu(enc.proj_norm, enc.proj(x))
+    h1 = h + enc._norm_relu(enc.norms[0], enc.blocks[0](h))
+    h2 = enc._norm_relu(enc.norms[1], enc.blocks[1](h1))
+    assert torch.allclose(frames, h2.transpose(1, 2))
+    assert isinstance(build_spectrogram_encoder(SpecConfig()), SpectrogramEncoder)
+
+
 def test_spectrogram_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="bands"):
         SpecConfig(bands=0)
     with pytest.raises(ConfigError, match="time_pool"):
         SpecConfig(time_pool="mean")
+    with pytest.raises(ConfigError, match="encoder"):
+        SpecConfig(encoder="lstm")
+    with pytest.raises(ConfigError, match="kernel"):
+        SpecConfig(encoder="conv1d", kernel=4)
 
 
 def test_gaussian_head_formula() -> None:
