@@ -233,18 +233,18 @@ def benchmark(
 
 def table(models: dict[str, dict[str, Any]]) -> str:
     head = (
-        f"{'model':<11} {'window s':>8} {'windows':>7} {'audio s/CPU s':>13} {'CPU s/audio s':>13} "
+        f"{'model':<13} {'window s':>8} {'windows':>7} {'audio s/CPU s':>13} {'CPU s/audio s':>13} "
         f"{'p50 ms':>8} {'p95 ms':>8}  runtime"
     )
     lines = [head]
     for name, r in models.items():
         if "error" in r:
             lines.append(
-                f"{name:<11} {'-':>8} {'-':>7} {'-':>13} {'-':>13} {'-':>8} {'-':>8}  error: {r['error']}"
+                f"{name:<13} {'-':>8} {'-':>7} {'-':>13} {'-':>13} {'-':>8} {'-':>8}  error: {r['error']}"
             )
             continue
         lines.append(
-            f"{name:<11} {r['window_s']:>8.2f} {r['windows']:>7d} {r['audio_s_per_cpu_s']:>13.1f} "
+            f"{name:<13} {r['window_s']:>8.2f} {r['windows']:>7d} {r['audio_s_per_cpu_s']:>13.1f} "
             f"{r['cpu_s_per_audio_s']:>13.4f} {r['window_latency_ms_p50']:>8.1f} "
             f"{r['window_latency_ms_p95']:>8.1f}  "
             f"{r['runtime']}"

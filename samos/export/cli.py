@@ -47,12 +47,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--int8",
         type=Path,
         metavar="CLIPS",
-        help="also write NAME.frames.int8.onnx (and NAME.head.int8.onnx): the pair's learned convolutions "
-        "and weight matrices in static int8, calibrated on real speech from this manifest or folder (not "
-        "an evaluation set); the runtime uses them on CPU (needs --incremental or --from-onnx)",
+        help="also write NAME.frames.int8.onnx: the pair's frames graph (learned convolutions, weight "
+        "matrices) in static int8, calibrated on real speech from this manifest or folder (not an "
+        "evaluation set); the runtime uses it on CPU (needs --incremental or --from-onnx)",
     )
     p.add_argument(
         "--int8-clips", type=int, default=80, help="calibration clips taken from --int8 (default: 80)"
+    )
+    p.add_argument(
+        "--int8-head",
+        action="store_true",
+        help="with --int8, also the head's weight matrices (NAME.head.int8.onnx); check its accuracy "
+        "first (scripts/int8_check.py): the default model's transformer head does not keep it",
     )
     p.add_argument(
         "--fp16",
@@ -198,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         print("samos export: --int8 quantises the incremental pair: add --incremental", file=sys.stderr)
         return EXIT_USAGE
     if args.incremental:
-        status = _write_pair(model, args.out, props, args.int8, args.int8_clips)
+        status = _write_pair(model, args.out, props, args.int8, args.int8_clips, args.int8_head)
         if status != EXIT_OK:
             return status
     outputs = [(args.out, "fp32")]
@@ -249,7 +255,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_pair(
-    model: Any, out: Path, props: dict[str, str], int8: Path | None = None, int8_clips: int = 80
+    model: Any,
+    out: Path,
+    props: dict[str, str],
+    int8: Path | None = None,
+    int8_clips: int = 80,
+    int8_head: bool = False,
 ) -> int:
     from samos.export.incremental import export_pair
     from samos.export.onnx_export import ExportError
@@ -271,7 +282,7 @@ def _write_pair(
         return EXIT_OK
     t0 = time.perf_counter()
     try:
-        result = quantize_pair(out, clips)
+        result = quantize_pair(out, clips, head=int8_head)
     except (QuantizeError, ValueError, OSError) as e:
         print(f"samos export: int8 pair: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILURE
@@ -315,4 +326,4 @@ def _pair_from_onnx(args: argparse.Namespace) -> int:
     except ExportError as e:
         print(f"samos export: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    return _write_pair(model, args.out or src, props, args.int8, args.int8_clips)
+    return _write_pair(model, args.out or src, props, args.int8, args.int8_clips, args.int8_head)

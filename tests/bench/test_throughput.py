@@ -25,15 +25,14 @@ def tiny(tmp_path: Path) -> Path:
 def test_json_report_side_by_side(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("speechmos")
     pytest.importorskip("distillmos")
-    rc = main(
-        ["bench", "throughput", "--model", str(tiny), "--models", "samos,dnsmos,distillmos", "--seconds", "0.6",
-         "--json"]
-    )
+    rc = main(["bench", "throughput", "--model", str(tiny), "--seconds", "0.8", "--json"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     models = report["models"]
-    assert set(models) == {"samos", "dnsmos", "distillmos"}
-    assert {n: m["window_s"] for n, m in models.items()} == {"samos": 3.0, "dnsmos": 9.01, "distillmos": 7.68}
+    assert set(models) == {"samos", "samos_compact", "dnsmos", "distillmos"}
+    windows = {n: m["window_s"] for n, m in models.items()}
+    assert windows == {"samos": 3.0, "samos_compact": 4.0, "dnsmos": 9.01, "distillmos": 7.68}
+    assert models["samos_compact"]["runtime"].endswith("compact.onnx")  # the embedded student
     for m in models.values():
         assert m["windows"] >= 3 and m["threads"] == 1
         assert m["audio_s_per_cpu_s"] > 0

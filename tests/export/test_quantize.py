@@ -37,7 +37,7 @@ def exported(module_tmp: Path, speech: Path) -> Path:
     ckpt = save_checkpoint(module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}})
     out = module_tmp / "m.onnx"
     args = ["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental", "--int8", str(speech)]
-    assert main(args + ["--int8-clips", "4"]) == 0
+    assert main(args + ["--int8-clips", "4", "--int8-head"]) == 0
     return out
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from tiny_onnx import ModelFactory, tiny_reference
 
+from samos.audio import load_audio
 from samos.runtime import Calibration, DefaultModelMissingError, ModelFileError, Scorer
 from samos.runtime import scorer as scorer_mod
 from samos.runtime.modelinfo import KEY_FORMAT, KEY_WINDOW_SECONDS, file_sha256
@@ -226,3 +227,14 @@ def test_embedded_models_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelFileError, match="compact: no such model file"):
         Scorer(Path("compact"), providers=("cpu",))
+
+
+def test_the_embedded_compact_model() -> None:
+    """The shipped student: 48 kHz input only, its incremental pair, scores for real speech."""
+    s = Scorer("compact", providers=("cpu",), threads=1)
+    assert s.path.name == "compact.onnx" and s.needs == ("wave48",)
+    assert s.info.window_seconds == 4.0 and s.info.min_seconds == 1.0
+    assert s.pair is not None and s.pair.frame_names == ["spec_frames"]
+    audio, sr = load_audio(Path(scorer_mod.__file__).parents[1] / "assets" / "demo_call_48k.flac")
+    res = s.score(None, audio[None, 20 * sr : 24 * sr].astype(np.float32))
+    assert 1.0 <= float(res.mos[0]) <= 5.0 and float(res.std[0]) > 0
