@@ -26,18 +26,10 @@ MODEL=samos/models/compact.onnx
 samos() { "$PY" -m samos.cli "$@"; }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
-mkdir -p "$OUT" data/p835
+mkdir -p "$OUT"
 T0=$(date +%s)
 
-stamp "P.835 manifest from $P835"
-"$PY" - "$P835" <<'EOF'
-import sys
-from samos.bench.cv import load_p835, write_manifest
-clips = load_p835(sys.argv[1])
-print(f"{len(clips)} clips ->", write_manifest(clips, "data/p835/train.csv"))
-EOF
-
-CORPUS="$CORPUS" CLIPS="$CLIPS" WORKERS="$WORKERS" PYTHON="$PY" scripts/make_call_corpus.sh
+SAMOS_P835="$P835" CORPUS="$CORPUS" CLIPS="$CLIPS" WORKERS="$WORKERS" PYTHON="$PY" scripts/make_training_data.sh
 
 # The teacher's labels, as `samos score` computes them (4 s windows every 1 s), kept with the teacher's
 # hash: labels from another teacher (or another corpus size) are recomputed.

@@ -27,17 +27,8 @@ MODEL=samos/models/default.onnx
 samos() { "$PY" -m samos.cli "$@"; }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
-mkdir -p "$OUT" data/p835
+mkdir -p "$OUT"
 T0=$(date +%s)
-
-# The human ratings: all three P.835 folders as one manifest (nb8k clips carry their condition MOS).
-stamp "P.835 manifest from $P835"
-"$PY" - "$P835" <<'EOF'
-import sys
-from samos.bench.cv import load_p835, write_manifest
-clips = load_p835(sys.argv[1])
-print(f"{len(clips)} clips ->", write_manifest(clips, "data/p835/train.csv"))
-EOF
 
 # The config this run trains: configs/default.yaml with the corpus at $CORPUS and the feature cache
 # shared by every run below.
@@ -55,7 +46,7 @@ for split in ("train", "valid"):
 print(yaml.safe_dump(cfg, sort_keys=False), end="")
 EOF
 
-CORPUS="$CORPUS" CLIPS="$CLIPS" WORKERS="$WORKERS" PYTHON="$PY" scripts/make_call_corpus.sh
+SAMOS_P835="$P835" CORPUS="$CORPUS" CLIPS="$CLIPS" WORKERS="$WORKERS" PYTHON="$PY" scripts/make_training_data.sh
 
 stamp "training ($RUN_CFG) into $OUT"
 if [ -f "$OUT/final.pt" ]; then

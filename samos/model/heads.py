@@ -75,6 +75,13 @@ class SSLLayerHead(nn.Module):
         return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
 
 
+def time_pool(frames: Tensor, how: str) -> Tensor:
+    """``[B, frames, D] -> [B, D]`` (``max``) or ``[B, 2 D]`` (``meanmax``: mean and max concatenated)."""
+    if how == "meanmax":
+        return torch.cat([frames.mean(dim=1), frames.amax(dim=1)], dim=-1)
+    return frames.amax(dim=1)
+
+
 class SpectrogramEncoder(nn.Module):
     """The DNSMOS Pro encoder on a log spectrogram.
 
@@ -120,9 +127,7 @@ class SpectrogramEncoder(nn.Module):
 
     def pool(self, frames: Tensor) -> Tensor:
         """Pool over time: ``[B, frames', D] -> [B, out_dim]`` (max, or mean and max concatenated)."""
-        if self.time_pool == "meanmax":
-            return torch.cat([frames.mean(dim=1), frames.amax(dim=1)], dim=-1)
-        return frames.amax(dim=1)
+        return time_pool(frames, self.time_pool)
 
     def forward(self, logspec: Tensor) -> Tensor:
         return self.pool(self.frames(logspec))
@@ -172,9 +177,7 @@ class SpectrogramConv1dEncoder(nn.Module):
 
     def pool(self, frames: Tensor) -> Tensor:
         """Pool over time: ``[B, frames', D] -> [B, out_dim]`` (max, or mean and max concatenated)."""
-        if self.time_pool == "meanmax":
-            return torch.cat([frames.mean(dim=1), frames.amax(dim=1)], dim=-1)
-        return frames.amax(dim=1)
+        return time_pool(frames, self.time_pool)
 
     def forward(self, logspec: Tensor) -> Tensor:
         return self.pool(self.frames(logspec))
