@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -61,36 +64,66 @@ def test_trim_gives_free_pages_back(fragmented: None) -> None:
 
 
 PROBE = 16 << 20
-"""A block larger than any hole the test process's heap has (glibc maps a block of at least its
-threshold only when no free chunk can hold it)."""
+"""A block larger than any hole a fresh process's heap has (glibc maps a block of at least its
+threshold only when no free chunk can hold it), and below glibc's largest threshold (32 MiB)."""
+
+_PROBE_PROGRAM = f"""
+import ctypes, json
+from samos.monitor import heap
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+def mapped_while_holding(nbytes):
+    heap.trim()  # the free top of the heap goes: only a mapping or a grown heap can hold the block
+    before = heap.stats()
+    assert before.free < nbytes / 2**20, f"a hole may hold the probe: {{before}}"
+    p = libc.malloc(nbytes)
+    assert p, "malloc failed"
+    during = heap.stats()
+    libc.free(p)
+    return during.mmapped - before.mmapped
+
+out = {{}}
+assert heap.fix_mmap_threshold(heap.MAX_MMAP_THRESHOLD) is True
+out["max"] = mapped_while_holding({PROBE})
+assert heap.fix_mmap_threshold(128 << 10) is True
+out["fixed"] = mapped_while_holding({PROBE})
+print(json.dumps(out))
+"""
 
 
 def _mmapped_mb_while_holding(nbytes: int = PROBE) -> float:
-    """How much more of the heap is in blocks mapped on their own while ``nbytes`` are allocated."""
-    heap.trim()  # the free top of the heap goes: only a mapping or a grown heap can hold the block
+    """How much more of the heap is in blocks mapped on their own while ``nbytes`` are allocated, in
+    this process: its holes (after hundreds of tests, tens of MB) are first filled with 64 KiB
+    blocks, so that no free chunk can hold the probe and glibc must map it or grow the heap."""
+    heap.trim()
     libc = ctypes.CDLL(None)
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
-    before = heap.stats()
-    assert before is not None and before.free < nbytes / 2**20, f"a hole may hold the probe: {before}"
-    p = libc.malloc(nbytes)
-    assert p, "malloc failed"
+    free = heap.stats()
+    assert free is not None
+    fillers = [libc.malloc(BLOCK) for _ in range(int(free.free * 2**20) // BLOCK + 16)]
     try:
+        before = heap.stats()
+        p = libc.malloc(nbytes)
+        assert p, "malloc failed"
         during = heap.stats()
-    finally:
         libc.free(p)
+    finally:
+        for f in fillers:
+            libc.free(f)
     assert before is not None and during is not None
     return during.mmapped - before.mmapped
 
 
 def test_fixed_mmap_threshold_maps_large_blocks_on_their_own() -> None:
-    try:
-        assert heap.fix_mmap_threshold(heap.MAX_MMAP_THRESHOLD) is True
-        assert _mmapped_mb_while_holding() < 1  # from the heap: kept there when freed
-        assert heap.fix_mmap_threshold(128 << 10) is True
-        assert _mmapped_mb_while_holding() >= 15.9  # mapped: unmapped when freed
-    finally:
-        heap.fix_mmap_threshold(128 << 10)
+    # In a fresh process: after hundreds of tests this one's heap has holes larger than the probe.
+    run = subprocess.run([sys.executable, "-c", _PROBE_PROGRAM], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    mapped = json.loads(run.stdout)
+    assert mapped["max"] < 1  # from the heap: kept there when freed
+    assert mapped["fixed"] >= 15.9  # mapped: unmapped when freed
     with pytest.raises(ValueError, match="mmap threshold"):
         heap.fix_mmap_threshold(-1)
 
