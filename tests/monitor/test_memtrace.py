@@ -55,12 +55,14 @@ async def test_reports_show_what_grew(tmp_path: Path) -> None:
         kept.append(np.ones(4 << 20, np.uint8))  # 4 MiB before the second
 
     try:
-        await asyncio.gather(trace(TraceSpec(out, (0.0, 1.0), frames=4)), grow())
+        # 3 s between the reports: in a busy process the first one alone can take over a second, and the
+        # array must be made between them
+        await asyncio.gather(trace(TraceSpec(out, (0.0, 3.0), frames=4)), grow())
     finally:
         tracemalloc.stop()
     text = out.read_text()
     heads = re.findall(r"^== t=(\d+) s rss_mb=([\d.]+)", text, re.M)
-    assert [t for t, _ in heads] == ["0", "1"] and all(float(r) > 0 for _, r in heads)
+    assert [t for t, _ in heads] == ["0", "3"] and all(float(r) > 0 for _, r in heads)
     assert text.count("traced_mb=") == 2 and "malloc_in_use_mb=" in text
     by_line = text.split("-- growth by line since the first report:")[1].splitlines()[1]
     assert "+4096 KiB" in by_line  # the array, first
