@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import tracemalloc
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from samos.monitor.memtrace import TraceSpec, trace
+from samos.monitor.memtrace import TraceSpec
 
 
 def test_parse() -> None:
@@ -45,24 +44,37 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert TraceSpec.from_env() == TraceSpec(Path("out.txt"), (0.0, 1.0), 4)
 
 
-async def test_reports_show_what_grew(tmp_path: Path) -> None:
-    out = tmp_path / "mem.txt"
-    kept: list[np.ndarray] = []
+_SCENARIO = """
+import asyncio, sys
+from pathlib import Path
+import numpy as np
+from samos.monitor.memtrace import TraceSpec, trace
 
-    async def grow() -> None:
-        while not out.exists():  # noqa: ASYNC110 - after the first report (a file, not an event)
-            await asyncio.sleep(0.01)
-        kept.append(np.ones(4 << 20, np.uint8))  # 4 MiB before the second
+out = Path(sys.argv[1])
+kept = []
 
-    try:
-        # 3 s between the reports: in a busy process the first one alone can take over a second, and the
-        # array must be made between them
-        await asyncio.gather(trace(TraceSpec(out, (0.0, 3.0), frames=4)), grow())
-    finally:
-        tracemalloc.stop()
+async def grow():
+    while not out.exists():  # after the first report (a file, not an event)
+        await asyncio.sleep(0.01)
+    kept.append(np.ones(4 << 20, np.uint8))  # 4 MiB before the second
+
+async def main():
+    await asyncio.gather(trace(TraceSpec(out, (0.0, 1.0), frames=4)), grow())
+
+asyncio.run(main())
+"""
+
+
+def test_reports_show_what_grew(tmp_path: Path) -> None:
+    # In a fresh process, as the monitor runs it: tracemalloc's state after hundreds of other tests
+    # (started, stopped, other frame counts) is not what a monitor starts with.
+    out, script = tmp_path / "mem.txt", tmp_path / "scenario.py"
+    script.write_text(_SCENARIO)  # a file: tracebacks then show its source lines
+    run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
     text = out.read_text()
     heads = re.findall(r"^== t=(\d+) s rss_mb=([\d.]+)", text, re.M)
-    assert [t for t, _ in heads] == ["0", "3"] and all(float(r) > 0 for _, r in heads)
+    assert [t for t, _ in heads] == ["0", "1"] and all(float(r) > 0 for _, r in heads)
     assert text.count("traced_mb=") == 2 and "malloc_in_use_mb=" in text
     by_line = text.split("-- growth by line since the first report:")[1].splitlines()[1]
     assert "+4096 KiB" in by_line  # the array, first
