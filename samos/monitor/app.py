@@ -91,8 +91,9 @@ class Monitor:
         self._stopping = False
         self.model = describe(scorer)
         self.model["incremental"] = bool(cfg.worker.incremental and getattr(scorer, "pair", None) is not None)
-        self.model["int8"] = bool(self.model["incremental"] and self.model.get("int8"))
         """Windows are scored with the model's incremental pair (docs/MONITOR.md)."""
+        self.model["int8"] = bool(self.model["incremental"] and self.model.get("int8"))
+        """...with its static-int8 frames graph (docs/MONITOR.md, "Int8 frames")."""
         self.min_seconds = float(self.model["min_seconds"] or 0.0)
         self.metrics.set_model(self.model)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
