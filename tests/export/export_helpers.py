@@ -4,10 +4,13 @@ Imported as ``from export_helpers import ...`` (pytest puts this folder on sys.p
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from samos.config import FusionConfig, ModelConfig, SpecConfig, SSLConfig, SSLHeadConfig
 from samos.model import SAMOS
+from samos.runtime import Scorer
+from samos.runtime.incremental import StreamFrames, WindowJob
 
 TINY_ARCH = {
     "extractor_conv_layer_config": [[8, 10, 5], [8, 3, 2], [8, 3, 2], [8, 3, 2], [8, 2, 2], [8, 2, 2]],
@@ -59,3 +62,17 @@ def tiny_distill_model(seed: int = 0) -> SAMOS:
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
     return model
+
+
+def stream_windows(
+    scorer: Scorer, w16: np.ndarray, w48: np.ndarray, hop: int, window: int = 32000
+) -> tuple[list[float], list[WindowJob]]:
+    """One stream's windows (``window`` 16 kHz samples every ``hop``) scored one by one through the
+    incremental pair: the raw MOS of each, and the jobs (with the stream's state, its gain)."""
+    state = StreamFrames()
+    got, jobs = [], []
+    for s in range(0, len(w16) - window + 1, hop):
+        job = WindowJob(state, s, w16[s : s + window], w48[3 * s : 3 * (s + window)])
+        got.append(float(scorer.score_windows([job]).raw_mos[0]))
+        jobs.append(job)
+    return got, jobs

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_helpers import tiny_distill_model, tiny_model
+from export_helpers import stream_windows, tiny_distill_model, tiny_model
 
 from samos.cli import main
 from samos.config import FusionConfig, ModelConfig, SpecConfig, SSLConfig
@@ -15,7 +15,7 @@ from samos.export.incremental import measure_geometry
 from samos.export.onnx_export import ExportError
 from samos.model import SAMOS, load_checkpoint, save_checkpoint
 from samos.runtime import Scorer
-from samos.runtime.incremental import FrameGeometry, StreamFrames, WindowJob, pair_paths
+from samos.runtime.incremental import FrameGeometry, pair_paths
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,11 @@ def test_pair_matches_the_torch_split_and_streams_exactly(exported: Path, module
     )
     w16 = w16.astype(np.float32)
     w48 = np.repeat(w16, 3)  # any 48 kHz signal of 3T samples
-    state = StreamFrames()
-    got, want = [], []
-    for s in range(0, len(w16) - 32000 + 1, 4000):  # 2 s windows every 0.25 s
-        job = WindowJob(state, s, w16[s : s + 32000], w48[3 * s : 3 * s + 96000])
-        got.append(scorer.score_windows([job]).raw_mos[0])
-        with torch.no_grad():
-            g = torch.from_numpy(job.wave16[None]) * state.gain
+    got, jobs = stream_windows(scorer, w16, w48, hop=4000)  # 2 s windows every 0.25 s
+    want = []
+    with torch.no_grad():
+        for job in jobs:
+            g = torch.from_numpy(job.wave16[None]) * job.state.gain
             want.append(
                 float(model.window_head(*model.frame_features(g, torch.from_numpy(job.wave48[None])))[0][0])
             )
@@ -115,12 +113,8 @@ def test_spectrogram_only_layouts_stream_exactly(
     w48 = (0.2 * np.sin(2 * np.pi * 440 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
     w48 += (0.02 * rng.standard_normal(t.size)).astype(np.float32)
     w16 = w48[::3].copy()
-    state = StreamFrames()
-    got, want = [], []
-    for s in range(0, len(w16) - 32000 + 1, 8000):  # 2 s windows every 0.5 s
-        job = WindowJob(state, s, w16[s : s + 32000], w48[3 * s : 3 * s + 96000])
-        got.append(scorer.score_windows([job]).raw_mos[0])
-        with torch.no_grad():
-            want.append(float(model(None, torch.from_numpy(job.wave48[None]))[0][0]))
+    got, jobs = stream_windows(scorer, w16, w48, hop=8000)  # 2 s windows every 0.5 s
+    with torch.no_grad():
+        want = [float(model(None, torch.from_numpy(job.wave48[None]))[0][0]) for job in jobs]
     assert len(got) == 6
     assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4

@@ -9,14 +9,14 @@ import numpy as np
 import onnx
 import pytest
 import soundfile as sf
-from export_helpers import tiny_distill_model
+from export_helpers import stream_windows, tiny_distill_model
 
 from samos.audio import load_audio
 from samos.cli import main
 from samos.export.quantize import QuantizeError, calibration_feeds, clips_from, quantised_nodes
 from samos.model import save_checkpoint
 from samos.runtime import Scorer
-from samos.runtime.incremental import StreamFrames, WindowJob, int8_frames_path, int8_head_path, pair_paths
+from samos.runtime.incremental import int8_frames_path, int8_head_path, pair_paths
 
 DEMO = Path(__file__).resolve().parents[2] / "samos" / "assets" / "demo_call_48k.flac"
 
@@ -34,7 +34,9 @@ def speech(module_tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(module_tmp: Path, speech: Path) -> Path:
-    ckpt = save_checkpoint(module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}})
+    ckpt = save_checkpoint(
+        module_tmp / "tiny.pt", tiny_distill_model(), metadata={"train": {"crop_seconds": 2.0}}
+    )
     out = module_tmp / "m.onnx"
     args = ["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental", "--int8", str(speech)]
     assert main(args + ["--int8-clips", "4", "--int8-head"]) == 0
@@ -51,7 +53,9 @@ def test_int8_pair_is_written_and_described(exported: Path) -> None:
         how = json.loads(meta["samos.int8"])
         assert how["calibration_clips"] == 4 and how["percentile"] == 99.99
         assert how["nodes"] == len(quantised_nodes(fp32)) > 0
-        assert model.graph.node and [n.op_type for n in model.graph.node].count("QuantizeLinear") >= how["nodes"]
+        assert (
+            model.graph.node and [n.op_type for n in model.graph.node].count("QuantizeLinear") >= how["nodes"]
+        )
         fp32_meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
         assert meta["samos.weights_sha256"] == fp32_meta["samos.weights_sha256"]
         assert meta["samos.incremental"] == fp32_meta["samos.incremental"]
@@ -77,13 +81,8 @@ def test_runtime_uses_it_on_cpu_and_scores_stay_close(exported: Path) -> None:
     audio, sr = load_audio(DEMO)
     w48 = audio[30 * sr : 36 * sr].astype(np.float32)
     w16 = w48[::3].copy()
-    got: dict[str, list[float]] = {"int8": [], "fp32": []}
-    for name, scorer in (("int8", s8), ("fp32", s32)):
-        state = StreamFrames()
-        for s in range(0, len(w16) - 32000 + 1, 16000):
-            job = WindowJob(state, s, w16[s : s + 32000], w48[3 * s : 3 * s + 96000])
-            got[name].append(float(scorer.score_windows([job]).raw_mos[0]))
-    diff = np.abs(np.array(got["int8"]) - np.array(got["fp32"]))
+    got8, got32 = (stream_windows(scorer, w16, w48, hop=16000)[0] for scorer in (s8, s32))
+    diff = np.abs(np.array(got8) - np.array(got32))
     assert len(diff) == 5 and 0 < diff.max() < 0.05  # quantised (not identical), and close
 
 
@@ -105,6 +104,15 @@ def test_bad_calibration_input(tmp_path: Path, speech: Path, capsys: pytest.Capt
     out = tmp_path / "m.onnx"
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8", str(speech)]) == 2
     assert "add --incremental" in capsys.readouterr().err
-    args = ["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental", "--int8", str(tmp_path / "x")]
+    args = [
+        "export",
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(out),
+        "--incremental",
+        "--int8",
+        str(tmp_path / "x"),
+    ]
     assert main(args) == 2
     assert "--int8: " in capsys.readouterr().err and not int8_frames_path(out).exists()
