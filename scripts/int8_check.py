@@ -71,7 +71,8 @@ def main() -> int:
         }
         report[name] = r
         print(
-            f"| {name} | {r['files']} ({r['not_scored']}) | {r['pcc'][0]:.3f} / {r['pcc'][1]:.3f} | {r['srcc'][0]:.3f} / "
+            f"| {name} | {r['files']} ({r['not_scored']}) | {r['pcc'][0]:.3f} / {r['pcc'][1]:.3f} | "
+            f"{r['srcc'][0]:.3f} / "
             f"{r['srcc'][1]:.3f} | {r['abs_diff_mean']:.3f} / {r['abs_diff_max']:.3f} |"
         )
     if args.json:

@@ -3,9 +3,9 @@
     .venv/bin/python scripts/model_flops.py configs/compact.yaml [configs/default.yaml ...]
 
 Runs 10 s of audio through the model once with forward hooks on every Conv1d / Conv2d / Linear, the
-DFT front ends and every multi-head attention (its projections and two batched products), and prints MACs and FLOPs (2 x MACs) per
-audio-second and the parameter count. Elementwise work (norms, activations, pooling) is left out:
-a few percent.
+DFT front ends and every multi-head attention (its projections and two batched products), and prints
+MACs and FLOPs (2 x MACs) per audio-second and the parameter count. Elementwise work (norms,
+activations, pooling) is left out: a few percent.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def count(config: str) -> tuple[float, int]:
 def main() -> int:
     for config in sys.argv[1:] or ["configs/compact.yaml"]:
         macs, params = count(config)
-        print(f"{config}: {macs / 1e9:.3f} GMAC = {2 * macs / 1e9:.3f} GFLOP per audio-second, {params:,} parameters")
+        print(
+            f"{config}: {macs / 1e9:.3f} GMAC = {2 * macs / 1e9:.3f} GFLOP per audio-second, "
+            f"{params:,} parameters"
+        )
     return 0
 
 

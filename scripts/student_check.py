@@ -32,7 +32,9 @@ def main() -> int:
     if not rows or "mos_before" not in rows[0]:
         print(f"{args.manifest}: not a `samos data relabel` manifest (no mos_before column)", file=sys.stderr)
         return 2
-    paths = [Path(r["path"]) if Path(r["path"]).is_absolute() else args.manifest.parent / r["path"] for r in rows]
+    paths = [
+        Path(r["path"]) if Path(r["path"]).is_absolute() else args.manifest.parent / r["path"] for r in rows
+    ]
     teacher = np.array([float(r["mos"]) for r in rows])
     corpus = np.array([float(r["mos_before"]) for r in rows])
     print(f"{len(rows)} clips of {args.manifest}; labels: teacher {rows[0].get('label_model', '?')}, corpus")

@@ -261,7 +261,11 @@ def compare(
 ) -> dict[str, Any]:
     """The runs and ``whole / incremental`` for CPU and latency (> 1: the incremental path is cheaper);
     with ``incremental_fp32`` (the model ships int8 frames) also that run and ``fp32 / int8``."""
-    out = {"incremental": incremental, "whole_window": whole, "whole_over_incremental": _ratio(whole, incremental)}
+    out = {
+        "incremental": incremental,
+        "whole_window": whole,
+        "whole_over_incremental": _ratio(whole, incremental),
+    }
     if incremental_fp32 is not None:
         out["incremental_fp32"] = incremental_fp32
         out["fp32_over_int8"] = _ratio(incremental_fp32, incremental)

@@ -64,7 +64,9 @@ class Result:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="the model of the 'samos' row: ONNX file or embedded name (default: default)")
+    p.add_argument(
+        "--model", help="the model of the 'samos' row: ONNX file or embedded name (default: default)"
+    )
     p.add_argument(
         "--audio",
         type=Path,

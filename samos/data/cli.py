@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(check_p835(args.p835, visqol_files=args.visqol, out_csv=args.out))
         return 0
-    except (ValueError, ConfigError) as e:  # ConfigError, SourceError, ManifestError, AudioError, ModelFileError
+    except (ValueError, ConfigError) as e:  # Source-, Manifest-, Audio-, ModelFileError are ValueErrors
         print(f"samos data {args.data_command}: {e}", file=sys.stderr)
         return 2
 

@@ -88,8 +88,11 @@ def quantised_nodes(model_path: Path) -> list[str]:
     ]
 
 
-def _quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nodes: list[str], percentile: float) -> None:
-    """Static QDQ of ``nodes`` of ``src`` into ``out``, calibrated on ``feeds``; metadata kept, marked int8."""
+def _quantize(
+    src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nodes: list[str], percentile: float
+) -> None:
+    """Static QDQ of ``nodes`` of ``src`` into ``out``, calibrated on ``feeds``; metadata kept and
+    marked int8."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -119,8 +122,13 @@ def _quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], nodes: l
         extra_options={"ActivationSymmetric": False, "CalibPercentile": percentile},
     )
     q = onnx.load(str(out))
-    how = {"scheme": "static QDQ, int8 per-channel weights, uint8 activations", "nodes": len(nodes),
-           "calibration_clips": len(feeds), "calibration_seconds": CALIBRATION_SECONDS, "percentile": percentile}
+    how = {
+        "scheme": "static QDQ, int8 per-channel weights, uint8 activations",
+        "nodes": len(nodes),
+        "calibration_clips": len(feeds),
+        "calibration_seconds": CALIBRATION_SECONDS,
+        "percentile": percentile,
+    }
     kept = {p.key: p.value for p in q.metadata_props}
     kept[KEY_PRECISION] = "int8"
     kept[KEY_INT8] = json.dumps(how)
@@ -161,8 +169,13 @@ def quantize_pair(
         names = [o.name for o in sess.get_outputs()]
         head_feeds = [dict(zip(names, sess.run(None, f), strict=True)) for f in feeds]
         _quantize(head_fp32, head_out, head_feeds, head_nodes, percentile)
-    return QuantizeResult(int8_frames_path(model), head_out if head_nodes else None, len(frame_nodes),
-                          len(head_nodes), len(feeds))
+    return QuantizeResult(
+        int8_frames_path(model),
+        head_out if head_nodes else None,
+        len(frame_nodes),
+        len(head_nodes),
+        len(feeds),
+    )
 
 
 def clips_from(source: Path, limit: int) -> list[Path]:

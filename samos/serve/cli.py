@@ -18,7 +18,8 @@ from samos.config import ConfigError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--model", help="ONNX model every replica can read, or an embedded model: default (the default), compact"
+        "--model",
+        help="ONNX model every replica can read, or an embedded model: default (the default), compact",
     )
     p.add_argument(
         "--http",

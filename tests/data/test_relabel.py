@@ -67,7 +67,8 @@ def test_cli(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "2 of 5 clips labelled by tiny.onnx" in text and "unscorable: 2" in text
-    assert main(["data", "relabel", str(tmp_path / "none.csv"), "--model", str(model), "--out", str(out)]) == 2
+    missing = tmp_path / "none.csv"
+    assert main(["data", "relabel", str(missing), "--model", str(model), "--out", str(out)]) == 2
     assert "none.csv" in capsys.readouterr().err
     assert main(["data", "relabel", str(corpus), "--model", str(tmp_path / "x.onnx"), "--out", str(out)]) == 2
     assert "no such model file" in capsys.readouterr().err

@@ -31,7 +31,8 @@ def test_ranks_split_one_epoch_into_equal_parts() -> None:
     samplers = [MixSampler([30, 70], [0.3, 0.7], seed=0, rank=r, world=3) for r in range(3)]
     parts = [list(s) for s in samplers]
     assert len({len(p) for p in parts}) == 1  # the same number of batches on every rank
-    assert [len(s) for s in samplers] == [len(p) for p in parts] == [34] * 3  # 100 rounded up to 102, split by 3
+    # 100 rounded up to 102, split by 3
+    assert [len(s) for s in samplers] == [len(p) for p in parts] == [34] * 3
     draw = samplers[0]._draw()
     assert [list(map(int, draw[r::3])) for r in range(3)] == parts
 
