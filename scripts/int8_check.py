@@ -1,6 +1,6 @@
-"""The accuracy cost of a model's int8 frames graph, measured on real speech: the streaming path
-(`samos score`'s 4 s windows every 1 s, through the incremental pair) with the float32 and the
-static-int8 frames graph side by side, per set: P.835 fb48k / wb16k / nb8k and vmc24t3.
+"""The accuracy cost of a model's int8 graphs (frames, and the head where it has one), measured on
+real speech: the streaming path (`samos score`'s 4 s windows every 1 s, through the incremental pair)
+with the float32 and the static-int8 graphs side by side, per set: P.835 fb48k / wb16k / nb8k and vmc24t3.
 
     .venv/bin/python scripts/int8_check.py [--model default|compact|M.onnx] [--json OUT]
 
@@ -54,7 +54,8 @@ def main() -> int:
     vmc = load_vmc24t3(args.vmc24t3)
     sets["vmc24t3"] = ([c.path for c in vmc], np.array([c.label for c in vmc]))
     report = {}
-    print(f"{s8.path}: float32 vs int8 frames graph, streaming path (4 s windows every 1 s)")
+    graphs = "+".join(s8.int8_graphs)
+    print(f"{s8.path}: float32 vs int8 ({graphs}) pair, streaming path (4 s windows every 1 s)")
     print("| set | files (not scored) | PCC fp32 / int8 | SRCC fp32 / int8 | mean / max abs diff (MOS) |")
     print("|---|---|---|---|---|")
     for name, (paths, labels) in sets.items():
@@ -76,7 +77,8 @@ def main() -> int:
             f"{r['srcc'][1]:.3f} | {r['abs_diff_mean']:.3f} / {r['abs_diff_max']:.3f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"model": str(s8.path), "sets": report}, indent=1))
+        out = {"model": str(s8.path), "int8_graphs": list(s8.int8_graphs), "sets": report}
+        args.json.write_text(json.dumps(out, indent=1))
     return 0
 
 

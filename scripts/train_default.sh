@@ -57,9 +57,9 @@ fi
 
 # fp32 only: an fp16 export differs from fp32 by up to 0.14 MOS on the P.835 clips (MODEL_CARD.md), beyond
 # the 0.02 budget; ship one only when it stays within it on real speech.
-stamp "exporting $OUT/final.pt -> $MODEL (fp32, parity-checked against torch), its incremental pair and int8 frames"
+stamp "exporting $OUT/final.pt -> $MODEL (fp32, parity-checked against torch), its incremental pair and int8 frames and head"
 samos export --checkpoint "$OUT/final.pt" --out "$MODEL" --verify --window-seconds 4 --min-seconds 1.0 --incremental \
-  --int8 "$CORPUS/valid.csv"
+  --int8 "$CORPUS/valid.csv" --int8-head
 
 if [ "$BENCH" = "1" ]; then
   stamp "accuracy benchmark (talker and condition+talker folds, SSL-only variant, peers) -> $OUT/accuracy.json"

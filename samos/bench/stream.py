@@ -129,6 +129,7 @@ async def bench(
         "backend": args.backend,
         "path": "incremental" if incremental and getattr(scorer, "pair", None) else "whole-window",
         "int8": bool(incremental and getattr(scorer, "frames_int8", False)),
+        "int8_graphs": list(getattr(scorer, "int8_graphs", ())) if incremental else [],
         "wall_s": round(wall, 3),
         "cpu_s_per_stream_s": round(cpu / (args.streams * seconds), 5),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
@@ -281,11 +282,12 @@ def compare_table(result: dict[str, Any]) -> str:
         "",
     ]
     inc32, r32 = result.get("incremental_fp32"), result.get("fp32_over_int8", {})
+    graphs = "+".join(inc.get("int8_graphs") or ["frames"])
     if inc32 is None:
         rows += ["| | incremental | whole-window | whole / incremental |", "|---|---|---|---|"]
     else:
         rows += [
-            "| | incremental (int8 frames) | incremental (fp32 frames) | whole-window | fp32 / int8 | "
+            f"| | incremental (int8 {graphs}) | incremental (fp32) | whole-window | fp32 / int8 | "
             "whole / incremental |",
             "|---|---|---|---|---|---|",
         ]

@@ -57,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--int8-head",
         action="store_true",
-        help="with --int8, also the head's weight matrices (NAME.head.int8.onnx); check its accuracy "
-        "first (scripts/int8_check.py): the default model's transformer head does not keep it",
+        help="with --int8, also the head's transformer weight matrices (NAME.head.int8.onnx); check its "
+        "accuracy on real speech first (scripts/int8_check.py); the default model ships one",
     )
     p.add_argument(
         "--fp16",

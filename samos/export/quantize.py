@@ -1,11 +1,11 @@
 """Static int8 incremental pairs: ``M.frames.onnx`` -> ``M.frames.int8.onnx`` (and, opt-in,
-``M.head.onnx`` -> ``M.head.int8.onnx``) for CPU streaming: about 1.4x cheaper for the default model.
+``M.head.onnx`` -> ``M.head.int8.onnx``) for CPU streaming: 1.6x cheaper for the default model.
 
 The frames graph of an incremental pair is almost all convolution (the Distill-MOS CNN is 90% of the
 default model's FLOPs); the head's cost is its transformer's weight matrices. Those are quantised
 statically (QDQ, int8 weights per output channel, uint8 activations) with onnxruntime's quantiser;
-the DFT front ends (fixed bases), magnitudes, logs, attention's products, norms and softmax stay
-float32. Activation ranges are calibrated on real speech at
+the DFT front ends (fixed bases), magnitudes, logs, attention's products, norms, softmax and the
+head's conv and MLP layers stay float32. Activation ranges are calibrated on real speech at
 the stream gain the runtime uses (``1 / peak`` of the first window), with the 99.99th percentile of
 each activation: min/max ranges are stretched by rare peaks and moved MOS several times more on the
 P.835 and vmc24t3 clips (samos/models/MODEL_CARD.md, "Int8").
@@ -73,13 +73,18 @@ def calibration_feeds(
     return feeds
 
 
-def quantised_nodes(model_path: Path) -> list[str]:
-    """Nodes worth int8: Conv with learned weights (a DFT basis is not learned) and MatMul / Gemm by a
-    weight matrix (the transformer's projections and feed-forward layers; not attention's products)."""
+def quantised_nodes(model_path: Path, head: bool = False) -> list[str]:
+    """Nodes worth int8. In a frames graph: Conv with learned weights (a DFT basis is not learned) and
+    MatMul / Gemm by a weight matrix (the per-frame projection). In a ``head`` graph: only MatMul by a
+    weight matrix, the transformer's projections and feed-forward layers (not attention's products);
+    its conv head and Gaussian MLP (Conv, Gemm) cost little and stay float32: in int8 they moved P.835
+    fb48k files of the default model up to 0.61 MOS (PCC -0.024), the transformer alone 0.05."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
+    if head:
+        return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     return [
         n.name
         for n in graph.node
@@ -143,8 +148,8 @@ def quantize_pair(
 ) -> QuantizeResult:
     """Write ``M.frames.int8.onnx`` next to ``model`` (``M.onnx``) from its incremental pair, and with
     ``head`` also ``M.head.int8.onnx`` (when the head has weight matrices), calibrated on what the
-    float32 frames graph gives for the same clips. The head is opt-in: the default model's
-    transformer head in int8 lost 0.024 PCC on P.835 fb48k (max 0.61 MOS per file), beyond the budget."""
+    float32 frames graph gives for the same clips. The head is opt-in (check its accuracy on real
+    speech first: scripts/int8_check.py); only its transformer's weight matrices are quantised."""
     import onnx
     import onnxruntime as ort
 
@@ -158,7 +163,7 @@ def quantize_pair(
         raise ModelFileError(f"{frames}: no {KEY_INCREMENTAL} metadata: not an incremental frames graph")
     feeds = calibration_feeds(clips, [i.name for i in src.graph.input])
     frame_nodes = quantised_nodes(frames)
-    head_nodes = quantised_nodes(head_fp32) if head else []
+    head_nodes = quantised_nodes(head_fp32, head=True) if head else []
     _quantize(frames, int8_frames_path(model), feeds, frame_nodes, percentile)
     head_out = int8_head_path(model)
     head_out.unlink(missing_ok=True)

@@ -93,7 +93,9 @@ class Monitor:
         self.model["incremental"] = bool(cfg.worker.incremental and getattr(scorer, "pair", None) is not None)
         """Windows are scored with the model's incremental pair (docs/MONITOR.md)."""
         self.model["int8"] = bool(self.model["incremental"] and self.model.get("int8"))
-        """...with its static-int8 frames graph (docs/MONITOR.md, "Int8 frames")."""
+        """...with its static-int8 frames graph (docs/MONITOR.md, "Int8 frames")..."""
+        self.model["int8_graphs"] = self.model.get("int8_graphs", []) if self.model["int8"] else []
+        """...and which of the pair's graphs run in int8 (``frames``, ``head``)."""
         self.min_seconds = float(self.model["min_seconds"] or 0.0)
         self.metrics.set_model(self.model)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []

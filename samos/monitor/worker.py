@@ -68,6 +68,7 @@ def describe(scorer: Any) -> dict[str, Any]:
         "window_seconds": getattr(info, "window_seconds", None),
         "min_seconds": getattr(info, "min_seconds", None),
         "int8": bool(getattr(scorer, "frames_int8", False)),
+        "int8_graphs": list(getattr(scorer, "int8_graphs", ())),
     }
 
 

@@ -299,6 +299,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAILED_INPUTS if n_err else EXIT_OK
 
 
+def _int8_note(scorer: Scorer) -> str:
+    return f" (int8 {'+'.join(scorer.int8_graphs)})" if scorer.frames_int8 else ""
+
+
 def describe_scorer(scorer: Scorer) -> str:
     """One line: the model, its version and window, the provider that runs it and how it was chosen."""
     how = "auto: what is installed" if scorer.auto else "asked: " + ",".join(scorer.requested)
@@ -306,5 +310,5 @@ def describe_scorer(scorer: Scorer) -> str:
         f"model {scorer.path} (version {scorer.info.version}, window {scorer.info.window_seconds:g} s) "
         f"on {scorer.provider} ({how}; onnxruntime session: {', '.join(scorer.providers)}), "
         f"{scorer.threads} threads"
-        + (", incremental pair" + (" (int8 frames)" if scorer.frames_int8 else "") if scorer.pair else "")
+        + (f", incremental pair{_int8_note(scorer)}" if scorer.pair else "")
     )

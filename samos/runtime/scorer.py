@@ -211,6 +211,8 @@ class Scorer:
         self.pair: IncrementalPair | None = None
         self.frames_int8 = False
         """The incremental pair runs its static-int8 frames graph."""
+        self.int8_graphs: tuple[str, ...] = ()
+        """Which graphs of the pair run in static int8: ``("frames",)`` or ``("frames", "head")``."""
         if incremental and all(p.is_file() for p in pair_paths(self.path)):
             frames8, head8 = int8_frames_path(self.path), int8_head_path(self.path)
             use8 = int8 and self.provider == "cpu" and frames8.is_file()
@@ -223,6 +225,7 @@ class Scorer:
                     head8 if use8 and head8.is_file() else None,
                 )
                 self.frames_int8 = use8
+                self.int8_graphs = (("frames", "head") if head8.is_file() else ("frames",)) if use8 else ()
             except ModelFileError as e:
                 self.notes += (f"incremental pair not used: {e}",)
                 log.info("incremental pair not used: %s", e)

@@ -52,7 +52,7 @@ def test_int8_pair_is_written_and_described(exported: Path) -> None:
         assert meta["samos.precision"] == "int8"
         how = json.loads(meta["samos.int8"])
         assert how["calibration_clips"] == 4 and how["percentile"] == 99.99
-        assert how["nodes"] == len(quantised_nodes(fp32)) > 0
+        assert how["nodes"] == len(quantised_nodes(fp32, head=fp32 == head)) > 0
         assert (
             model.graph.node and [n.op_type for n in model.graph.node].count("QuantizeLinear") >= how["nodes"]
         )
@@ -63,12 +63,15 @@ def test_int8_pair_is_written_and_described(exported: Path) -> None:
     # projection, not the two DFT bases
     ops = {n.name: n.op_type for n in onnx.load(str(frames)).graph.node}
     assert sorted(ops[n] for n in quantised_nodes(frames)) == ["Conv"] * 10 + ["MatMul"]
-    # head: weight matrices only (not attention's activation x activation products)
+    # head: the transformer's weight matrices only (not attention's activation x activation products,
+    # not the conv head or the Gaussian MLP)
     head_ops = onnx.load(str(head)).graph
     weights = {i.name for i in head_ops.initializer}
-    q = set(quantised_nodes(head))
-    assert all(n.input[1] in weights for n in head_ops.node if n.name in q)
+    q = set(quantised_nodes(head, head=True))
+    assert q and all(n.op_type == "MatMul" and n.input[1] in weights for n in head_ops.node if n.name in q)
     assert any(n.op_type == "MatMul" and n.name not in q for n in head_ops.node)
+    assert any(n.op_type in ("Conv", "Gemm") for n in head_ops.node)
+    assert not any(n.op_type in ("Conv", "Gemm") and n.name in q for n in head_ops.node)
 
 
 def test_runtime_uses_it_on_cpu_and_scores_stay_close(exported: Path) -> None:

@@ -184,6 +184,8 @@ async def test_the_model_description_says_whether_windows_are_scored_incremental
 
     scorer = Scorer(None, providers=("cpu",), threads=1)
     cfg = MonitorConfig()
-    assert Monitor(cfg, scorer).model["incremental"] is True
+    on = Monitor(cfg, scorer).model
+    assert on["incremental"] is True and on["int8"] is True and on["int8_graphs"] == ["frames", "head"]
     off = replace(cfg, worker=replace(cfg.worker, incremental=False))
-    assert Monitor(off, scorer).model["incremental"] is False
+    whole = Monitor(off, scorer).model
+    assert whole["incremental"] is False and whole["int8"] is False and whole["int8_graphs"] == []

@@ -73,11 +73,12 @@ def test_compare_incremental_and_whole_window_side_by_side(
     assert inc["windows_expected"] == whole["windows_expected"] == 2 * 3
     assert inc["windows_delivered"] == whole["windows_delivered"] == 6
     assert out["whole_over_incremental"]["cpu_s_per_stream_s"] > 0
-    # the default ships int8 frames: its float32 frames graph runs beside it
+    # the default ships int8 frames and head: its float32 pair runs beside it
     inc32 = out["incremental_fp32"]
     assert (inc["int8"], inc32["int8"], whole["int8"]) == (True, False, False)
+    assert (inc["int8_graphs"], inc32["int8_graphs"], whole["int8_graphs"]) == (["frames", "head"], [], [])
     assert inc32["path"] == "incremental" and inc32["windows_delivered"] == 6
     assert out["fp32_over_int8"]["cpu_s_per_stream_s"] > 0
     table = stream.compare_table(out)
     assert "| cpu_s_per_stream_s |" in table and "| windows_delivered | 6 | 6 | 6 |" in table
-    assert "incremental (int8 frames) | incremental (fp32 frames) | whole-window" in table
+    assert "incremental (int8 frames+head) | incremental (fp32) | whole-window" in table

@@ -48,6 +48,25 @@ async def test_wav_fast_keeps_rate_and_channels(tmp_path: Path) -> None:
     await src.close()
 
 
+async def test_chunks_across_decoded_blocks_are_whole_and_exact(tmp_path: Path) -> None:
+    """The reader decodes about 1 s at a time: chunks that straddle two blocks, and a loop's rewind,
+    still give every sample once, in order, in full-size chunks (the last may be shorter)."""
+    x = speech_like(2.5, 16_000)
+    sf.write(tmp_path / "long.flac", x, 16_000)
+    src = await FileSource.open(str(tmp_path / "long.flac"), realtime=False, chunk_seconds=0.03)
+    chunks = await read_all(src)
+    sizes = [c.frames for c in chunks]
+    assert sizes[:-1] == [480] * (len(sizes) - 1) and 0 < sizes[-1] <= 480 and sum(sizes) == len(x)
+    want = sf.read(tmp_path / "long.flac", dtype="float32")[0]
+    np.testing.assert_array_equal(np.concatenate([c.samples[:, 0] for c in chunks]), want)
+    await src.close()
+    looped = await FileSource.open(str(tmp_path / "long.flac"), realtime=False, chunk_seconds=0.03, loop=True)
+    again = np.concatenate([(await looped.recv()).samples[:, 0] for _ in range(len(chunks) + 10)])
+    np.testing.assert_array_equal(again[: sum(sizes)], want)
+    np.testing.assert_array_equal(again[sum(sizes) :], want[: len(again) - sum(sizes)])
+    await looped.close()
+
+
 async def test_realtime_pacing_and_loop(tmp_path: Path) -> None:
     sf.write(tmp_path / "a.wav", speech_like(0.3, 16_000), 16_000)
     src = await FileSource.open(str(tmp_path / "a.wav"), name="paced", realtime=True, loop=True)

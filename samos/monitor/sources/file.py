@@ -27,18 +27,40 @@ class _Reader(Protocol):
 
 
 class _SoundfileReader:
+    """libsndfile decoding in blocks of about ``BLOCK_SECONDS``, served in the source's small chunks:
+    one library call per 20 ms chunk cost more than the decoding (soundfile checks its position on
+    every read)."""
+
+    BLOCK_SECONDS = 1.0
+
     def __init__(self, path: str) -> None:
         import soundfile as sf
 
         self._f = sf.SoundFile(path)
         self.rate = int(self._f.samplerate)
+        self._block = np.zeros((0, self._f.channels), np.float32)
+        self._pos = 0
 
     def read(self, n: int) -> np.ndarray | None:
-        data = self._f.read(n, dtype="float32", always_2d=True)
-        return data if len(data) else None
+        """The next ``n`` frames ``[<= n, channels]`` float32 (fewer at the end; None after it)."""
+        if self._pos >= len(self._block):
+            want = max(n, int(self.BLOCK_SECONDS * self.rate))
+            self._block = self._f.read(want, dtype="float32", always_2d=True)
+            self._pos = 0
+            if not len(self._block):
+                return None
+        out = self._block[self._pos : self._pos + n]
+        self._pos += len(out)
+        if len(out) < n and self._pos >= len(self._block):  # a chunk across two blocks
+            more = self.read(n - len(out))
+            if more is not None:
+                out = np.concatenate([out, more])
+        return out
 
     def rewind(self) -> None:
         self._f.seek(0)
+        self._block = self._block[:0]
+        self._pos = 0
 
     def close(self) -> None:
         self._f.close()
