@@ -12,12 +12,17 @@ Gaussian head; no spectrogram branch, so that a variant costs minutes, not hours
 
 Variants: ``--anchor teacher --bound B`` (the teacher's own head plus a bounded correction),
 ``--sim S`` (a share S of every batch from the corpus: the joint step), ``--pre N`` (N epochs on the
-corpus first, then P.835 alone: the two-step recipe), ``--ens K`` (K seeds, epistemic spread).
+corpus first, then P.835 alone: the two-step recipe), ``--ens K`` (K seeds, epistemic spread),
+``--layer K`` (the encoder's layer K of 1..7 instead of 7) or ``--layer mix`` (a learned softmax-weighted
+sum of all seven layers, as SUPERB probes do).
 
     python scripts/recipe_ablation.py features --corpus data/sim48k_calls --out runs/ablation
     python scripts/recipe_ablation.py run --corpus data/sim48k_calls --out runs/ablation --sim 0.5
+    python scripts/recipe_ablation.py run --sim 0.5 --layer mix --seed 1 --nocv
 
-Features are whole-clip layer-7 frames (float16), cached in OUT/features_*.pkl (resumable).
+Features are whole-clip layer-7 frames (float16), cached in OUT/features_*.pkl (resumable); with
+``--layer`` other than 7, all seven layers ``[7, frames, 200]`` in OUT/features_*_layers.pkl.
+``--nocv`` skips the P.835 folds (vmc24t3 and the corpus only: one training, for seed sweeps).
 """
 
 from __future__ import annotations
@@ -54,19 +59,23 @@ def corpus_rows(corpus: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def features(paths: list[str], out: Path) -> dict[str, np.ndarray]:
-    """Layer-7 frames ``[frames, 200]`` per file, cached in ``out`` (a pickle; resumable)."""
+def features(paths: list[str], out: Path, layers: bool = False) -> dict[str, np.ndarray]:
+    """Layer-7 frames ``[frames, 200]`` per file (``layers``: every layer's, ``[7, frames, 200]``),
+    cached in ``out`` (a pickle; resumable)."""
     res: dict[str, np.ndarray] = pickle.load(open(out, "rb")) if out.exists() else {}
     todo = [p for p in paths if p not in res]
     if todo:
         enc = DistillMOSEncoder(7).eval()
+        seen: list[torch.Tensor] = []
+        for layer in enc.layers:
+            layer.register_forward_hook(lambda _m, _i, o: seen.append(o[0]))
         t0 = time.time()
         for i, p in enumerate(todo):
             audio, sr = load_audio(p)
+            seen.clear()
             with torch.inference_mode():
-                res[p] = (
-                    enc(torch.from_numpy(model_input(audio, sr).wave16)[None])[0].numpy().astype(np.float16)
-                )
+                enc(torch.from_numpy(model_input(audio, sr).wave16)[None])
+            res[p] = (torch.stack(seen) if layers else seen[-1]).numpy().astype(np.float16)
             if (i + 1) % 200 == 0 or i + 1 == len(todo):
                 pickle.dump(res, open(out, "wb"))
                 print(f"{out.name}: {i + 1}/{len(todo)} in {time.time() - t0:.0f} s", file=sys.stderr)
@@ -74,8 +83,9 @@ def features(paths: list[str], out: Path) -> dict[str, np.ndarray]:
 
 
 class Net(nn.Module):
-    def __init__(self, anchor: str, bound: float, teacher: TeacherHead) -> None:
+    def __init__(self, anchor: str, bound: float, teacher: TeacherHead, mix: bool = False) -> None:
         super().__init__()
+        self.mix = nn.Parameter(torch.zeros(7)) if mix else None  # softmax weights of layers 1..7
         self.h = SSLLayerHead(200, MODEL.ssl_head)  # the default model's SSL head and Gaussian head
         self.g = GaussianHead(self.h.out_dim, MODEL.fusion)
         self.anchor, self.bound, self.teacher = anchor, bound, teacher
@@ -84,6 +94,8 @@ class Net(nn.Module):
             nn.init.zeros_(self.g.mu[-1].bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.mix is not None:  # x [B, 7, frames, 200]
+            x = (x * torch.softmax(self.mix, 0)[:, None, None]).sum(1)
         m, v = self.g(self.h(x))
         if self.anchor == "teacher":
             m = self.teacher(x) + self.bound * torch.tanh((m - 3.0) / self.bound)
@@ -91,11 +103,12 @@ class Net(nn.Module):
 
 
 def crop(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    n = f.shape[0]
+    """A random ``CROP``-frame span of ``[..., frames, 200]`` (short clips repeated)."""
+    n = f.shape[-2]
     if n <= CROP:
-        return np.tile(f, (-(-CROP // n), 1))[:CROP]
+        return np.concatenate([f] * -(-CROP // n), axis=-2)[..., :CROP, :]
     s = rng.integers(0, n - CROP + 1)
-    return f[s : s + CROP]
+    return f[..., s : s + CROP, :]
 
 
 def main() -> int:
@@ -112,16 +125,29 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ens", type=int, default=1)
     ap.add_argument("--folds", default="condition_talker")
+    ap.add_argument("--layer", default="7", help="encoder layer 1..7, or mix (learned weights of all)")
+    ap.add_argument("--nocv", action="store_true", help="skip the P.835 folds")
     args = ap.parse_args()
+    if args.layer != "mix" and args.layer not in {str(k) for k in range(1, 8)}:
+        ap.error(f"--layer must be 1..7 or mix, got {args.layer!r}")
+    if args.anchor == "teacher" and args.layer != "7":
+        ap.error("--anchor teacher needs --layer 7 (the teacher's head reads layer 7)")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     p8, vm = load_p835(P835), load_vmc24t3(default_vmc24t3())
     rows = corpus_rows(args.corpus)
     corpus_paths = [str(args.corpus / r["path"]) for r in rows]
-    ev = features([str(c.path) for c in p8] + [str(c.path) for c in vm], args.out / "features_eval.pkl")
-    sf = features(corpus_paths, args.out / "features_corpus.pkl")
+    layers = args.layer != "7"
+    tag = "_layers" if layers else ""
+    ev = features(
+        [str(c.path) for c in p8] + [str(c.path) for c in vm], args.out / f"features_eval{tag}.pkl", layers
+    )
+    sf = features(corpus_paths, args.out / f"features_corpus{tag}.pkl", layers)
     if args.what == "features":
         return 0
+    if layers and args.layer != "mix":  # one layer of the cached seven
+        k = int(args.layer) - 1
+        ev, sf = ({p: f[k] for p, f in d.items()} for d in (ev, sf))
     sim_train = [
         (sf[p], float(r["mos"])) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] == "train"
     ]
@@ -133,7 +159,7 @@ def main() -> int:
     def train1(items: list, epochs: int, lr: float, seed: int, sims: list, net: Net | None = None) -> Net:
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        net = net or Net(args.anchor, args.bound, teacher)
+        net = net or Net(args.anchor, args.bound, teacher, mix=args.layer == "mix")
         opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.995)
         loss = nn.GaussianNLLLoss()
@@ -183,14 +209,15 @@ def main() -> int:
     p8f = [ev[str(c.path)] for c in p8]
     p8y = np.array([c.label for c in p8])
     res: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
-    plan = fold_plan(p8, args.folds)
-    pred = np.zeros(len(p8))
-    for k in plan.ids:
-        mask = plan.train_mask(k)
-        nets = train([(p8f[i], p8y[i]) for i in range(len(p8)) if mask[i]], args.seed)
-        test = np.flatnonzero(plan.test_mask(k))
-        pred[test] = predict(nets, [p8f[i] for i in test])[:, 0]
-    res["cv"] = {s: agree(a, b) for s, (a, b) in evaluation_points(p8, pred).items()}
+    if not args.nocv:
+        plan = fold_plan(p8, args.folds)
+        pred = np.zeros(len(p8))
+        for k in plan.ids:
+            mask = plan.train_mask(k)
+            nets = train([(p8f[i], p8y[i]) for i in range(len(p8)) if mask[i]], args.seed)
+            test = np.flatnonzero(plan.test_mask(k))
+            pred[test] = predict(nets, [p8f[i] for i in test])[:, 0]
+        res["cv"] = {s: agree(a, b) for s, (a, b) in evaluation_points(p8, pred).items()}
     nets = train(list(zip(p8f, p8y, strict=True)), args.seed)
     vy = np.array([c.label for c in vm])
     vp = predict(nets, [ev[str(c.path)] for c in vm])
@@ -201,6 +228,8 @@ def main() -> int:
         "coverage_2std": round(float(np.mean(err <= 2 * vp[:, 1])), 3),
         "srcc_err_std": round(float(spearmanr(err, vp[:, 1])[0]), 3),
     }
+    if nets[0].mix is not None:
+        res["layer_weights"] = [round(float(w), 3) for w in torch.softmax(nets[0].mix.detach(), 0)]
     if sim_valid:
         sp = predict(nets, [f for f, _ in sim_valid])[:, 0]
         res["simval"] = agree(sp, np.array([label for _, label in sim_valid]))
