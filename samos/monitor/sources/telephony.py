@@ -23,7 +23,7 @@ decoded audio (or a reason to refuse it), and one :class:`WebsocketAudioSource` 
 Bad messages (not JSON, no ``event``, bad base64, media before ``start``, a second ``start``, an
 unknown codec) are counted in :class:`CallStats` and dropped; they never end the call by themselves
 (the HTTP side closes a connection that sends nothing valid for a while, see
-``samos.monitor.ingest_http``).
+``samos.monitor.ingest_telephony``).
 """
 
 from __future__ import annotations
@@ -346,7 +346,7 @@ class CallOptions:
 class WebsocketAudioSource:
     """The audio of one websocket call as a :class:`~samos.monitor.source.Source`.
 
-    The websocket handler (``samos.monitor.ingest_http``) :meth:`feed`\\ s decoded audio and calls
+    The websocket handler (``samos.monitor.ingest_telephony``) :meth:`feed`\\ s decoded audio and calls
     :meth:`end` when the call is over; ``recv`` hands out ``batch_seconds`` chunks at ``rate`` Hz and
     raises :class:`SourceEnded` after the last one. ``close`` (the monitor stopping the stream) sets
     ``closed``, which the handler watches to hang up.
