@@ -44,43 +44,39 @@ Output: a table, or with ``--json`` one object
 ``{"sets": {...}, "cv": {...}, "models": {NAME: {SET: {"pcc", "srcc", "rmse", "n", ...}}}, "schemes":
 {SCHEME: {"cv", "models"}}, "in_sample": [...], "out_of_domain": {"vmc24t3": {...}}, "calibration":
 {...}, "uncertainty": {...}}``.
+
+The code: ``accuracy_metrics`` (report sets, agreement figures), ``accuracy_preds`` (peers,
+cross-validated samos folds), ``accuracy_report`` (the report and its table), ``accuracy_io`` (the
+per-clip CSVs); this module is the command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from samos.audio import AudioError
-from samos.bench.calibration import calibrate_cv, calibrate_std_cv, fit_monotonic_poly3, uncertainty_report
-from samos.bench.cv import (
-    PER_FILE_SETS,
-    SCHEMES,
-    SETS,
-    Clip,
-    FoldPlan,
-    P835Error,
-    fold_plan,
-    linear_map_cv,
-    load_p835,
-)
+
+# also imported from here (scripts/recipe_ablation.py, tests/bench/test_accuracy.py): BenchError,
+# evaluation_points, build_report, format_table, _json_safe, read_per_clip, write_per_clip, fold_plan
+from samos.bench.accuracy_io import _per_clip_path, read_per_clip, write_per_clip
+from samos.bench.accuracy_metrics import BenchError
+from samos.bench.accuracy_metrics import evaluation_points as evaluation_points
+from samos.bench.accuracy_preds import peer_predictions, samos_cv_predictions
+from samos.bench.accuracy_report import _json_safe, _ood_report, _uncertainty, build_report, format_table
+from samos.bench.calibration import fit_monotonic_poly3
+from samos.bench.cv import SCHEMES, SETS, FoldPlan, P835Error, fold_plan, load_p835
 from samos.bench.ood import VMC24T3, OodClip, OodError, default_vmc24t3, load_vmc24t3
-from samos.bench.peers import PEERS, PeerCache, PeerError, default_cache_dir, file_sha256, predict_files
+from samos.bench.peers import PEERS, PeerCache, PeerError, default_cache_dir, file_sha256
 from samos.runtime.modelinfo import ModelFileError
-from samos.train import metrics
 
 DEFAULT_P835 = "/work/shared/data/p835"
-POOLED = "pooled"
-REPORT_SETS = (*SETS, POOLED)
 
 PEER_MODELS: dict[str, tuple[str, str]] = {
     "dnsmos_p835": ("dnsmos", "ovrl"),
@@ -95,292 +91,6 @@ ALL_MODELS = (*SAMOS_MODELS, SAMOS_DEFAULT, *PEER_MODELS)
 DEFAULT_SCHEMES = ("talker", "condition_talker")
 
 
-class BenchError(ValueError):
-    """A benchmark that cannot run as asked (bad option, missing piece)."""
-
-
-# ------------------------------------------------------------------------------------------ metrics
-def agreement(pred: np.ndarray, label: np.ndarray) -> dict[str, Any]:
-    """``{"pcc", "srcc", "rmse", "n"}`` of predictions against labels (``samos.train.metrics``)."""
-    a = metrics.agreement(pred, label)
-    return {"pcc": a.pcc, "srcc": a.srcc, "rmse": a.rmse, "n": a.n}
-
-
-def evaluation_points(clips: Sequence[Clip], pred: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per report set, ``(predictions, labels)`` at its evaluation level.
-
-    ``pred``: ``(len(clips),)`` per-clip predictions. fb48k/wb16k: one point per clip; nb8k: one
-    point per condition (mean prediction, condition MOS); pooled: all points of the present sets.
-    """
-    pred = np.asarray(pred, dtype=np.float64)
-    if pred.shape != (len(clips),):
-        raise ValueError(f"expected {len(clips)} predictions, got shape {pred.shape}")
-    points: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for s in SETS:
-        idx = [i for i, c in enumerate(clips) if c.set == s]
-        if not idx:
-            continue
-        if s in PER_FILE_SETS:
-            points[s] = (pred[idx], np.array([clips[i].label for i in idx]))
-            continue
-        p, y = [], []
-        for k in sorted({clips[i].condition for i in idx}):
-            members = [i for i in idx if clips[i].condition == k]
-            p.append(float(np.mean(pred[members])))
-            y.append(float(np.mean([clips[i].label for i in members])))
-        points[s] = (np.array(p), np.array(y))
-    if points:
-        points[POOLED] = (
-            np.concatenate([v[0] for v in points.values()]),
-            np.concatenate([v[1] for v in points.values()]),
-        )
-    return points
-
-
-def evaluate(
-    clips: Sequence[Clip],
-    pred: np.ndarray,
-    mapped: np.ndarray | None = None,
-    calibrated: np.ndarray | None = None,
-) -> dict[str, dict[str, Any]]:
-    """``{set: {"pcc", "srcc", "rmse", "n"}}``; with ``mapped`` also ``rmse_linear`` and ``pcc_linear``,
-    with ``calibrated`` (cross-validated monotonic mapping) ``rmse_cal`` and ``pcc_cal``."""
-    out: dict[str, dict[str, Any]] = {
-        s: agreement(p, y) for s, (p, y) in evaluation_points(clips, pred).items()
-    }
-    for values, suffix in ((mapped, "linear"), (calibrated, "cal")):
-        if values is None:
-            continue
-        for s, (p, y) in evaluation_points(clips, values).items():
-            a = metrics.agreement(p, y)
-            out[s][f"rmse_{suffix}"] = a.rmse
-            out[s][f"pcc_{suffix}"] = a.pcc
-    return out
-
-
-# -------------------------------------------------------------------------------------- predictions
-def peer_predictions(
-    clips: Sequence[Clip],
-    peer_name: str,
-    cache: PeerCache | None,
-    shas: dict[str, str],
-    log: Callable[[str], None] = lambda s: None,
-    peer: Any = None,
-) -> dict[str, np.ndarray]:
-    """Per-clip outputs of one peer: ``{output: (len(clips),)}``, cached per file SHA-256.
-
-    ``clips``: anything with a ``path``; ``peer``: an already built peer (default: ``PEERS[peer_name]()``).
-    """
-    if peer is None:
-        try:
-            peer = PEERS[peer_name]()
-        except (PeerError, ModelFileError) as e:
-            raise BenchError(str(e)) from None
-
-    def progress(i: int, n: int) -> None:
-        if i == n or i % 25 == 0:
-            log(f"{peer_name}: {i}/{n}")
-
-    res = predict_files(peer, [c.path for c in clips], cache, shas=shas, progress=progress)
-    return {o: np.array([res[str(c.path)][o] for c in clips]) for o in peer.outputs}
-
-
-def samos_cv_predictions(
-    clips: Sequence[Clip],
-    plan: FoldPlan,
-    model: str,
-    args: argparse.Namespace,
-    shas: dict[str, str],
-    log: Callable[[str], None],
-) -> np.ndarray:
-    """Cross-validated per-clip predictions of the default recipe (``model``: samos / samos_ssl_only)."""
-    from samos.bench.cv import cross_validate  # torch: imported only when a samos model is asked for
-
-    pretrained = args.pretrained if model == "samos" else args.pretrained_ssl_only
-    return cross_validate(
-        clips,
-        plan.test,
-        recipe=Path(args.config),
-        spectrogram=(model == "samos"),
-        pretrained=Path(pretrained) if pretrained else None,
-        workdir=Path(args.workdir),
-        cache=Path(args.cache),
-        shas=shas,
-        log=log,
-        device=args.device,
-        workers=args.workers,
-        train_mask=None if plan.scheme in ("talker", "condition") else plan.train_mask,
-    )
-
-
-# ------------------------------------------------------------------------------------------- report
-def _fmt(x: Any) -> str:
-    return "  -  " if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """A plain-text table: one row per model, PCC / SRCC / RMSE, RMSE after the per-set linear mapping
-    (peers) and after the cross-validated monotonic mapping, per set; one block per fold scheme, then the
-    out-of-domain sets and the uncertainty figures when present."""
-    sets = [s for s in REPORT_SETS if s in report["sets"]]
-    in_sample = set(report.get("in_sample", []))
-    head = f"{'model':<16}" + "".join(
-        f" | {s + ' (n=' + str(report['sets'][s]['n']) + ')':^37}" for s in sets
-    )
-    sub = f"{'':<16}" + "".join(
-        f" | {'PCC':>6} {'SRCC':>6} {'RMSE':>6} {'RMSEl':>6} {'RMSEc':>6}  " for _ in sets
-    )
-    lines: list[str] = []
-    schemes = report.get("schemes") or {
-        report["cv"]["scheme"]: {"cv": report["cv"], "models": report["models"]}
-    }
-    for scheme, block in schemes.items():
-        lines += [f"P.835, {scheme} folds ({block['cv']['folds']})", head, sub, "-" * len(sub)]
-        for name, per_set in block["models"].items():
-            row = f"{name + ('*' if name in in_sample else ''):<16}"
-            for s in sets:
-                m = per_set.get(s, {})
-                row += (
-                    f" | {_fmt(m.get('pcc')):>6} {_fmt(m.get('srcc')):>6} {_fmt(m.get('rmse')):>6} "
-                    f"{_fmt(m.get('rmse_linear')):>6} {_fmt(m.get('rmse_cal')):>6}  "
-                )
-            lines.append(row)
-        lines.append("")
-    lines.append(
-        "nb8k at condition level; RMSEl = RMSE after a per-set linear mapping fitted on the training "
-        "folds (peers only); RMSEc = RMSE after one monotonic 3rd-order mapping (P.1401) fitted on the "
-        "training folds."
-    )
-    if in_sample:
-        lines.append(
-            f"* {', '.join(sorted(in_sample))}: trained on these P.835 clips; in-sample, NOT accuracy."
-        )
-    for name, ood in (report.get("out_of_domain") or {}).items():
-        lines.append("")
-        if "skipped" in ood:
-            lines.append(f"{name}: skipped ({ood['skipped']})")
-            continue
-        lines.append(f"{name} (n={ood['n']}, per file; never trained on by these models)")
-        lines.append(f"{'model':<16} | {'PCC':>6} {'SRCC':>6} {'RMSE':>6} | {'PCCc':>6} {'RMSEc':>6}")
-        for m, r in ood["models"].items():
-            lines.append(
-                f"{m:<16} | {_fmt(r['pcc']):>6} {_fmt(r['srcc']):>6} {_fmt(r['rmse']):>6} | "
-                f"{_fmt(r.get('pcc_cal')):>6} {_fmt(r.get('rmse_cal')):>6}"
-            )
-        lines.append(
-            "PCCc/RMSEc: after the monotonic mapping fitted on all of the model's P.835 predictions."
-        )
-    for m, per in (report.get("uncertainty") or {}).items():
-        lines.append("")
-        lines.append(
-            f"uncertainty of {m}: coverage |err| <= 1 std / 2 std (Gaussian: 0.683 / 0.954), SRCC(|err|, std)"
-        )
-        for where, u in per.items():
-            for kind in ("raw", "calibrated"):
-                if kind in u:
-                    v = u[kind]
-                    lines.append(
-                        f"  {where:<22} {kind:<10} {_fmt(v['coverage_1std'])} / {_fmt(v['coverage_2std'])}, "
-                        f"SRCC {_fmt(v['srcc_abs_error_std'])}, "
-                        f"std {_fmt(v['std_range'][0])}-{_fmt(v['std_range'][1])}"
-                    )
-    return "\n".join(lines)
-
-
-def build_report(
-    clips: Sequence[Clip],
-    folds: np.ndarray,
-    scheme: str,
-    preds: dict[str, np.ndarray],
-    mapped_for: Sequence[str],
-    train_mask: Callable[[int], np.ndarray] | None = None,
-    calibrated_for: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The JSON report from per-clip predictions; models in ``mapped_for`` get the CV linear mapping,
-    those in ``calibrated_for`` the CV monotonic mapping. ``train_mask(k)``: fold ``k``'s training clips
-    (default: the other folds)."""
-    groups = np.array([c.set for c in clips])
-    labels = np.array([c.label for c in clips])
-    sets: dict[str, Any] = {}
-    for s, (_, y) in evaluation_points(clips, labels).items():
-        level = "file" if s in PER_FILE_SETS else ("condition" if s != POOLED else "mixed")
-        sets[s] = {"n": len(y), "level": level}
-    ids = sorted({int(k) for k in folds})
-    trains = [(folds != k) if train_mask is None else train_mask(k) for k in ids]
-    tests = [folds == k for k in ids]
-    models: dict[str, Any] = {}
-    for name, p in preds.items():
-        mapped = linear_map_cv(p, labels, folds, groups, train_mask) if name in mapped_for else None
-        cal = calibrate_cv(p, labels, trains, tests) if name in calibrated_for else None
-        models[name] = evaluate(clips, p, mapped, cal)
-    return {"sets": sets, "cv": {"scheme": scheme, "folds": len(ids)}, "models": models}
-
-
-CLIP_COLUMNS = ("set", "file", "talker", "condition", "label", "fold")
-
-
-def clip_key(c: Clip) -> tuple[str, str]:
-    """``(set, file stem)``: names a clip across copies of the set (e.g. a FLAC copy of the WAVs)."""
-    return c.set, c.path.stem
-
-
-def write_per_clip(
-    path: str | Path, clips: Sequence[Clip], folds: np.ndarray, preds: dict[str, np.ndarray]
-) -> Path:
-    """Per-clip predictions as CSV: ``set, file, talker, condition, label, fold``, then one column a model."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow([*CLIP_COLUMNS, *preds])
-        for i, c in enumerate(clips):
-            w.writerow(
-                [
-                    c.set,
-                    c.path.stem,
-                    c.talker,
-                    c.condition,
-                    f"{c.label:.4f}",
-                    int(folds[i]),
-                    *(f"{float(v[i]):.6f}" for v in preds.values()),
-                ]
-            )
-    return p
-
-
-def read_per_clip(path: str | Path, clips: Sequence[Clip]) -> dict[str, np.ndarray]:
-    """Models' per-clip predictions from a ``write_per_clip`` CSV, aligned to ``clips`` by (set, file stem).
-
-    Raises BenchError when the file is missing or lacks a clip.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise BenchError(f"{p}: no such predictions file")
-    with open(p, newline="") as f:
-        rows = list(csv.DictReader(f))
-    names = [k for k in (rows[0].keys() if rows else []) if k not in CLIP_COLUMNS]
-    by_key = {(r["set"], r["file"]): r for r in rows}
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        vals = []
-        for c in clips:
-            row = by_key.get(clip_key(c))
-            if row is None or not row.get(name):
-                raise BenchError(f"{p}: no {name} prediction for {c.set}/{c.path.name}")
-            vals.append(float(row[name]))
-        out[name] = np.array(vals)
-    return out
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
-
-
-# ---------------------------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--p835",
@@ -454,64 +164,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="per-clip predictions CSV (from --per-clip, e.g. of a run on another machine): its models "
         "are taken from it instead of being computed; repeatable",
     )
-
-
-def _ood_report(
-    ood: Sequence[OodClip],
-    direct_p835: dict[str, np.ndarray],
-    p835_labels: np.ndarray,
-    direct_ood: dict[str, np.ndarray],
-) -> dict[str, Any]:
-    """vmc24t3-style block: per model raw agreement and agreement after the P.835-fitted mapping."""
-    y = np.array([c.label for c in ood])
-    models: dict[str, Any] = {}
-    for name, pred in direct_ood.items():
-        r = agreement(pred, y)
-        cal = fit_monotonic_poly3(direct_p835[name], p835_labels)
-        a = metrics.agreement(cal.map_mos(pred), y)
-        r["rmse_cal"], r["pcc_cal"] = a.rmse, a.pcc
-        models[name] = r
-    return {"n": len(ood), "level": "file", "models": models}
-
-
-def _uncertainty(
-    clips: Sequence[Clip],
-    plan: FoldPlan,
-    pred: np.ndarray,
-    std: np.ndarray,
-    ood: Sequence[OodClip] | None,
-    ood_pred: np.ndarray | None,
-    ood_std: np.ndarray | None,
-) -> dict[str, Any]:
-    """Coverage and |error|-std rank correlation on the per-file P.835 sets (in-sample for the default
-    model: labelled so) and vmc24t3; raw and after the mapping (P.835: cross-validated under ``plan``)."""
-    labels = np.array([c.label for c in clips])
-    ids = plan.ids
-    trains = [plan.train_mask(k) for k in ids]
-    tests = [plan.test_mask(k) for k in ids]
-    cal_pred = calibrate_cv(pred, labels, trains, tests)
-    cal_std = calibrate_std_cv(pred, std, labels, trains, tests)
-    out: dict[str, Any] = {}
-    for s in PER_FILE_SETS:
-        idx = np.array([i for i, c in enumerate(clips) if c.set == s], dtype=np.int64)
-        if idx.size:
-            out[f"{s} (in-sample)"] = {
-                "raw": uncertainty_report(pred[idx], std[idx], labels[idx]),
-                "calibrated": uncertainty_report(cal_pred[idx], cal_std[idx], labels[idx]),
-            }
-    if ood is not None and ood_pred is not None and ood_std is not None:
-        y = np.array([c.label for c in ood])
-        cal = fit_monotonic_poly3(pred, labels)
-        out[VMC24T3] = {
-            "raw": uncertainty_report(ood_pred, ood_std, y),
-            "calibrated": uncertainty_report(cal.map_mos(ood_pred), cal.slope(ood_pred) * ood_std, y),
-        }
-    return out
-
-
-def _per_clip_path(path: str, scheme: str, several: bool) -> Path:
-    p = Path(path)
-    return p.with_name(f"{p.stem}.{scheme}{p.suffix}") if several else p
 
 
 def run(args: argparse.Namespace) -> int:
