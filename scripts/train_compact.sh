@@ -4,11 +4,11 @@
 #   those labels and the human P.835 ratings (configs/compact.yaml) -> ONNX (+ incremental pair).
 #
 #   scripts/train_compact.sh              # the whole recipe
-#   CLIPS=8000 scripts/train_compact.sh   # a larger corpus (the shipped student used 2600 clips)
+#   CLIPS=8000 scripts/train_compact.sh   # a larger corpus (the shipped student used 6000 clips)
 #   BENCH=1 scripts/train_compact.sh      # also the accuracy benchmark of the file, beside the default
 #
 # Environment: PYTHON (default .venv/bin/python), SAMOS_P835 (default /work/shared/data/p835), CORPUS
-# (default data/sim48k_calls), CLIPS (default 2600), OUT (default runs/compact), WORKERS (default 2),
+# (default data/sim48k_calls), CLIPS (default 6000), OUT (default runs/compact), WORKERS (default 2),
 # TEACHER (default samos/models/default.onnx). Resumable: the corpus keeps finished clips, labels are
 # not recomputed when their file exists, a finished training step is not rerun (delete OUT to start over).
 set -euo pipefail
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 P835=${SAMOS_P835:-/work/shared/data/p835}
 CORPUS=${CORPUS:-data/sim48k_calls}
-CLIPS=${CLIPS:-2600}
+CLIPS=${CLIPS:-6000}
 OUT=${OUT:-runs/compact}
 WORKERS=${WORKERS:-2}
 TEACHER=${TEACHER:-samos/models/default.onnx}
