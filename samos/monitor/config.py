@@ -187,7 +187,7 @@ class WorkerConfig:
     exact; a fixed gain per stream instead of the per-window peak): docs/MONITOR.md."""
     int8: bool = True
     """On CPU, run the pair's static-int8 graphs when the model has them (``M.frames.int8.onnx``, and
-    ``M.head.int8.onnx``: 0.052 vs 0.091 CPU-s per stream-second for the default, within the model
+    ``M.head.int8.onnx``: 0.050 vs 0.086 CPU-s per stream-second for the default, within the model
     card's accuracy budget)."""
 
     def __post_init__(self) -> None:
