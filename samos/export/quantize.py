@@ -1,5 +1,5 @@
 """Static int8 incremental pairs: ``M.frames.onnx`` -> ``M.frames.int8.onnx`` (and, opt-in,
-``M.head.onnx`` -> ``M.head.int8.onnx``) for CPU streaming: 1.6x cheaper for the default model.
+``M.head.onnx`` -> ``M.head.int8.onnx``) for CPU streaming: about 1.7x cheaper for the default model.
 
 The frames graph of an incremental pair is almost all convolution (the Distill-MOS CNN is 90% of the
 default model's FLOPs); the head's cost is its transformer's weight matrices. Those are quantised
