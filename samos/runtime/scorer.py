@@ -209,8 +209,6 @@ class Scorer:
         self._in_types = {i.name: _ORT_FLOAT[i.type] for i in self.session.get_inputs()}
         self._max16 = self.profile.samples16[2] if self.provider == "tensorrt" else None
         self.pair: IncrementalPair | None = None
-        self.frames_int8 = False
-        """The incremental pair runs its static-int8 frames graph."""
         self.int8_graphs: tuple[str, ...] = ()
         """Which graphs of the pair run in static int8: ``("frames",)`` or ``("frames", "head")``."""
         if incremental and all(p.is_file() for p in pair_paths(self.path)):
@@ -224,7 +222,6 @@ class Scorer:
                     frames8 if use8 else None,
                     head8 if use8 and head8.is_file() else None,
                 )
-                self.frames_int8 = use8
                 self.int8_graphs = (("frames", "head") if head8.is_file() else ("frames",)) if use8 else ()
             except ModelFileError as e:
                 self.notes += (f"incremental pair not used: {e}",)
@@ -311,6 +308,11 @@ class Scorer:
         return info
 
     # ------------------------------------------------------------------------------------- scoring
+    @property
+    def frames_int8(self) -> bool:
+        """The incremental pair runs its static-int8 frames graph."""
+        return "frames" in self.int8_graphs
+
     @property
     def needs(self) -> tuple[str, ...]:
         """Graph inputs, in (wave16, wave48) order."""
