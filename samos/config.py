@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 
 # --------------------------------------------------------------------------------------------- model
 SSLFamily = Literal["wav2vec2", "hubert", "wavlm", "distillmos", "none"]
+LayerMix = Literal["last", "mean"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class SSLConfig:
     checkpoint: str | None = None
     arch: dict[str, Any] | None = None
     layer: int = 8
+    layer_mix: LayerMix = "last"
+    """``last``: the output of transformer layer ``layer``; ``mean``: the mean of the outputs of layers
+    1..``layer`` (SUPERB's layer weighting, fixed at uniform: learned weights stayed at 1/7 +- 0.01 on
+    the call corpus, and a fixed mean keeps the frozen features cacheable)."""
     frozen: bool = True
     normalize_waveform: bool | None = None
     """Zero-mean, unit-variance input per utterance before the encoder; None = what the weight
@@ -155,10 +160,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not self.ssl.enabled and not self.spec.enabled:
             raise ConfigError("model: at least one of the SSL and spectrogram branches must be enabled")
-        if self.fusion.anchor == "teacher" and (self.ssl.family != "distillmos" or self.ssl.layer != 7):
+        if self.fusion.anchor == "teacher" and (
+            self.ssl.family != "distillmos" or self.ssl.layer != 7 or self.ssl.layer_mix != "last"
+        ):
             raise ConfigError(
                 "fusion.anchor 'teacher' reads the Distill-MOS head on the encoder's last layer: it needs "
-                f"ssl.family distillmos and ssl.layer 7 (got {self.ssl.family}, layer {self.ssl.layer})"
+                f"ssl.family distillmos, ssl.layer 7 and ssl.layer_mix last (got {self.ssl.family}, "
+                f"layer {self.ssl.layer}, layer_mix {self.ssl.layer_mix})"
             )
 
 

@@ -23,7 +23,7 @@ CLIPS=${CLIPS:-1300}
 OUT=${OUT:-runs/default}
 WORKERS=${WORKERS:-2}
 BENCH=${BENCH:-0}
-MODEL=samos/models/default.onnx
+MODEL=${MODEL:-samos/models/default.onnx}
 samos() { "$PY" -m samos.cli "$@"; }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
 

@@ -72,13 +72,19 @@ def test_round_trip_state_dict_source_survives_deleting_the_source(tmp_path: Pat
 
 def test_round_trip_distillmos_and_spec_only(tmp_path: Path) -> None:
     for i, cfg in enumerate(
-        [ModelConfig(ssl=SSLConfig(family="distillmos", layer=2)), ModelConfig(ssl=SSLConfig(family="none"))]
+        [
+            ModelConfig(ssl=SSLConfig(family="distillmos", layer=2)),
+            ModelConfig(ssl=SSLConfig(family="distillmos", layer=3, layer_mix="mean")),
+            ModelConfig(ssl=SSLConfig(family="none")),
+        ]
     ):
         model = perturb(SAMOS(cfg))
         path = save_checkpoint(tmp_path / f"m{i}.pt", model, metadata={"note": "x"})
         assert not any(k.startswith("ssl.") for k in read_checkpoint(path)["state_dict"])
         loaded, _ = load_checkpoint(path)
         assert_same(outputs(model), outputs(loaded))
+        if model.ssl is not None:
+            assert loaded.ssl.layer_mix == model.ssl.layer_mix  # type: ignore[union-attr]
 
 
 def test_round_trip_bundle_keeps_only_the_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

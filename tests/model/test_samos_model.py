@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from model_helpers import tiny_arch
@@ -141,10 +143,12 @@ def distill_two_branch() -> ModelConfig:
     return ModelConfig(ssl=SSLConfig(family="distillmos", layer=1), spec=SpecConfig(channels=(4, 4, 8, 8)))
 
 
-@pytest.mark.parametrize("seconds", [4.0, 1.37])
-def test_window_head_of_frame_features_equals_forward(seconds: float) -> None:
+@pytest.mark.parametrize(("seconds", "mix"), [(4.0, "last"), (1.37, "last"), (4.0, "mean")])
+def test_window_head_of_frame_features_equals_forward(seconds: float, mix: str) -> None:
     torch.manual_seed(0)
-    model = SAMOS(distill_two_branch()).eval()
+    cfg = distill_two_branch()
+    cfg = dataclasses.replace(cfg, ssl=dataclasses.replace(cfg.ssl, layer=3, layer_mix=mix))
+    model = SAMOS(cfg).eval()
     w16, w48 = waves(2, seconds)
     w16[1] *= 0.05  # a quieter item: the gain is per item
     gain = 1.0 / (w16.abs().amax(dim=-1, keepdim=True) + 1e-8)

@@ -316,6 +316,37 @@ def test_distillmos_any_length(samples: int) -> None:
     assert torch.isfinite(out).all()
 
 
+def test_distillmos_layer_mix_mean_is_the_mean_of_the_original_layers(distillmos_original: Any) -> None:
+    x = speechlike(7.68, seed=5)
+    enc = build_ssl_encoder(SSLConfig(family="distillmos", layer=3, layer_mix="mean"))
+    assert enc.describe() == {"kind": "distillmos", "layer": 3, "layer_mix": "mean"}
+    with torch.no_grad():
+        out = enc(x)
+        ref = sum(_original_layers(distillmos_original, x, k) for k in (1, 2, 3)) / 3
+        last = _original_layers(distillmos_original, x, 3)
+    assert (out - ref).abs().max().item() < 1e-4
+    assert (out - last).abs().max().item() > 1e-2  # a different feature, not the last layer again
+
+
+def test_wav2vec2_layer_mix_mean_is_the_mean_of_intermediate_layers() -> None:
+    arch = tiny_arch(4)
+    full = full_model(arch)
+    resolved = Wav2Vec2Arch.from_dict({"model_type": "wav2vec2", "params": arch, "normalize_waveform": False})
+    enc = Wav2Vec2Encoder(resolved, 3, layer_mix="mean", state=full.state_dict())
+    x = torch.randn(1, 16_000) * 0.3
+    with torch.no_grad():
+        out = enc(x)
+        feats, _ = full.extract_features(x, num_layers=3)
+    assert (out - torch.stack(feats).mean(0)).abs().max().item() < 1e-5
+    assert enc.describe()["layer_mix"] == "mean"
+    assert "layer_mix" not in Wav2Vec2Encoder(resolved, 3).describe()  # older descriptions unchanged
+
+
+def test_unknown_layer_mix_is_a_clear_error() -> None:
+    with pytest.raises(SSLWeightsError, match="layer_mix must be one of last, mean"):
+        DistillMOSEncoder(2, layer_mix="max", load_weights=False)
+
+
 def test_distillmos_rejects_bad_layer() -> None:
     with pytest.raises(SSLWeightsError, match=r"1\.\.7"):
         DistillMOSEncoder(8)

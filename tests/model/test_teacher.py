@@ -84,7 +84,13 @@ def test_anchored_checkpoint_round_trip(tmp_path: Path, speech16: torch.Tensor) 
 
 
 @pytest.mark.parametrize(
-    "ssl", [SSLConfig(family="distillmos", layer=5), SSLConfig(family="none")], ids=["layer5", "no-ssl"]
+    "ssl",
+    [
+        SSLConfig(family="distillmos", layer=5),
+        SSLConfig(family="distillmos", layer=7, layer_mix="mean"),
+        SSLConfig(family="none"),
+    ],
+    ids=["layer5", "mean-of-layers", "no-ssl"],
 )
 def test_anchor_needs_the_teachers_last_layer(ssl: SSLConfig) -> None:
     with pytest.raises(ConfigError, match="anchor 'teacher'"):

@@ -10,6 +10,7 @@ Two kinds of encoder, one interface (:class:`SSLEncoder`: ``.dim``, ``.layer``,
   Weights come from a torchaudio bundle already in the torch hub cache, a torchaudio state-dict
   file, a Hugging Face model folder, or random initialisation from ``arch`` (tests). Nothing is
   ever downloaded.
+  With ``layer_mix="mean"`` the output is the mean of layers 1..``layer`` instead.
 * :class:`DistillMOSEncoder`: the CNN + transformer inside the PyPI package distillmos (weights ship
   with it), rebuilt so that any input length works and the graph exports to ONNX with a dynamic
   time axis. Output frames every 20 ms, 200 wide.
@@ -58,16 +59,20 @@ def build_ssl_encoder(cfg: SSLConfig, *, load_weights: bool = True) -> SSLEncode
     if cfg.family == "none":
         raise SSLWeightsError("ssl.family is 'none': this model has no SSL branch")
     if cfg.family == "distillmos":
-        return DistillMOSEncoder(cfg.layer, frozen=cfg.frozen, load_weights=load_weights)
+        return DistillMOSEncoder(
+            cfg.layer, layer_mix=cfg.layer_mix, frozen=cfg.frozen, load_weights=load_weights
+        )
     arch, state = resolve_wav2vec2(cfg, load_weights=load_weights)
-    return Wav2Vec2Encoder(arch, cfg.layer, frozen=cfg.frozen, state=state)
+    return Wav2Vec2Encoder(arch, cfg.layer, layer_mix=cfg.layer_mix, frozen=cfg.frozen, state=state)
 
 
 def encoder_from_description(desc: dict[str, Any], *, frozen: bool) -> SSLEncoder:
     """Rebuild an encoder's architecture from :meth:`SSLEncoder.describe` (weights loaded afterwards)."""
     kind = desc.get("kind")
+    mix = desc.get("layer_mix", "last")  # absent in checkpoints written before layer_mix existed
     if kind == "distillmos":
-        return DistillMOSEncoder(int(desc["layer"]), frozen=frozen, load_weights=False)
+        return DistillMOSEncoder(int(desc["layer"]), layer_mix=mix, frozen=frozen, load_weights=False)
     if kind == "wav2vec2":
-        return Wav2Vec2Encoder(Wav2Vec2Arch.from_dict(desc["arch"]), int(desc["layer"]), frozen=frozen)
+        arch = Wav2Vec2Arch.from_dict(desc["arch"])
+        return Wav2Vec2Encoder(arch, int(desc["layer"]), layer_mix=mix, frozen=frozen)
     raise SSLWeightsError(f"unknown SSL encoder description {kind!r}")

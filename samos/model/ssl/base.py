@@ -12,6 +12,16 @@ class SSLWeightsError(ValueError):
     """SSL encoder weights that cannot be found or do not fit the requested architecture."""
 
 
+LAYER_MIXES = ("last", "mean")
+
+
+def check_layer_mix(layer_mix: str) -> str:
+    """``layer_mix`` if it is one of :data:`LAYER_MIXES`, else SSLWeightsError."""
+    if layer_mix not in LAYER_MIXES:
+        raise SSLWeightsError(f"ssl.layer_mix must be one of {', '.join(LAYER_MIXES)}, got {layer_mix!r}")
+    return layer_mix
+
+
 # ------------------------------------------------------------------------------------------ base
 class SSLEncoder(nn.Module, abc.ABC):
     """Base class: a (by default frozen) encoder of 16 kHz audio.
@@ -21,6 +31,8 @@ class SSLEncoder(nn.Module, abc.ABC):
 
     dim: int
     layer: int
+    layer_mix: str = "last"
+    """``last``: the output of transformer layer ``layer``; ``mean``: the mean over layers 1..``layer``."""
     frame_hop: int
     """16 kHz samples per output frame (320 = 20 ms for every encoder here)."""
     min_samples: int

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from samos.model.frontend import DFTConv
-from samos.model.ssl.base import SSLEncoder, SSLWeightsError
+from samos.model.ssl.base import SSLEncoder, SSLWeightsError, check_layer_mix
 
 DISTILLMOS_LAYERS = 7
 DISTILLMOS_DIM = 200
@@ -90,19 +90,25 @@ class DistillMOSEncoder(SSLEncoder):
     periodic Hann window as a DFT Conv1d; complex compression ``|X|^0.3 * X / |X|``; the six-layer
     CNN; BatchNorm (twice, as distillmos), Linear 1024 -> 200, sinusoidal positions for the actual
     number of frames (base length 384, so 7.68 s inputs match distillmos exactly); the first
-    ``layer`` transformer layers. Shortest input: 160 samples. :meth:`frames` and :meth:`context`
-    split it for incremental streaming (``incremental``).
+    ``layer`` transformer layers (``layer_mix="mean"``: the mean of their outputs). Shortest input:
+    160 samples. :meth:`frames` and :meth:`context` split it for incremental streaming (``incremental``).
     """
 
     incremental = True
 
     def __init__(
-        self, layer: int = DISTILLMOS_LAYERS, *, frozen: bool = True, load_weights: bool = True
+        self,
+        layer: int = DISTILLMOS_LAYERS,
+        *,
+        layer_mix: str = "last",
+        frozen: bool = True,
+        load_weights: bool = True,
     ) -> None:
         super().__init__(frozen=frozen)
         if not 1 <= layer <= DISTILLMOS_LAYERS:
             raise SSLWeightsError(f"ssl.layer must be in 1..{DISTILLMOS_LAYERS} for distillmos, got {layer}")
         self.layer = layer
+        self.layer_mix = check_layer_mix(layer_mix)
         self.dim = DISTILLMOS_DIM
         self.frame_hop = 320
         self.min_samples = 160
@@ -167,7 +173,10 @@ class DistillMOSEncoder(SSLEncoder):
         return (stft + 1) // 2
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "distillmos", "layer": self.layer}
+        desc: dict[str, Any] = {"kind": "distillmos", "layer": self.layer}
+        if self.layer_mix != "last":  # older checkpoints and feature caches keep their description
+            desc["layer_mix"] = self.layer_mix
+        return desc
 
     def spectrum(self, wave16: Tensor) -> Tensor:
         """Peak-normalised, complex-compressed STFT ``[B, 2, 161, stft_frames]`` (real, imag)."""
@@ -206,11 +215,15 @@ class DistillMOSEncoder(SSLEncoder):
 
     def context(self, frames20: Tensor) -> Tensor:
         """20 ms frame features ``[B, frames, 200]`` -> encoder output ``[B, frames, 200]``: sinusoidal
-        positions for the actual number of frames, then the transformer layers (whole-window part)."""
+        positions for the actual number of frames, then the transformer layers (whole-window part):
+        the last one's output, or with ``layer_mix="mean"`` the mean of every layer's."""
         x = frames20 + sinusoidal_positions(frames20.shape[1], DISTILLMOS_DIM, _DM_SEQ_LEN, frames20)
+        total = None
         for layer in self.layers:
             x = layer(x)
-        return x
+            if self.layer_mix == "mean":
+                total = x if total is None else total + x
+        return x if total is None else total / len(self.layers)
 
     def forward(self, wave16: Tensor) -> Tensor:
         return self.context(self._project(self.cnn(self.spectrum(wave16))))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from samos.config import SSLConfig
-from samos.model.ssl.base import SSLEncoder, SSLWeightsError
+from samos.model.ssl.base import SSLEncoder, SSLWeightsError, check_layer_mix
 
 _ARCH_DEFAULTS: dict[str, Any] = {
     # torchaudio.models.wav2vec2_base's settings; ``arch`` overrides any of them.
@@ -265,13 +265,20 @@ class Wav2Vec2Encoder(SSLEncoder):
     """A torchaudio wav2vec2-family model truncated after transformer layer ``layer`` (1-based).
 
     Only layers 1..``layer`` exist in the module. ``forward(wave16 [B, T]) -> [B, frames, dim]``:
-    the raw output of layer ``layer`` (before any final encoder LayerNorm), 20 ms frames,
+    the raw output of layer ``layer`` (before any final encoder LayerNorm; ``layer_mix="mean"``: the
+    mean of layers 1..``layer``), 20 ms frames,
     ``frames = conv-stack output length`` (``(T - 400) // 320 + 1`` for the standard CNN).
     The convolutional position embedding's weight norm is baked into a plain weight.
     """
 
     def __init__(
-        self, arch: Wav2Vec2Arch, layer: int, *, frozen: bool = True, state: dict[str, Tensor] | None = None
+        self,
+        arch: Wav2Vec2Arch,
+        layer: int,
+        *,
+        layer_mix: str = "last",
+        frozen: bool = True,
+        state: dict[str, Tensor] | None = None,
     ):
         super().__init__(frozen=frozen)
         from torchaudio.models import wav2vec2_model, wavlm_model
@@ -281,6 +288,7 @@ class Wav2Vec2Encoder(SSLEncoder):
             raise SSLWeightsError(f"ssl.layer must be in 1..{total} for this encoder, got {layer}")
         self.arch = arch
         self.layer = layer
+        self.layer_mix = check_layer_mix(layer_mix)
         self.total_layers = total
         self.normalize_waveform = arch.normalize_waveform
         params = dict(arch.params, encoder_num_layers=layer, aux_num_out=None)
@@ -334,7 +342,10 @@ class Wav2Vec2Encoder(SSLEncoder):
         return max(n, 0)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "wav2vec2", "arch": self.arch.to_dict(), "layer": self.layer}
+        desc: dict[str, Any] = {"kind": "wav2vec2", "arch": self.arch.to_dict(), "layer": self.layer}
+        if self.layer_mix != "last":  # older checkpoints and feature caches keep their description
+            desc["layer_mix"] = self.layer_mix
+        return desc
 
     def forward(self, wave16: Tensor) -> Tensor:
         x = wave16
@@ -350,6 +361,9 @@ class Wav2Vec2Encoder(SSLEncoder):
         if self.pre_norm is not None:
             x = self.pre_norm(x)
         position_bias = None
+        total = None
         for layer in self.layers:
             x, position_bias = layer(x, None, position_bias=position_bias)
-        return x
+            if self.layer_mix == "mean":
+                total = x if total is None else total + x
+        return x if total is None else total / len(self.layers)
