@@ -9,8 +9,9 @@
 #
 # Environment: PYTHON (default .venv/bin/python), SAMOS_P835 (default /work/shared/data/p835), CORPUS
 # (default data/sim48k_calls), CLIPS (default 6000), OUT (default runs/compact), WORKERS (default 2),
-# TEACHER (default samos/models/default.onnx). Resumable: the corpus keeps finished clips, labels are
-# not recomputed when their file exists, a finished training step is not rerun (delete OUT to start over).
+# TEACHER (default samos/models/default.onnx), MODEL (the ONNX written, default samos/models/compact.onnx).
+# Resumable: the corpus keeps finished clips, labels are not recomputed when their file exists, a
+# finished training step is not rerun (delete OUT to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ OUT=${OUT:-runs/compact}
 WORKERS=${WORKERS:-2}
 TEACHER=${TEACHER:-samos/models/default.onnx}
 BENCH=${BENCH:-0}
-MODEL=samos/models/compact.onnx
+MODEL=${MODEL:-samos/models/compact.onnx}
 samos() { "$PY" -m samos.cli "$@"; }
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
