@@ -60,6 +60,11 @@ class SSLEncoder(nn.Module, abc.ABC):
     def num_frames(self, samples: int) -> int:
         """Output frames for an input of ``samples`` 16 kHz samples."""
 
+    def _described(self, desc: dict[str, Any]) -> dict[str, Any]:
+        """``desc`` plus ``layer_mix`` when it is not ``last`` (so that older checkpoints and feature
+        caches keep their description)."""
+        return desc if self.layer_mix == "last" else {**desc, "layer_mix": self.layer_mix}
+
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild this encoder's architecture without its weight source."""

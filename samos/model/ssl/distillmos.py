@@ -173,10 +173,7 @@ class DistillMOSEncoder(SSLEncoder):
         return (stft + 1) // 2
 
     def describe(self) -> dict[str, Any]:
-        desc: dict[str, Any] = {"kind": "distillmos", "layer": self.layer}
-        if self.layer_mix != "last":  # older checkpoints and feature caches keep their description
-            desc["layer_mix"] = self.layer_mix
-        return desc
+        return self._described({"kind": "distillmos", "layer": self.layer})
 
     def spectrum(self, wave16: Tensor) -> Tensor:
         """Peak-normalised, complex-compressed STFT ``[B, 2, 161, stft_frames]`` (real, imag)."""

@@ -342,10 +342,7 @@ class Wav2Vec2Encoder(SSLEncoder):
         return max(n, 0)
 
     def describe(self) -> dict[str, Any]:
-        desc: dict[str, Any] = {"kind": "wav2vec2", "arch": self.arch.to_dict(), "layer": self.layer}
-        if self.layer_mix != "last":  # older checkpoints and feature caches keep their description
-            desc["layer_mix"] = self.layer_mix
-        return desc
+        return self._described({"kind": "wav2vec2", "arch": self.arch.to_dict(), "layer": self.layer})
 
     def forward(self, wave16: Tensor) -> Tensor:
         x = wave16
