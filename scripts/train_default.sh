@@ -11,8 +11,9 @@
 # Environment: PYTHON (default .venv/bin/python), SAMOS_P835 (the P.835 reference folder, default
 # /work/shared/data/p835), CORPUS (default data/sim48k_calls; configs/default.yaml reads it there),
 # CLIPS (clips to simulate, default 1300), OUT (default runs/default), WORKERS (simulate processes,
-# default 2), MODEL (the ONNX written, default samos/models/default.onnx). Every stage is resumable: the corpus keeps finished clips, the feature cache keeps
-# computed SSL features, and a finished training step is not rerun (delete OUT to start over).
+# default 2), MODEL (the ONNX written, default samos/models/default.onnx). Every stage is resumable: the
+# corpus keeps finished clips, the feature cache keeps computed SSL features, and a finished training
+# step is not rerun (delete OUT to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

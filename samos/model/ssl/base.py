@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, get_args
 
 from torch import nn
+
+from samos.config import LayerMix
 
 
 class SSLWeightsError(ValueError):
     """SSL encoder weights that cannot be found or do not fit the requested architecture."""
 
 
-LAYER_MIXES = ("last", "mean")
+LAYER_MIXES: tuple[str, ...] = get_args(LayerMix)
 
 
 def check_layer_mix(layer_mix: str) -> str:
