@@ -110,7 +110,9 @@ async def _whip_post(request: web.Request) -> web.Response:
     )
 
 
-def _session(request: web.Request) -> tuple[str, Any] | web.Response:
+def _session(request: web.Request, *, ended_ok: bool = False) -> tuple[str, Any] | web.Response:
+    """The session that ``request`` names, or the error to answer. ``ended_ok``: a session whose
+    stream already ended (the publisher closed its connection first) still counts until deleted."""
     http = _keys()
     cfg = request.app[http.CONFIG]
     token = _presented_token(request)
@@ -120,19 +122,22 @@ def _session(request: web.Request) -> tuple[str, Any] | web.Response:
         )
     resource = request.match_info["resource"]
     source = request.app[WHIP_SESSIONS].get(resource)
-    if source is None or source.ended:
+    if source is None or (source.ended and not ended_ok):
         return _sdp_error(request, 404, "no such WHIP session (ended, or never created)", "not_found")
     return resource, source
 
 
 async def _whip_delete(request: web.Request) -> web.Response:
-    found = _session(request)
+    # A publisher that stops closes its peer connection and sends DELETE at the same time (browsers
+    # do both in one call): the connection's end may reach us first, and the DELETE is still its own.
+    found = _session(request, ended_ok=True)
     if isinstance(found, web.Response):
         return found
     resource, source = found
     del request.app[WHIP_SESSIONS][resource]
     request.app[INGEST_METRICS].results.labels("whip", "deleted").inc()
-    await source.close()  # the stream ends: the monitor scores what is left and sends stream_end
+    if not source.ended:  # else it is ending already, and its buffered audio is still scored
+        await source.close()  # the stream ends: the monitor scores what is left and sends stream_end
     log.info("WHIP session of stream %r deleted", source.name)
     return web.Response(status=200)
 

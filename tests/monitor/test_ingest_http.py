@@ -372,6 +372,38 @@ async def test_whip_publish_patch_and_delete(scorer: Any) -> None:
     assert [m for m in scores(messages, "obs") if m["status"] == "ok"]
 
 
+async def test_whip_delete_after_the_publisher_hung_up(scorer: Any) -> None:
+    """A browser's Stop closes the peer connection and sends DELETE together: when the connection's
+    end arrives first, the DELETE still succeeds (200, not 404) and the scored windows are kept."""
+    async with running(scorer, TOKEN) as (monitor, base, app), aiohttp.ClientSession() as http:
+        pc = await whip_offer(ArrayTrack(speech_clip(6.0)))
+        reader = asyncio.create_task(read_until(ws_url(monitor, "hup", TOKEN), ended("hup"), 30), name="t")
+        await asyncio.sleep(0.2)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with http.post(
+            base + "/whip?name=hup",
+            data=pc.localDescription.sdp,
+            headers={**auth, "Content-Type": "application/sdp"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            location, answer = r.headers["Location"], await r.text()
+        from aiortc import RTCSessionDescription
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        assert await eventually(lambda: "hup" in monitor.streams, 10)
+        source = monitor.streams["hup"].source
+        await asyncio.sleep(2.5)  # some windows scored
+        await pc.close()
+        assert await eventually(lambda: source.ended, 10)
+        async with http.delete(base + location, headers=auth) as r:
+            assert r.status == 200, await r.text()
+        messages = await reader
+        async with http.delete(base + location, headers=auth) as r:
+            assert r.status == 404
+        assert not app[WHIP_SESSIONS]
+    assert [m for m in scores(messages, "hup") if m["status"] == "ok"]
+
+
 async def test_whip_refusals(scorer: Any) -> None:
     async with running(scorer, TOKEN) as (_, base, __), aiohttp.ClientSession() as http:
         sdp_headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"}
