@@ -108,6 +108,12 @@ class SpecConfig:
     ``dropout_layers`` do not apply."""
     kernel: int = 5
     """Kernel of the ``conv1d`` encoder's dilated blocks (odd)."""
+    n_fft: int = 320
+    """STFT length (= its periodic Hann window) at 48 kHz, samples: 320 (6.7 ms, the paper's) or longer,
+    e.g. 960 (20 ms: bins 50 Hz apart, fine enough to resolve the harmonics of voiced speech)."""
+    hop: int = 160
+    """STFT hop at 48 kHz, samples; it must divide 480 (the 10 ms frame grid). The ``dnsmos`` encoder
+    needs the paper's 320 / 160."""
 
     def __post_init__(self) -> None:
         if self.enabled and (len(self.channels) < 1 or min(self.channels) < 1):
@@ -122,6 +128,15 @@ class SpecConfig:
             raise ConfigError(f"spec.encoder must be 'dnsmos' or 'conv1d', got {self.encoder!r}")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ConfigError(f"spec.kernel must be odd and >= 1, got {self.kernel}")
+        if self.hop < 1 or 480 % self.hop or self.n_fft % 2 or self.n_fft < self.hop:
+            raise ConfigError(
+                "spec.hop must divide 480 and spec.n_fft be even and >= hop,"
+                f" got n_fft {self.n_fft}, hop {self.hop}"
+            )
+        if self.encoder == "dnsmos" and (self.n_fft, self.hop) != (320, 160):
+            raise ConfigError(
+                f"the dnsmos spectrogram encoder needs n_fft 320 and hop 160, got {self.n_fft} / {self.hop}"
+            )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from samos import __version__
-from samos.audio import HOP_LENGTH, N_FFT, SPEC_RATE, SSL_RATE
+from samos.audio import SPEC_RATE, SSL_RATE
 from samos.config import to_dict
 from samos.model.samos_model import SAMOS
 from samos.runtime.modelinfo import (
@@ -220,8 +220,8 @@ def export_onnx(
         config=to_dict(model.cfg),
         ssl_rate=SSL_RATE,
         spec_rate=SPEC_RATE,
-        n_fft=N_FFT,
-        hop=HOP_LENGTH,
+        n_fft=model.cfg.spec.n_fft,
+        hop=model.cfg.spec.hop,
         weights_sha256=weights_sha256(model.state_dict()),
         calibration=settings.calibration,
         min_seconds=min_seconds,

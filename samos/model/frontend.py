@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from samos.audio import HOP_LENGTH, LOG_MAG_CLIP, N_BINS, N_FFT, WIN_LENGTH
+from samos.audio import HOP_LENGTH, LOG_MAG_CLIP, N_FFT, WIN_LENGTH
 
 
 def dft_basis(n_fft: int, win_length: int) -> Tensor:
@@ -76,20 +76,22 @@ class DFTConv(nn.Module):
 class LogSpectrogram(nn.Module):
     """log10 |STFT| of 48 kHz audio, as in the paper's reference code (librosa defaults).
 
-    STFT n_fft=320, win=320 (periodic Hann), hop=160 at 48 kHz; centred frames: the waveform is
-    zero-padded by ``n_fft // 2`` = 160 samples on both sides (librosa ``center=True``,
-    ``pad_mode="constant"``), so ``frames = T // 160 + 1`` and frame ``t`` is centred on sample
-    ``160 t``. The magnitude is clipped to ``LOG_MAG_CLIP`` = [1e-7, 1e7] before log10.
+    STFT of ``n_fft`` samples (periodic Hann window of the same length), hop ``hop``; by default the
+    paper's 320 / 160 (6.7 ms / 3.3 ms). Centred frames: the waveform is zero-padded by ``n_fft // 2``
+    samples on both sides (librosa ``center=True``, ``pad_mode="constant"``), so
+    ``frames = T // hop + 1`` and frame ``t`` is centred on sample ``hop * t``. The magnitude is
+    clipped to ``LOG_MAG_CLIP`` = [1e-7, 1e7] before log10.
 
-    ``forward(wave48 [B, T]) -> [B, 161, frames]`` (bins 0..24 kHz, log10 magnitude).
+    ``forward(wave48 [B, T]) -> [B, n_fft // 2 + 1, frames]`` (bins 0..24 kHz, log10 magnitude).
     Any ``T >= 0`` works (even an empty waveform gives one frame of the clip floor).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, n_fft: int = N_FFT, hop: int = HOP_LENGTH) -> None:
         super().__init__()
-        self.dft = DFTConv(N_FFT, WIN_LENGTH, HOP_LENGTH)
-        self.pad = N_FFT // 2
-        self.n_bins = N_BINS
+        self.dft = DFTConv(n_fft, n_fft, hop)
+        self.pad = n_fft // 2
+        self.hop = hop
+        self.n_bins = n_fft // 2 + 1
 
     def forward(self, wave: Tensor) -> Tensor:
         x = F.pad(wave, (self.pad, self.pad))
@@ -97,7 +99,6 @@ class LogSpectrogram(nn.Module):
         mag = torch.sqrt(real * real + imag * imag)
         return torch.log10(torch.clamp(mag, LOG_MAG_CLIP[0], LOG_MAG_CLIP[1]))
 
-    @staticmethod
-    def num_frames(samples: int) -> int:
+    def num_frames(self, samples: int) -> int:
         """Frames produced for ``samples`` input samples."""
-        return samples // HOP_LENGTH + 1
+        return samples // self.hop + 1

@@ -136,11 +136,12 @@ class SpectrogramEncoder(nn.Module):
 class SpectrogramConv1dEncoder(nn.Module):
     """The compact student's encoder: a 1-D conv stack over time on the log spectrogram.
 
-    ``Conv1d(161 bins -> channels[0], kernel 3, stride 3)`` (a learned filterbank that also takes the
-    300 frames/s to the 10 ms grid, as DNSMOS Pro's max-pool does), then per further channel count a
-    block ``Conv1d(kernel, dilation 2^i, zero "same" padding) + LayerNorm over channels + ReLU +
-    Dropout``, with a residual when the width is unchanged; the first conv is followed by LayerNorm
-    + ReLU too. ``frames(logspec [B, 161, frames]) -> [B, frames // 3, channels[-1]]``; ``pool``
+    ``Conv1d(bins -> channels[0], kernel k, stride s)`` with ``s = 480 // hop`` and ``k = max(s, 2)``
+    (a learned filterbank that also takes the STFT's frames to the 10 ms grid: with the paper's
+    320 / 160 STFT, kernel 3 and stride 3, as DNSMOS Pro's max-pool does), then per further channel
+    count a block ``Conv1d(kernel, dilation 2^i, zero "same" padding) + LayerNorm over channels +
+    ReLU + Dropout``, with a residual when the width is unchanged; the first conv is followed by
+    LayerNorm + ReLU too. ``frames(logspec [B, bins, s * n + 1]) -> [B, n, channels[-1]]``; ``pool``
     over time as :class:`SpectrogramEncoder`. Every layer is convolutional in time, so the model
     splits into the incremental pair like the others.
     """
@@ -148,7 +149,10 @@ class SpectrogramConv1dEncoder(nn.Module):
     def __init__(self, cfg: SpecConfig) -> None:
         super().__init__()
         ch = cfg.channels
-        self.proj = nn.Conv1d(N_BINS, ch[0], 3, stride=3)
+        stride = 480 // cfg.hop
+        kernel = max(stride, 2)
+        self.n_bins = cfg.n_fft // 2 + 1
+        self.proj = nn.Conv1d(self.n_bins, ch[0], kernel, stride=stride)
         self.proj_norm = nn.LayerNorm(ch[0])
         self.blocks = nn.ModuleList()
         self.norms = nn.ModuleList()
@@ -160,15 +164,14 @@ class SpectrogramConv1dEncoder(nn.Module):
         self.time_pool = cfg.time_pool
         self.frame_dim = ch[-1]
         self.out_dim = self.frame_dim * (2 if cfg.time_pool == "meanmax" else 1)
-        self.min_frames = 3
-        self.n_bins = N_BINS
+        self.min_frames = kernel
 
     @staticmethod
     def _norm_relu(norm: nn.Module, x: Tensor) -> Tensor:
         return F.relu(norm(x.transpose(1, 2)).transpose(1, 2))
 
     def frames(self, logspec: Tensor) -> Tensor:
-        """Per-frame features ``[B, frames // 3, channels[-1]]`` on the 10 ms grid."""
+        """Per-frame features ``[B, n, channels[-1]]`` on the 10 ms grid (``s * n + 1`` STFT frames in)."""
         x = self._norm_relu(self.proj_norm, self.proj(logspec))
         for conv, norm in zip(self.blocks, self.norms, strict=True):
             y = self.dropout(self._norm_relu(norm, conv(x)))

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from samos.audio import HOP_LENGTH, RATE_RATIO, SSL_RATE
+from samos.audio import RATE_RATIO, SSL_RATE
 from samos.config import ModelConfig
 from samos.model.frontend import LogSpectrogram
 from samos.model.heads import (
@@ -61,7 +61,7 @@ class SAMOS(nn.Module):
         self.spectrogram: LogSpectrogram | None = None
         self.spec_encoder: SpectrogramEncoder | SpectrogramConv1dEncoder | None = None
         if cfg.spec.enabled:
-            self.spectrogram = LogSpectrogram()
+            self.spectrogram = LogSpectrogram(cfg.spec.n_fft, cfg.spec.hop)
             self.spec_encoder = build_spectrogram_encoder(cfg.spec)
             fused += self.spec_encoder.out_dim
         self.head = GaussianHead(fused, cfg.fusion)
@@ -86,7 +86,7 @@ class SAMOS(nn.Module):
             n = max(n, self.ssl.min_samples)
         if self.spec_encoder is not None:
             # frames = T48 // hop + 1 >= min_frames
-            need48 = (self.spec_encoder.min_frames - 1) * HOP_LENGTH
+            need48 = (self.spec_encoder.min_frames - 1) * self.cfg.spec.hop
             n = max(n, -(-need48 // RATE_RATIO))
         return n
 
@@ -127,7 +127,7 @@ class SAMOS(nn.Module):
         if self.spec_encoder is not None and self.spectrogram is not None:
             if wave48 is None:
                 raise ModelInputError("this model has a spectrogram branch: pass wave48 [batch, 3*T]")
-            self._check_wave(wave48, "wave48", (self.spec_encoder.min_frames - 1) * HOP_LENGTH)
+            self._check_wave(wave48, "wave48", (self.spec_encoder.min_frames - 1) * self.cfg.spec.hop)
             if feats is not None and isinstance(feats.shape[0], int) and feats.shape[0] != wave48.shape[0]:
                 raise ModelInputError(
                     f"batch sizes differ: {feats.shape[0]} (wave16) vs {wave48.shape[0]} (wave48)"

@@ -81,6 +81,13 @@ def test_from_onnx_and_cli_errors(exported: Path, tmp_path: Path, capsys: pytest
         # the compact student: 1-D convs over time, dilations 1, 2, 4 at kernel 5: 2 + 4 + 8 frames, and
         # on the left the stride-3 filterbank's first frame, which sees the STFT's zero padding
         (SpecConfig(encoder="conv1d", channels=(8, 8, 8, 6), kernel=5, time_pool="meanmax"), (15, 14)),
+        # with a 20 ms STFT every 10 ms (kernel-2 filterbank): the padded STFT frame on either side
+        (
+            SpecConfig(
+                encoder="conv1d", channels=(8, 8, 8, 6), kernel=5, time_pool="meanmax", n_fft=960, hop=480
+            ),
+            (15, 15),
+        ),
         # the DNSMOS Pro layout pooled after conv 1, in 4 frequency bands: 1 frame before the pool + 3
         (SpecConfig(channels=(4, 6, 6, 8), pool_after=1, bands=4, time_pool="meanmax"), (4, 4)),
     ],
@@ -107,6 +114,7 @@ def test_spectrogram_only_layouts_stream_exactly(
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--incremental"]) == 0
     scorer = Scorer(out, providers=("cpu",), threads=1)
     assert scorer.needs == ("wave48",)
+    assert (scorer.info.n_fft, scorer.info.hop) == (spec.n_fft, spec.hop)
     assert scorer.pair is not None and scorer.pair.frame_names == ["spec_frames"]
     rng = np.random.default_rng(2)
     t = np.arange(int(4.5 * 48000)) / 48000

@@ -94,6 +94,16 @@ def test_conv1d_encoder_shapes_and_residuals() -> None:
     assert isinstance(build_spectrogram_encoder(SpecConfig()), SpectrogramEncoder)
 
 
+@pytest.mark.parametrize(("n_fft", "hop", "kernel"), [(960, 480, 2), (480, 240, 2), (320, 160, 3)])
+def test_conv1d_encoder_takes_any_stft_to_the_10ms_grid(n_fft: int, hop: int, kernel: int) -> None:
+    enc = build_spectrogram_encoder(SpecConfig(encoder="conv1d", channels=(8, 6), n_fft=n_fft, hop=hop))
+    stride = 480 // hop
+    assert enc.proj.in_channels == n_fft // 2 + 1 == enc.n_bins
+    assert (enc.proj.kernel_size[0], enc.proj.stride[0], enc.min_frames) == (kernel, stride, kernel)
+    n = 30  # 0.3 s of 48 kHz audio: 48000 * 0.3 // hop + 1 STFT frames
+    assert enc.frames(torch.randn(2, n_fft // 2 + 1, stride * n + 1)).shape == (2, n, 6)
+
+
 def test_spectrogram_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="bands"):
         SpecConfig(bands=0)
@@ -103,6 +113,14 @@ def test_spectrogram_options_are_checked() -> None:
         SpecConfig(encoder="lstm")
     with pytest.raises(ConfigError, match="kernel"):
         SpecConfig(encoder="conv1d", kernel=4)
+    with pytest.raises(ConfigError, match="divide 480"):
+        SpecConfig(encoder="conv1d", n_fft=960, hop=400)
+    with pytest.raises(ConfigError, match="n_fft be even"):
+        SpecConfig(encoder="conv1d", n_fft=961, hop=480)
+    with pytest.raises(ConfigError, match="n_fft be even"):
+        SpecConfig(encoder="conv1d", n_fft=320, hop=480)
+    with pytest.raises(ConfigError, match="dnsmos spectrogram encoder needs"):
+        SpecConfig(n_fft=960, hop=480)
 
 
 def test_gaussian_head_formula() -> None:
