@@ -28,6 +28,8 @@ WIN_LENGTH = 320
 HOP_LENGTH = 160
 """STFT hop at 48 kHz (3.33 ms)."""
 N_BINS = N_FFT // 2 + 1
+GRID48 = SPEC_RATE // 100
+"""48 kHz samples per frame of the models' 10 ms feature grid (480); a spectrogram hop must divide it."""
 LOG_MAG_CLIP = (1e-7, 1e7)
 """The magnitude is clipped to this range before log10 (paper's reference code)."""
 

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from samos.audio import GRID48
+
 T = TypeVar("T")
 
 
@@ -128,7 +130,7 @@ class SpecConfig:
             raise ConfigError(f"spec.encoder must be 'dnsmos' or 'conv1d', got {self.encoder!r}")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ConfigError(f"spec.kernel must be odd and >= 1, got {self.kernel}")
-        if self.hop < 1 or 480 % self.hop or self.n_fft % 2 or self.n_fft < self.hop:
+        if self.hop < 1 or GRID48 % self.hop or self.n_fft % 2 or self.n_fft < self.hop:
             raise ConfigError(
                 "spec.hop must divide 480 and spec.n_fft be even and >= hop,"
                 f" got n_fft {self.n_fft}, hop {self.hop}"

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from samos.audio import N_BINS
+from samos.audio import GRID48, N_BINS
 from samos.config import FusionConfig, SpecConfig, SSLHeadConfig
 
 
@@ -149,7 +149,7 @@ class SpectrogramConv1dEncoder(nn.Module):
     def __init__(self, cfg: SpecConfig) -> None:
         super().__init__()
         ch = cfg.channels
-        stride = 480 // cfg.hop
+        stride = GRID48 // cfg.hop
         kernel = max(stride, 2)
         self.n_bins = cfg.n_fft // 2 + 1
         self.proj = nn.Conv1d(self.n_bins, ch[0], kernel, stride=stride)
