@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import mmap
 import subprocess
@@ -31,13 +32,21 @@ BLOCK = 64 << 10
 BLOCKS = 1024  # 64 MiB, half of it freed
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """This process's C library with ``malloc``, ``free`` and ``mincore`` typed."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    return libc
+
+
 @pytest.fixture
 def fragmented() -> Iterator[list[int]]:
     """32 MiB of freed, touched heap blocks between live ones (see the module doc); yields the
     addresses of the freed ones."""
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
+    libc = _libc()
     blocks = []
     for _ in range(BLOCKS):
         p = libc.malloc(BLOCK)
@@ -54,8 +63,7 @@ def fragmented() -> Iterator[list[int]]:
 def resident_mb(blocks: list[int]) -> float:
     """How much of the freed ``blocks`` is resident, MB: the whole pages inside each (the first
     bytes of a free chunk hold the allocator's list pointers, so its first page stays)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc = _libc()
     page = mmap.PAGESIZE
     pages = 0
     for p in blocks:
@@ -116,9 +124,7 @@ def _mmapped_mb_while_holding(nbytes: int = PROBE) -> float:
     this process: its holes (after hundreds of tests, tens of MB) are first filled with 64 KiB
     blocks, so that no free chunk can hold the probe and glibc must map it or grow the heap."""
     heap.trim()
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
+    libc = _libc()
     free = heap.stats()
     assert free is not None
     fillers = [libc.malloc(BLOCK) for _ in range(int(free.free * 2**20) // BLOCK + 16)]
