@@ -85,10 +85,14 @@ class SAMOS(nn.Module):
         if self.ssl is not None:
             n = max(n, self.ssl.min_samples)
         if self.spec_encoder is not None:
-            # frames = T48 // hop + 1 >= min_frames
-            need48 = (self.spec_encoder.min_frames - 1) * self.cfg.spec.hop
-            n = max(n, -(-need48 // RATE_RATIO))
+            n = max(n, -(-self._min_wave48 // RATE_RATIO))
         return n
+
+    @property
+    def _min_wave48(self) -> int:
+        """Shortest ``wave48`` (samples) the spectrogram encoder accepts: T48 // hop + 1 >= min_frames."""
+        assert self.spec_encoder is not None
+        return (self.spec_encoder.min_frames - 1) * self.cfg.spec.hop
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -127,7 +131,7 @@ class SAMOS(nn.Module):
         if self.spec_encoder is not None and self.spectrogram is not None:
             if wave48 is None:
                 raise ModelInputError("this model has a spectrogram branch: pass wave48 [batch, 3*T]")
-            self._check_wave(wave48, "wave48", (self.spec_encoder.min_frames - 1) * self.cfg.spec.hop)
+            self._check_wave(wave48, "wave48", self._min_wave48)
             if feats is not None and isinstance(feats.shape[0], int) and feats.shape[0] != wave48.shape[0]:
                 raise ModelInputError(
                     f"batch sizes differ: {feats.shape[0]} (wave16) vs {wave48.shape[0]} (wave48)"
