@@ -1,6 +1,7 @@
 """Multiply-accumulates of a samos model per audio-second, counted on the module's own layers.
 
     .venv/bin/python scripts/model_flops.py configs/compact.yaml [configs/default.yaml ...]
+    .venv/bin/python scripts/model_flops.py --members 2 configs/compact.yaml   # a seed ensemble of 2
 
 Runs 10 s of audio through the model once with forward hooks on every Conv1d / Conv2d / Linear, the
 DFT front ends and every multi-head attention (its projections and two batched products), and prints
@@ -10,6 +11,7 @@ activations, pooling) is left out: a few percent.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
@@ -20,12 +22,16 @@ from samos.train.config import load_train_config
 SECONDS = 10.0
 
 
-def count(config: str) -> tuple[float, int]:
-    """``(MACs per audio-second, parameters)`` of the model ``config`` describes."""
+def count(config: str, members: int = 1) -> tuple[float, int]:
+    """``(MACs per audio-second, parameters)`` of the model ``config`` describes (or of a seed ensemble
+    of ``members`` such models, which computes the spectrogram once)."""
     from samos.model import SAMOS
+    from samos.model.ensemble import SAMOSEnsemble
     from samos.model.frontend import DFTConv
 
-    model = SAMOS(load_train_config(config).model).eval()
+    cfg = load_train_config(config).model
+    model: nn.Module = SAMOS(cfg) if members == 1 else SAMOSEnsemble([SAMOS(cfg) for _ in range(members)])
+    model.eval()
     macs = 0.0
 
     def conv(m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -72,10 +78,15 @@ def count(config: str) -> tuple[float, int]:
 
 
 def main() -> int:
-    for config in sys.argv[1:] or ["configs/compact.yaml"]:
-        macs, params = count(config)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("configs", nargs="*", default=["configs/compact.yaml"], help="training YAML files")
+    p.add_argument("--members", type=int, default=1, help="count a seed ensemble of this many models")
+    args = p.parse_args()
+    for config in args.configs:
+        macs, params = count(config, args.members)
+        what = f"{config} x{args.members}" if args.members > 1 else config
         print(
-            f"{config}: {macs / 1e9:.3f} GMAC = {2 * macs / 1e9:.3f} GFLOP per audio-second, "
+            f"{what}: {macs / 1e9:.3f} GMAC = {2 * macs / 1e9:.3f} GFLOP per audio-second, "
             f"{params:,} parameters"
         )
     return 0

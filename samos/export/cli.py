@@ -26,7 +26,15 @@ DEFAULT_WINDOW_SECONDS = 10.0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", type=Path, help="checkpoint from `samos train`")
+    src.add_argument(
+        "--checkpoint",
+        type=Path,
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoint from `samos train`; several checkpoints of one spectrogram-only architecture "
+        "(e.g. one recipe, several seeds) export as one seed ensemble: the mean of their scores, the "
+        "spectrogram computed once (samos.model.ensemble)",
+    )
     src.add_argument(
         "--from-onnx",
         type=Path,
@@ -154,12 +162,31 @@ def _window(arg: float | None, meta: dict[str, Any]) -> tuple[float, str]:
     return DEFAULT_WINDOW_SECONDS, "default"
 
 
+def _load(paths: list[Path]) -> tuple[Any, dict[str, Any]]:
+    """The model of one checkpoint, or the seed ensemble of several, and the (first) checkpoint's
+    metadata. Raises CheckpointError or ValueError (EnsembleError) for checkpoints that do not fit."""
+    from samos.model.checkpoint import load_checkpoint
+    from samos.model.ensemble import SAMOSEnsemble
+
+    loaded = [load_checkpoint(p) for p in paths]
+    model, meta = loaded[0]
+    if len(loaded) == 1:
+        return model, meta
+    for p, (_, other) in zip(paths[1:], loaded[1:], strict=True):
+        for what, keys in (("calibration", ("calibration",)), ("crop", ("window_seconds", "crop_seconds"))):
+            if _from_metadata(other, *keys) != _from_metadata(meta, *keys):
+                raise ValueError(
+                    f"{p} was trained with another {what} than {paths[0]}: not members of one recipe"
+                )
+    return SAMOSEnsemble([m for m, _ in loaded]), meta
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from samos.export.onnx_export import ExportError, ExportSettings, export_onnx, save_fp16
     from samos.export.verify import verify_onnx
-    from samos.model.checkpoint import CheckpointError, load_checkpoint
+    from samos.model.checkpoint import CheckpointError
 
     torch.set_num_threads(max(1, args.threads))
     if args.from_onnx is not None:
@@ -172,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         batches = [int(b) for b in _floats(args.verify_batches, "--verify-batches")]
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        model, meta = load_checkpoint(args.checkpoint)
+        model, meta = _load(args.checkpoint)
         calibration, cal_src = _calibration(args.calibration, meta)
         window, win_src = _window(args.window_seconds, meta)
         if args.min_seconds is not None and not 0 < args.min_seconds <= window:

@@ -11,6 +11,9 @@ the graph's initializers by name (``model.<state-dict key>``). What the exporter
 * BatchNorm2d layers of the spectrogram encoder were folded into the preceding convolutions (the
   initializers hold the folded weights): they become identities.
 
+A file with ``samos.members`` > 1 is a seed ensemble (:class:`~samos.model.ensemble.SAMOSEnsemble`)
+of that many models with the file's config.
+
 The rebuilt module is then checked against the file itself with onnxruntime on audio: any weight that
 was not recovered exactly shows up there, and the rebuild is refused (ExportError).
 """
@@ -28,14 +31,18 @@ from torch import nn
 
 from samos.config import ConfigError, ModelConfig, from_dict
 from samos.export.onnx_export import ExportError
+from samos.model.ensemble import EnsembleError, SAMOSEnsemble
+from samos.model.heads import SpectrogramEncoder
 from samos.model.samos_model import SAMOS
-from samos.runtime.modelinfo import KEY_CONFIG
+from samos.runtime.modelinfo import KEY_CONFIG, KEY_MEMBERS
 
 PARITY_MOS = 1e-4
 """Largest MOS difference allowed between the rebuilt module and the file."""
 
 
-def model_from_onnx(path: str | Path, audio: np.ndarray | None = None) -> tuple[SAMOS, dict[str, str]]:
+def model_from_onnx(
+    path: str | Path, audio: np.ndarray | None = None
+) -> tuple[SAMOS | SAMOSEnsemble, dict[str, str]]:
     """``(model, metadata)`` rebuilt from a samos ONNX file; ``audio``: 16 kHz float32 ``[T]`` for
     the parity check (default: a seeded noise burst). Raises ExportError."""
     path = Path(path)
@@ -48,9 +55,19 @@ def model_from_onnx(path: str | Path, audio: np.ndarray | None = None) -> tuple[
         cfg = from_dict(ModelConfig, json.loads(meta[KEY_CONFIG]))
     except (KeyError, ValueError, ConfigError) as e:
         raise ExportError(f"{path}: no usable samos.config metadata ({e})") from None
-    model = SAMOS(cfg).eval()
+    try:
+        members = int(meta.get(KEY_MEMBERS, "1"))
+        model: SAMOS | SAMOSEnsemble = (
+            SAMOSEnsemble([SAMOS(cfg) for _ in range(members)]) if members > 1 else SAMOS(cfg)
+        )
+    except (ValueError, EnsembleError) as e:
+        raise ExportError(
+            f"{path}: {KEY_MEMBERS}={meta.get(KEY_MEMBERS)!r} does not describe a model ({e})"
+        ) from None
+    model.eval()
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    _fold_batchnorms(model, inits)
+    for prefix, member in _members(model):
+        _fold_batchnorms(member, inits, prefix)
     state = model.state_dict()
     loaded = 0
     for key, value in state.items():
@@ -75,18 +92,25 @@ def model_from_onnx(path: str | Path, audio: np.ndarray | None = None) -> tuple[
     return model.eval(), meta
 
 
-def _fold_batchnorms(model: SAMOS, inits: dict[str, np.ndarray]) -> None:
+def _members(model: SAMOS | SAMOSEnsemble) -> list[tuple[str, SAMOS]]:
+    """``(initializer name prefix, SAMOS)`` for the model or each member of an ensemble."""
+    if isinstance(model, SAMOSEnsemble):
+        return [(f"model.members.{i}.", m) for i, m in enumerate(model.members)]  # type: ignore[misc]
+    return [("model.", model)]
+
+
+def _fold_batchnorms(model: SAMOS, inits: dict[str, np.ndarray], prefix: str = "model.") -> None:
     """BatchNorm2d layers with no initializers were folded into their conv: make them identities."""
-    if model.spec_encoder is None:
+    if not isinstance(model.spec_encoder, SpectrogramEncoder):
         return
     layers = model.spec_encoder.encoder
     for i, m in enumerate(layers):
-        if isinstance(m, nn.BatchNorm2d) and f"model.spec_encoder.encoder.{i}.running_mean" not in inits:
+        if isinstance(m, nn.BatchNorm2d) and f"{prefix}spec_encoder.encoder.{i}.running_mean" not in inits:
             layers[i] = nn.Identity()
 
 
 @torch.no_grad()
-def check_parity(model: SAMOS, path: Path, audio: np.ndarray | None = None) -> float:
+def check_parity(model: SAMOS | SAMOSEnsemble, path: Path, audio: np.ndarray | None = None) -> float:
     """Largest MOS difference between ``model`` and the ONNX file on 4 s of ``audio`` (and its
     second half at a lower level); raises ExportError above :data:`PARITY_MOS`."""
     import onnxruntime as ort

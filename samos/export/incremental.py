@@ -1,10 +1,10 @@
 """The incremental pair (``samos export --incremental``): ``M.frames.onnx`` and ``M.head.onnx``.
 
-Both graphs come from the SAMOS module's own split (:meth:`SAMOS.frame_features`,
-:meth:`SAMOS.window_head`), so any change to the heads ships through this code unchanged. The edge
-frames (how many frames at each end of a piece of audio see its edges) are measured on the model
-itself, not assumed: frames of slices of a long random signal against the frames of the whole
-signal. The runtime side is :mod:`samos.runtime.incremental`.
+Both graphs come from the model's own split (:meth:`SAMOS.frame_features`,
+:meth:`SAMOS.window_head`; a :class:`SAMOSEnsemble` has the same two), so any change to the heads
+ships through this code unchanged. The edge frames (how many frames at each end of a piece of audio
+see its edges) are measured on the model itself, not assumed: frames of slices of a long random
+signal against the frames of the whole signal. The runtime side is :mod:`samos.runtime.incremental`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from samos.export.onnx_export import (
     check_graph,
     save_model,
 )
+from samos.model.ensemble import SAMOSEnsemble
 from samos.model.samos_model import SAMOS
 from samos.runtime.incremental import FrameGeometry, pair_paths
 from samos.runtime.modelinfo import INPUT_WAVE16, INPUT_WAVE48, KEY_INCREMENTAL, OUTPUT_MOS, OUTPUT_STD
@@ -38,7 +39,7 @@ frames (0.5 s) each side can be measured."""
 
 
 class _Frames(nn.Module):
-    def __init__(self, model: SAMOS) -> None:
+    def __init__(self, model: SAMOS | SAMOSEnsemble) -> None:
         super().__init__()
         self.model = model
 
@@ -48,7 +49,7 @@ class _Frames(nn.Module):
 
 
 class _Head(nn.Module):
-    def __init__(self, model: SAMOS) -> None:
+    def __init__(self, model: SAMOS | SAMOSEnsemble) -> None:
         super().__init__()
         self.model = model
 
@@ -57,16 +58,7 @@ class _Head(nn.Module):
         return mean, torch.sqrt(var)
 
 
-def frame_names(model: SAMOS) -> tuple[str, ...]:
-    """The frames graph's outputs (= the head graph's inputs): ``ssl_frames`` and/or ``spec_frames``."""
-    return tuple(
-        n
-        for n, on in (("ssl_frames", model.ssl is not None), ("spec_frames", model.spec_encoder is not None))
-        if on
-    )
-
-
-def _waves(model: SAMOS, samples: int, gen: torch.Generator) -> tuple[Tensor, ...]:
+def _waves(model: SAMOS | SAMOSEnsemble, samples: int, gen: torch.Generator) -> tuple[Tensor, ...]:
     w = {
         INPUT_WAVE16: 0.3 * torch.randn(2, samples, generator=gen),
         INPUT_WAVE48: 0.3 * torch.randn(2, 3 * samples, generator=gen),
@@ -75,7 +67,7 @@ def _waves(model: SAMOS, samples: int, gen: torch.Generator) -> tuple[Tensor, ..
 
 
 @torch.no_grad()
-def measure_geometry(model: SAMOS) -> FrameGeometry:
+def measure_geometry(model: SAMOS | SAMOSEnsemble) -> FrameGeometry:
     """Edge frames of ``model.frame_features``, measured: frames of a slice vs the whole signal.
 
     Raises ExportError when the model has no incremental split or interior frames of a slice differ
@@ -107,13 +99,13 @@ def measure_geometry(model: SAMOS) -> FrameGeometry:
 
 
 def export_pair(
-    model: SAMOS, out: str | Path, metadata: dict[str, str], opset: int = OPSET
+    model: SAMOS | SAMOSEnsemble, out: str | Path, metadata: dict[str, str], opset: int = OPSET
 ) -> tuple[Path, Path]:
     """Write ``out``'s pair (``.frames.onnx``, ``.head.onnx``) with ``metadata`` (the whole-window
     file's) plus ``samos.incremental``. Returns the two paths; raises ExportError."""
     model = model.eval()
     geo = measure_geometry(model)
-    names = frame_names(model)
+    names = model.frame_names
     inputs = model.input_names
     frames_path, head_path = pair_paths(out)
     gen = torch.Generator().manual_seed(0)
@@ -177,7 +169,9 @@ PAIR_PARITY_MOS = 1e-4
 
 
 @torch.no_grad()
-def check_pair(model: SAMOS, frames_path: Path, head_path: Path, waves: tuple[Tensor, ...]) -> float:
+def check_pair(
+    model: SAMOS | SAMOSEnsemble, frames_path: Path, head_path: Path, waves: tuple[Tensor, ...]
+) -> float:
     """The written pair against ``model.window_head(*model.frame_features(...))`` on ``waves``;
     raises ExportError above :data:`PAIR_PARITY_MOS`."""
     import onnxruntime as ort
@@ -188,7 +182,7 @@ def check_pair(model: SAMOS, frames_path: Path, head_path: Path, waves: tuple[Te
     head = ort.InferenceSession(str(head_path), so, providers=["CPUExecutionProvider"])
     feeds = dict(zip(model.input_names, (w.numpy() for w in waves), strict=True))
     out = frames.run(None, feeds)
-    got = head.run([OUTPUT_MOS], dict(zip(frame_names(model), out, strict=True)))[0]
+    got = head.run([OUTPUT_MOS], dict(zip(model.frame_names, out, strict=True)))[0]
     want = model.window_head(*_Frames(model)(*waves))[0].numpy()
     diff = float(abs(got - want).max())
     if diff > PAIR_PARITY_MOS:
@@ -196,4 +190,4 @@ def check_pair(model: SAMOS, frames_path: Path, head_path: Path, waves: tuple[Te
     return diff
 
 
-__all__ = ["FRAME_SAMPLES", "PAIR_PARITY_MOS", "check_pair", "export_pair", "frame_names", "measure_geometry"]
+__all__ = ["FRAME_SAMPLES", "PAIR_PARITY_MOS", "check_pair", "export_pair", "measure_geometry"]

@@ -26,10 +26,12 @@ from torch import Tensor, nn
 from samos import __version__
 from samos.audio import SPEC_RATE, SSL_RATE
 from samos.config import to_dict
+from samos.model.ensemble import SAMOSEnsemble
 from samos.model.samos_model import SAMOS
 from samos.runtime.modelinfo import (
     INPUT_WAVE16,
     INPUT_WAVE48,
+    KEY_MEMBERS,
     OUTPUT_MOS,
     OUTPUT_STD,
     Calibration,
@@ -71,7 +73,7 @@ class _Only48(_Both):
         return mean, torch.sqrt(var)
 
 
-def model_inputs(model: SAMOS) -> tuple[str, ...]:
+def model_inputs(model: SAMOS | SAMOSEnsemble) -> tuple[str, ...]:
     """Which graph inputs a SAMOS model needs, from its config (both, wave16 only or wave48 only)."""
     cfg = model.cfg
     names = []
@@ -82,11 +84,17 @@ def model_inputs(model: SAMOS) -> tuple[str, ...]:
     return tuple(names)
 
 
-def wrap_for_export(model: SAMOS) -> nn.Module:
+def wrap_for_export(model: SAMOS | SAMOSEnsemble) -> nn.Module:
     """The module that is exported: the model with ``std = sqrt(var)`` and only the inputs it uses."""
     inputs = model_inputs(model)
     cls = {(INPUT_WAVE16, INPUT_WAVE48): _Both, (INPUT_WAVE16,): _Only16, (INPUT_WAVE48,): _Only48}[inputs]
     return cls(model).eval()
+
+
+def members_metadata(model: SAMOS | SAMOSEnsemble) -> dict[str, str]:
+    """``samos.members`` for an ensemble (:mod:`samos.export.from_onnx` rebuilds it from that); none
+    for one model."""
+    return {KEY_MEMBERS: str(model.size)} if isinstance(model, SAMOSEnsemble) else {}
 
 
 def weights_sha256(state_dict: dict[str, Tensor]) -> str:
@@ -178,7 +186,7 @@ def _dynamic_shapes(inputs: tuple[str, ...], min_samples: int) -> dict[str, dict
 
 
 def export_onnx(
-    model: SAMOS, out: str | Path, settings: ExportSettings = ExportSettings()
+    model: SAMOS | SAMOSEnsemble, out: str | Path, settings: ExportSettings = ExportSettings()
 ) -> onnx.ModelProto:
     """Export a SAMOS model (fp32) to ``out``; returns the saved ModelProto (with its metadata).
 
@@ -227,7 +235,7 @@ def export_onnx(
         min_seconds=min_seconds,
         window_seconds=max(settings.window_seconds, min_seconds),
         precision="fp32",
-        extra=dict(settings.extra_metadata),
+        extra={**members_metadata(model), **dict(settings.extra_metadata)},
     )
     onnx.helper.set_model_props(proto, meta)
     check_graph(proto, inputs)

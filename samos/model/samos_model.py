@@ -101,6 +101,12 @@ class SAMOS(nn.Module):
         return names + (("wave48",) if self.spec_encoder is not None else ())
 
     @property
+    def frame_names(self) -> tuple[str, ...]:
+        """What :meth:`frame_features` returns, in order: ("ssl_frames", "spec_frames") or one of them."""
+        names = ("ssl_frames",) if self.ssl is not None else ()
+        return names + (("spec_frames",) if self.spec_encoder is not None else ())
+
+    @property
     def min_seconds(self) -> float:
         return self.min_samples / SSL_RATE
 

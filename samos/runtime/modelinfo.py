@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ KEY_WINDOW_SECONDS = "samos.window_seconds"
 KEY_PRECISION = "samos.precision"
 KEY_INCREMENTAL = "samos.incremental"
 """Only in the incremental pair (samos.runtime.incremental): role and frame geometry, JSON."""
+KEY_MEMBERS = "samos.members"
+"""Optional: how many models of one architecture the graph mixes (a seed ensemble); absent means 1."""
 
 REQUIRED_KEYS = (
     KEY_FORMAT,
@@ -218,6 +221,11 @@ class ModelInfo:
     def rate_ratio(self) -> int:
         return self.spec_rate // self.ssl_rate
 
+    @property
+    def members(self) -> int:
+        """Models the graph mixes: 1, or the size of a seed ensemble (samos.model.ensemble)."""
+        return int(self.extra.get(KEY_MEMBERS, "1"))
+
 
 def build_metadata(
     *,
@@ -312,6 +320,10 @@ def parse_metadata(meta: dict[str, str], inputs: tuple[str, ...] = (), source: s
     if info.spec_rate % info.ssl_rate:
         raise ModelFileError(
             f"{source}: spec_rate {info.spec_rate} is not a multiple of ssl_rate {info.ssl_rate}"
+        )
+    if not re.fullmatch(r"[1-9][0-9]*", info.extra.get(KEY_MEMBERS, "1")):
+        raise ModelFileError(
+            f"{source}: metadata {KEY_MEMBERS}={meta[KEY_MEMBERS]!r} must be a positive integer"
         )
     if info.window_seconds < info.min_seconds:
         raise ModelFileError(

@@ -9,6 +9,7 @@ from samos.runtime.modelinfo import (
     KEY_CALIBRATION,
     KEY_CONFIG,
     KEY_FORMAT,
+    KEY_MEMBERS,
     KEY_PRECISION,
     KEY_WINDOW_SECONDS,
     Calibration,
@@ -49,6 +50,8 @@ def test_round_trip() -> None:
     assert (info.min_samples16, info.window_samples16, info.rate_ratio) == (8000, 128_000, 3)
     assert info.extra == {"samos.name": "demo"}
     assert info.inputs == ("wave16", "wave48")
+    assert info.members == 1  # no samos.members: one model
+    assert parse_metadata(_meta(extra={KEY_MEMBERS: "2"})).members == 2
 
 
 def test_not_a_samos_model() -> None:
@@ -71,6 +74,8 @@ def test_wrong_format_version() -> None:
         (KEY_WINDOW_SECONDS, "ten", "not a valid float"),
         (KEY_WINDOW_SECONDS, "0.1", "window_seconds 0.1 < min_seconds"),
         (KEY_PRECISION, "int4", "precision"),
+        (KEY_MEMBERS, "0", "samos.members='0' must be a positive integer"),
+        (KEY_MEMBERS, "two", "must be a positive integer"),
     ],
 )
 def test_bad_values(key: str, value: str, match: str) -> None:
