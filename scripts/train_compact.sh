@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The embedded compact student (samos/models/compact.onnx, `--model compact`) from a clean clone:
 #   call corpus -> its clips labelled by the default model (`samos data relabel`) -> one joint step on
-#   those labels and the human P.835 ratings (configs/compact.yaml) -> ONNX (+ incremental pair).
+#   those labels and the human P.835 ratings (configs/compact.yaml), once per seed -> the seeds' models
+#   exported as one seed ensemble (the mean of their scores) -> ONNX (+ incremental pair).
 #
 #   scripts/train_compact.sh              # the whole recipe
 #   CLIPS=8000 scripts/train_compact.sh   # a larger corpus (the shipped student used 6000 clips)
+#   SEEDS="20261204" scripts/train_compact.sh   # one model instead of the ensemble (half the cost)
 #   BENCH=1 scripts/train_compact.sh      # also the accuracy benchmark of the file, beside the default
 #
 # Environment: PYTHON (default .venv/bin/python), SAMOS_P835 (default /work/shared/data/p835), CORPUS
-# (default data/sim48k_calls), CLIPS (default 6000), OUT (default runs/compact), WORKERS (default 2),
-# TEACHER (default samos/models/default.onnx), MODEL (the ONNX written, default samos/models/compact.onnx).
+# (default data/sim48k_calls), CLIPS (default 6000), SEEDS (the members' training seeds, default
+# "20261204 1"), OUT (default runs/compact), WORKERS (default 2), TEACHER (default
+# samos/models/default.onnx), MODEL (the ONNX written, default samos/models/compact.onnx).
 # Resumable: the corpus keeps finished clips, labels are not recomputed when their file exists, a
-# finished training step is not rerun (delete OUT to start over).
+# finished member's training is not rerun (delete OUT to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,7 @@ PY=${PYTHON:-.venv/bin/python}
 P835=${SAMOS_P835:-/work/shared/data/p835}
 CORPUS=${CORPUS:-data/sim48k_calls}
 CLIPS=${CLIPS:-6000}
+SEEDS=${SEEDS:-20261204 1}
 OUT=${OUT:-runs/compact}
 WORKERS=${WORKERS:-2}
 TEACHER=${TEACHER:-samos/models/default.onnx}
@@ -46,27 +50,34 @@ for part in train valid; do
   fi
 done
 
-RUN_CFG="$OUT/recipe.yaml"
-"$PY" - "$OUT" > "$RUN_CFG" <<'EOF'
+# One member per seed: configs/compact.yaml with the labels above and the member's seed.
+CHECKPOINTS=()
+for seed in $SEEDS; do
+  RUN="$OUT/seed-$seed"
+  mkdir -p "$RUN"
+  "$PY" - "$OUT" "$seed" > "$RUN/recipe.yaml" <<'EOF'
 import sys
 import yaml
-out = sys.argv[1]
+out, seed = sys.argv[1], int(sys.argv[2])
 cfg = yaml.safe_load(open("configs/compact.yaml"))
 for split in ("train", "valid"):
     lists = cfg["finetune"]["data"][split]
     cfg["finetune"]["data"][split] = [p.replace("data/sim48k_calls", out) for p in lists]
+cfg["finetune"]["seed"] = seed
 print(yaml.safe_dump(cfg, sort_keys=False), end="")
 EOF
+  if [ -f "$RUN/final.pt" ]; then
+    stamp "$RUN/final.pt exists: seed $seed already trained"
+  else
+    stamp "training seed $seed ($RUN/recipe.yaml) into $RUN"
+    samos train --config "$RUN/recipe.yaml" --out "$RUN"
+  fi
+  CHECKPOINTS+=("$RUN/final.pt")
+done
 
-stamp "training ($RUN_CFG) into $OUT"
-if [ -f "$OUT/final.pt" ]; then
-  stamp "$OUT/final.pt exists: training already done"
-else
-  samos train --config "$RUN_CFG" --out "$OUT"
-fi
-
-stamp "exporting $OUT/final.pt -> $MODEL (fp32, parity-checked against torch) and its incremental pair"
-samos export --checkpoint "$OUT/final.pt" --out "$MODEL" --verify --window-seconds 4 --min-seconds 1.0 --incremental
+stamp "exporting ${CHECKPOINTS[*]} -> $MODEL (one graph, fp32, parity-checked against torch) and its incremental pair"
+samos export --checkpoint "${CHECKPOINTS[@]}" --out "$MODEL" --verify --window-seconds 4 --min-seconds 1.0 \
+  --incremental
 
 if [ "$BENCH" = "1" ]; then
   stamp "accuracy of $MODEL beside the default and the peers -> $OUT/accuracy.json"
