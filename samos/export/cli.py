@@ -31,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="+",
         metavar="CKPT",
-        help="checkpoint from `samos train`; several checkpoints of one spectrogram-only architecture "
-        "(e.g. one recipe, several seeds) export as one seed ensemble: the mean of their scores, the "
-        "spectrogram computed once (samos.model.ensemble)",
+        help="checkpoint from `samos train`; several checkpoints of one config (e.g. one recipe, several "
+        "seeds) export as one seed ensemble: the mean of their scores, the spectrogram and a frozen SSL "
+        "encoder computed once (samos.model.ensemble)",
     )
     src.add_argument(
         "--from-onnx",

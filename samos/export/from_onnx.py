@@ -21,6 +21,7 @@ was not recovered exactly shows up there, and the rebuild is refused (ExportErro
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def model_from_onnx(
     for key, value in state.items():
         src = inits.get("model." + key)
         if src is None:
-            if model.ssl is not None and key.startswith("ssl.") and model.ssl.frozen:
+            if model.ssl is not None and model.ssl.frozen and re.match(r"(members\.\d+\.)?ssl\.", key):
                 continue  # frozen encoder weights: from the distillmos package
             if key.endswith("num_batches_tracked"):
                 continue

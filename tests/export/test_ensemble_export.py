@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_helpers import stream_windows
+from export_helpers import stream_windows, tiny_distill_model
 
 from samos.cli import main
 from samos.config import FusionConfig, ModelConfig, SpecConfig, SSLConfig
@@ -95,3 +95,33 @@ def test_checkpoints_that_are_not_one_recipe(
     assert main(["export", "--checkpoint", str(checkpoints[0]), str(longer), "--out", str(out)]) == 2
     assert "another crop" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_members_sharing_the_distillmos_encoder(tmp_path: Path) -> None:
+    """Two-branch members (as the default model): one SSL encoder for both, the pair streams exactly."""
+    ckpts = [save_checkpoint(tmp_path / f"d{s}.pt", tiny_distill_model(s), metadata=CROP) for s in (1, 2)]
+    out = tmp_path / "ens.onnx"
+    args = ["export", "--checkpoint", *map(str, ckpts), "--out", str(out), "--incremental", "--verify"]
+    assert main(args) == 0
+    ens = SAMOSEnsemble([load_checkpoint(p)[0] for p in ckpts]).eval()
+    scorer = Scorer(out, providers=("cpu",), threads=1)
+    assert scorer.info.members == 2 and scorer.needs == ("wave16", "wave48")
+    assert scorer.pair is not None and scorer.pair.frame_names == ["ssl_frames", "spec_frames"]
+    w16, w48 = _signal(4.5)
+    got, jobs = stream_windows(scorer, w16, w48, hop=8000)
+    with torch.no_grad():
+        want = [
+            float(
+                ens.window_head(
+                    *ens.frame_features(
+                        torch.from_numpy(job.wave16[None]) * job.state.gain,
+                        torch.from_numpy(job.wave48[None]),
+                    )
+                )[0][0]
+            )
+            for job in jobs
+        ]
+    assert len(got) == 6
+    assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4
+    rebuilt, _ = model_from_onnx(out)  # checks its own parity with the file
+    assert isinstance(rebuilt, SAMOSEnsemble) and rebuilt.ssl is not None
