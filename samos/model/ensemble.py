@@ -119,15 +119,7 @@ class SAMOSEnsemble(nn.Module):
     def frame_features(self, wave16: Tensor | None, wave48: Tensor | None) -> tuple[Tensor, ...]:
         """As :meth:`SAMOS.frame_features`: ``(ssl [B, n, D], spec [B, n, sum of the members' C])``
         for the branches the members have (``wave16`` at the caller's fixed gain)."""
-        if not self.incremental:
-            raise ModelInputError(
-                f"the {self.cfg.ssl.family} encoder normalises whole inputs: no incremental split"
-            )
-        out: list[Tensor] = []
-        if self.ssl is not None:
-            if wave16 is None:
-                raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
-            out.append(self.ssl.frames(wave16))  # type: ignore[operator]
+        out = [self.first.ssl_frames(wave16)] if self.ssl is not None else []
         if self.spectrogram is not None:
             out.append(torch.cat(self._spec_frames(wave48), dim=-1))  # type: ignore[arg-type]
         return tuple(out)

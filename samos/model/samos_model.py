@@ -177,20 +177,23 @@ class SAMOS(nn.Module):
         from overlapping pieces of a stream can be reused by every window on the 10 ms grid.
         ``window_head(*frame_features(g * w16, w48)) == forward(w16, w48)`` for ``g = 1 / peak(w16)``.
         """
-        if not self.incremental:
-            raise ModelInputError(
-                f"the {self.cfg.ssl.family} encoder normalises whole inputs: no incremental split"
-            )
-        out: list[Tensor] = []
-        if self.ssl is not None:
-            if wave16 is None:
-                raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
-            out.append(self.ssl.frames(wave16))  # type: ignore[operator]
+        out = [self.ssl_frames(wave16)] if self.ssl is not None else []
         if self.spec_encoder is not None and self.spectrogram is not None:
             if wave48 is None:
                 raise ModelInputError("this model has a spectrogram branch: pass wave48 [batch, 3*T]")
             out.append(self.spec_encoder.frames(self.spectrogram(wave48)))
         return tuple(out)
+
+    def ssl_frames(self, wave16: Tensor | None) -> Tensor:
+        """The SSL branch's part of :meth:`frame_features`: ``[B, T // 160, D]`` for ``wave16 [B, T]``
+        at the caller's gain. Raises ModelInputError when the encoder has no incremental split."""
+        if not self.incremental:
+            raise ModelInputError(
+                f"the {self.cfg.ssl.family} encoder normalises whole inputs: no incremental split"
+            )
+        if self.ssl is None or wave16 is None:
+            raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
+        return self.ssl.frames(wave16)  # type: ignore[operator]
 
     def window_head(self, *frames: Tensor) -> tuple[Tensor, Tensor]:
         """The whole-window part on :meth:`frame_features`' output: ``(mean [B], var [B])``.
