@@ -136,11 +136,7 @@ class SAMOSEnsemble(nn.Module):
     def forward(self, wave16: Tensor | None = None, wave48: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mean [B], var [B])`` MOS for 16 kHz ``wave16 [B, T]`` and 48 kHz ``wave48 [B, 3T]``
         (either may be None when no member reads it)."""
-        feats = None
-        if self.ssl is not None:
-            if wave16 is None:
-                raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
-            feats = self.first.ssl_features(wave16)
+        feats = self.first.ssl_features(wave16) if self.ssl is not None else None
         if wave48 is not None and self.spectrogram is not None:
             self.first._check_wave(wave48, "wave48", self.first._min_wave48)
         return self._mix(feats, self._spec_frames(wave48))

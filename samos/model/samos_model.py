@@ -115,10 +115,12 @@ class SAMOS(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     # --------------------------------------------------------------------------------- forward
-    def ssl_features(self, wave16: Tensor) -> Tensor:
+    def ssl_features(self, wave16: Tensor | None) -> Tensor:
         """Frozen-part output ``[B, frames, D]`` for 16 kHz audio ``[B, T]`` (float32, [-1, 1])."""
         if self.ssl is None:
             raise ModelInputError("this model has no SSL branch (ssl.family is 'none')")
+        if wave16 is None:
+            raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
         self._check_wave(wave16, "wave16", self.ssl.min_samples)
         with torch.no_grad() if self.ssl.frozen else nullcontext():
             return self.ssl(wave16)
@@ -210,11 +212,7 @@ class SAMOS(nn.Module):
 
     def forward(self, wave16: Tensor | None = None, wave48: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(mean [B], var [B])`` MOS for 16 kHz ``wave16 [B, T]`` and 48 kHz ``wave48 [B, 3T]``."""
-        feats = None
-        if self.ssl is not None:
-            if wave16 is None:
-                raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
-            feats = self.ssl_features(wave16)
+        feats = self.ssl_features(wave16) if self.ssl is not None else None
         return self.forward_features(feats, wave48)
 
     def _check_wave(self, wave: Tensor, name: str, min_samples: int) -> None:
