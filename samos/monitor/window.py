@@ -11,6 +11,13 @@ one last full-length window ending at the end of the stream is emitted (``final=
 Lost audio (``Segment.lost``, silence or codec concealment at its place in the stream) is counted
 per window: ``Window.lost_seconds`` is how much of the window's span was lost, ``loss_ratio`` that as
 a fraction of the window.
+
+Windows are read-only views, not copies: the windower appends each segment once to a buffer per
+rate that is never written behind its end, and cuts windows out of it. When the buffer is full, what
+the next windows need moves to a fresh one (about every ``window / hop + 1`` hops); the old buffer
+lives on in the windows that view it. So overlapping windows cost no copies (a 4 s window at a 1 s
+hop was 2.3 MB of copying per hop at 16 + 48 kHz, each copy into freshly mapped pages; see
+docs/RELIABILITY.md, "Where the monitor's CPU goes").
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from samos.monitor.normalise import Segment
 
 @dataclass(frozen=True)
 class Window:
-    """One scoring window: ``wave16`` float32 ``[T]`` and ``wave48`` ``[3T]``.
+    """One scoring window: ``wave16`` float32 ``[T]`` and ``wave48`` ``[3T]`` (read-only views).
 
     ``index`` counts windows from 0; ``start`` is its first 16 kHz sample; ``t_start``/``t_end`` in
     stream seconds. ``t_capture``: monotonic capture time of the chunk that completed it.
@@ -66,9 +73,11 @@ class Windower:
         self.min_final = round(min_final_seconds * SSL_RATE)
         if self.size < 1 or not 1 <= self.hop <= self.size:
             raise ValueError(f"need 0 < hop <= window, got window {window_seconds} s, hop {hop_seconds} s")
-        self._parts16: list[np.ndarray] = []
-        self._parts48: list[np.ndarray] = []
-        self._buf_start = 0  # 16 kHz index of the first buffered sample
+        self._capacity = 2 * self.size + self.hop  # 16 kHz samples of a fresh buffer (at least)
+        self._b16 = np.zeros(0, np.float32)
+        self._b48 = np.zeros(0, np.float32)
+        self._buf_start = 0  # 16 kHz index of the buffer's first sample
+        self._fill = 0  # 16 kHz samples written to the buffer
         self.total = 0  # 16 kHz samples pushed
         self._next = 0  # start of the next window
         self._count = 0
@@ -106,64 +115,58 @@ class Windower:
         self._t_capture, self._rate = seg.t_capture, seg.rate
         self._lost.extend(span for span in seg.lost if span[1] > span[0])
         if len(seg.wave16):
-            self._parts16.append(seg.wave16)
-            self._parts48.append(seg.wave48)
-            self.total += len(seg.wave16)
-        if self.total - self._next < self.size:
-            return []
-        b16, b48 = self._joined()
+            self._append(seg.wave16, seg.wave48)
         out = []
         while self.total - self._next >= self.size:
-            out.append(self._cut(b16, b48, self._next, self.size, final=False))
+            out.append(self._cut(self._next, self.size, final=False))
             self._next += self.hop
-        self._trim(b16, b48)
         return out
 
     def flush(self) -> list[Window]:
         """End of stream: the final window, if any (see module doc). The windower is then spent."""
-        if self.total == 0 or not self._parts16:
+        if self.total == 0 or self._fill == 0:
             return []
-        b16, b48 = self._joined()
         out: list[Window] = []
         if self._count == 0:
             if self.total >= self.min_final:
-                out.append(self._cut(b16, b48, 0, self.total, final=True))
+                out.append(self._cut(0, self.total, final=True))
         elif 2 * (self.total - self._last_end) >= self.hop:
-            out.append(self._cut(b16, b48, self.total - self.size, self.size, final=True))
-        self._parts16, self._parts48 = [], []
+            out.append(self._cut(self.total - self.size, self.size, final=True))
+        self._b16, self._b48 = np.zeros(0, np.float32), np.zeros(0, np.float32)
+        self._buf_start, self._fill = self.total, 0
         return out
 
-    def _joined(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self._parts16:
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
-        b16 = np.concatenate(self._parts16) if len(self._parts16) != 1 else self._parts16[0]
-        b48 = np.concatenate(self._parts48) if len(self._parts48) != 1 else self._parts48[0]
-        return b16, b48
+    def _append(self, w16: np.ndarray, w48: np.ndarray) -> None:
+        """Write a segment behind the buffer's end; first move to a fresh buffer when it is full."""
+        n = len(w16)
+        if self._fill + n > len(self._b16):
+            # what the next window and flush need: from the next window's start, and the last `size`
+            keep = max(self._buf_start, min(self._next, self.total - self.size))
+            i = keep - self._buf_start
+            live = self._fill - i
+            b16 = np.empty(max(self._capacity, live + n), np.float32)
+            b48 = np.empty(RATE_RATIO * len(b16), np.float32)
+            b16[:live] = self._b16[i : self._fill]
+            b48[: RATE_RATIO * live] = self._b48[RATE_RATIO * i : RATE_RATIO * self._fill]
+            self._b16, self._b48, self._buf_start, self._fill = b16, b48, keep, live
+            self._lost = [span for span in self._lost if span[1] > keep]
+        self._b16[self._fill : self._fill + n] = w16
+        self._b48[RATE_RATIO * self._fill : RATE_RATIO * (self._fill + n)] = w48
+        self._fill += n
+        self.total += n
 
-    def _cut(self, b16: np.ndarray, b48: np.ndarray, start: int, n: int, final: bool) -> Window:
+    def _cut(self, start: int, n: int, final: bool) -> Window:
         i = start - self._buf_start
         end = start + n
         lost = sum(max(0, min(b, end) - max(a, start)) for a, b in self._lost)
+        w16 = self._b16[i : i + n]
+        w48 = self._b48[RATE_RATIO * i : RATE_RATIO * (i + n)]
+        w16.flags.writeable = False  # views of the buffer that later windows share
+        w48.flags.writeable = False
         w = Window(
-            self._count,
-            start,
-            b16[i : i + n].copy(),
-            b48[RATE_RATIO * i : RATE_RATIO * (i + n)].copy(),
-            self._t_capture,
-            self._dropped,
-            self._rate,
-            final,
-            lost / SSL_RATE,
+            self._count, start, w16, w48, self._t_capture, self._dropped, self._rate, final, lost / SSL_RATE
         )
         self._count += 1
         self._last_end = start + n
         self._dropped = 0.0
         return w
-
-    def _trim(self, b16: np.ndarray, b48: np.ndarray) -> None:
-        """Keep what the next window needs, and always the last ``size`` samples (for ``flush``)."""
-        keep = max(self._buf_start, min(self._next, self.total - self.size))
-        i = keep - self._buf_start
-        self._parts16, self._parts48 = [b16[i:]], [b48[RATE_RATIO * i :]]
-        self._buf_start = keep
-        self._lost = [span for span in self._lost if span[1] > keep]

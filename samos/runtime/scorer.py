@@ -328,9 +328,14 @@ class Scorer:
             raise ValueError(f"{name} must have shape [batch, samples], got {a.shape}")
         if a.shape[0] < 1:
             raise ValueError(f"{name} holds an empty batch")
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name} holds {int((~np.isfinite(a)).sum())} NaN/Inf samples")
-        return np.ascontiguousarray(a, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            a32 = np.ascontiguousarray(a, dtype=np.float32)  # beyond float32's range: Inf, refused below
+            # one pass, no temporary the size of the batch: a float64 sum of finite float32 samples
+            # cannot overflow, and any NaN/Inf makes it non-finite
+            total = np.add.reduce(a32, axis=None, dtype=np.float64)
+        if not np.isfinite(total):
+            raise ValueError(f"{name} holds {int(np.count_nonzero(~np.isfinite(a32)))} NaN/Inf samples")
+        return a32
 
     def score(self, wave16: np.ndarray | None, wave48: np.ndarray | None = None) -> ScoreBatch:
         """Calibrated MOS and its standard deviation for a batch (the raw outputs ride along).

@@ -76,9 +76,7 @@ def test_rejects_bad_geometry_and_misaligned_segments() -> None:
 
 
 @pytest.mark.parametrize("seconds", [0.0, 0.5, 0.99, 1.0, 3.3, 4.0, 4.49, 4.5, 9.75, 20.0, 20.26])
-@pytest.mark.parametrize(
-    ("window", "hop", "min_final"), [(1.0, 0.5, 1.0), (4.0, 1.0, 1.0), (4.0, 0.5, 0.3)]
-)
+@pytest.mark.parametrize(("window", "hop", "min_final"), [(1.0, 0.5, 1.0), (4.0, 1.0, 1.0), (4.0, 0.5, 0.3)])
 def test_count_is_what_push_and_flush_make(
     seconds: float, window: float, hop: float, min_final: float
 ) -> None:
@@ -103,3 +101,19 @@ def test_lost_audio_is_counted_in_every_window_it_falls_in() -> None:
     assert [w.lost_seconds for w in wins] == [0.5, 0.25, 0.0, 0.0, 0.0]
     assert [w.loss_ratio for w in wins] == [0.125, 0.0625, 0.0, 0.0, 0.0]
     assert wins[0].dropped_seconds == 0.5 and wins[1].dropped_seconds == 0.0
+
+
+def test_windows_are_read_only_views_that_later_pushes_leave_intact() -> None:
+    w = Windower(4.0, 1.0)
+    wins = feed(w, 16_000 * 30, [1600])
+    assert len(wins) == 27
+    # overlapping windows share one buffer (no copy per window) until it is full ...
+    assert np.shares_memory(wins[0].wave48, wins[1].wave48)
+    moves = sum(not np.shares_memory(a.wave16, b.wave16) for a, b in zip(wins[:-1], wins[1:], strict=True))
+    assert moves < len(wins) // 4
+    for x in wins:  # ... and no later push or move to a fresh buffer overwrote an earlier window
+        assert not x.wave16.flags.writeable and not x.wave48.flags.writeable
+        np.testing.assert_array_equal(x.wave16, np.arange(x.start, x.start + 64_000, dtype=np.float32))
+        np.testing.assert_array_equal(x.wave48, np.repeat(x.wave16, 3))
+    with pytest.raises(ValueError, match="read-only"):
+        wins[0].wave16[0] = 1.0

@@ -101,6 +101,20 @@ def test_nan_input(scorer: Scorer) -> None:
     w16[0, 0] = np.inf
     with pytest.raises(ValueError, match="wave16 holds 1 NaN/Inf"):
         scorer.score(w16, w48)
+    w16[0, 0], w16[1, 0] = np.inf, -np.inf  # an Inf and a -Inf: their sum is NaN, still caught
+    w48[1, 5] = 0.0
+    with pytest.raises(ValueError, match="wave16 holds 2 NaN/Inf"):
+        scorer.score(w16, w48)
+
+
+def test_float64_samples_beyond_float32_are_refused(scorer: Scorer) -> None:
+    """The model runs in float32: a float64 sample it cannot hold would reach it as Inf."""
+    w16, w48 = _batch(1, 8000)
+    big16 = w16.astype(np.float64)
+    big16[0, :2] = 1e308
+    with pytest.raises(ValueError, match="wave16 holds 2 NaN/Inf"):
+        scorer.score(big16, w48)
+    scorer.score(w16.astype(np.float64), w48.astype(np.float64))  # float64 in range: scored
 
 
 @pytest.mark.parametrize("inputs", [("wave16",), ("wave48",)])
