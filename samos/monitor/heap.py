@@ -1,14 +1,17 @@
 """The C heap of the monitor process (glibc's malloc): what it holds, and keeping freed memory out of it.
 
-The monitor's large buffers are short-lived numpy arrays (1 MB windows at 48 kHz, the windower's
-joined audio, resampler output, inference batches) allocated between smaller long-lived blocks.
-glibc maps a block of at least its mmap threshold on its own and unmaps it when freed, but it raises
-that threshold to the size of every such block freed (up to 32 MB): after the first few windows
-every buffer comes from the heap, and what is freed between live blocks is kept. The process's RSS
-then creeps up with memory that is free (``mallinfo2``'s ``fordblks``) while what is in use stays
-flat (measured in docs/RELIABILITY.md, the RTP soak). :func:`fix_mmap_threshold` (``mallopt``)
-pins the threshold, so large buffers go back to the system when freed; :func:`trim`
-(``malloc_trim(0)``) hands the free pages of the heap's remaining holes back.
+The monitor's large buffers are numpy arrays (the windower's buffers, resampler output) allocated
+between smaller long-lived blocks. glibc maps a block of at least its mmap threshold on its own and
+unmaps it when freed, but it raises that threshold to the size of every such block freed (up to 32
+MB): after the first few windows every buffer comes from the heap, and what is freed between live
+blocks is kept. The process's RSS then creeps up with memory that is free (``mallinfo2``'s
+``fordblks``) while what is in use stays flat (measured in docs/RELIABILITY.md, the RTP soak).
+:func:`fix_mmap_threshold` (``mallopt``) pins the threshold, so large buffers go back to the system
+when freed; :func:`trim` (``malloc_trim(0)``) hands the free pages of the heap's remaining holes
+back. The price: every buffer that large is mapped afresh, so writing it faults in each of its pages
+(a 1.2 MB copy costs 18x what it costs in memory the heap already holds). The hot path therefore
+makes few of them: windows are views (samos.monitor.window), batches reuse one buffer
+(samos.monitor.worker), and the diagnostics keep their temporaries under 128 KiB.
 
 Everything here is a no-op returning None where the C library is not glibc (macOS, musl).
 """
