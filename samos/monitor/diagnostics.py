@@ -38,8 +38,9 @@ BAND_CLASSES = ((4_500, "nb"), (8_500, "wb"), (16_500, "swb"), (24_001, "fb"))
 _TINY = 1e-12
 MAX_SPECTRUM_FRAMES = 50
 SPECTRUM_BLOCK = 16
-"""Frames per FFT call: keeps each temporary (the float64 spectrum of 16 frames: 123 KB) under the
-monitor's mmap threshold (128 KiB, samos.monitor.heap), so that none costs freshly mapped pages."""
+"""Frames per FFT call: keeps each temporary (at most 123 KB for 16 frames: numpy < 2 takes the FFT
+in float64) under the monitor's mmap threshold (128 KiB, samos.monitor.heap), so that none costs
+freshly mapped pages."""
 _HANN = np.hanning(FRAME).astype(np.float32)
 
 

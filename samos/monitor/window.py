@@ -17,7 +17,7 @@ rate that is never written behind its end, and cuts windows out of it. When the 
 the next windows need moves to a fresh one (about every ``window / hop + 1`` hops); the old buffer
 lives on in the windows that view it. So overlapping windows cost no copies (a 4 s window at a 1 s
 hop was 2.3 MB of copying per hop at 16 + 48 kHz, each copy into freshly mapped pages; see
-docs/RELIABILITY.md, "Where the monitor's CPU goes").
+docs/RELIABILITY.md, "Page faults").
 """
 
 from __future__ import annotations
