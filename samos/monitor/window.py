@@ -76,8 +76,7 @@ class Windower:
         self._capacity = 2 * self.size + self.hop  # 16 kHz samples of a fresh buffer (at least)
         self._b16 = np.zeros(0, np.float32)
         self._b48 = np.zeros(0, np.float32)
-        self._buf_start = 0  # 16 kHz index of the buffer's first sample
-        self._fill = 0  # 16 kHz samples written to the buffer
+        self._buf_start = 0  # 16 kHz index of the buffer's first sample (it holds up to `total`)
         self.total = 0  # 16 kHz samples pushed
         self._next = 0  # start of the next window
         self._count = 0
@@ -124,7 +123,7 @@ class Windower:
 
     def flush(self) -> list[Window]:
         """End of stream: the final window, if any (see module doc). The windower is then spent."""
-        if self.total == 0 or self._fill == 0:
+        if self.total == 0 or self.total == self._buf_start:
             return []
         out: list[Window] = []
         if self._count == 0:
@@ -133,26 +132,26 @@ class Windower:
         elif 2 * (self.total - self._last_end) >= self.hop:
             out.append(self._cut(self.total - self.size, self.size, final=True))
         self._b16, self._b48 = np.zeros(0, np.float32), np.zeros(0, np.float32)
-        self._buf_start, self._fill = self.total, 0
+        self._buf_start = self.total
         return out
 
     def _append(self, w16: np.ndarray, w48: np.ndarray) -> None:
         """Write a segment behind the buffer's end; first move to a fresh buffer when it is full."""
         n = len(w16)
-        if self._fill + n > len(self._b16):
+        fill = self.total - self._buf_start  # samples in the buffer
+        if fill + n > len(self._b16):
             # what the next window and flush need: from the next window's start, and the last `size`
             keep = max(self._buf_start, min(self._next, self.total - self.size))
             i = keep - self._buf_start
-            live = self._fill - i
-            b16 = np.empty(max(self._capacity, live + n), np.float32)
+            fill -= i
+            b16 = np.empty(max(self._capacity, fill + n), np.float32)
             b48 = np.empty(RATE_RATIO * len(b16), np.float32)
-            b16[:live] = self._b16[i : self._fill]
-            b48[: RATE_RATIO * live] = self._b48[RATE_RATIO * i : RATE_RATIO * self._fill]
-            self._b16, self._b48, self._buf_start, self._fill = b16, b48, keep, live
+            b16[:fill] = self._b16[i : i + fill]
+            b48[: RATE_RATIO * fill] = self._b48[RATE_RATIO * i : RATE_RATIO * (i + fill)]
+            self._b16, self._b48, self._buf_start = b16, b48, keep
             self._lost = [span for span in self._lost if span[1] > keep]
-        self._b16[self._fill : self._fill + n] = w16
-        self._b48[RATE_RATIO * self._fill : RATE_RATIO * (self._fill + n)] = w48
-        self._fill += n
+        self._b16[fill : fill + n] = w16
+        self._b48[RATE_RATIO * fill : RATE_RATIO * (fill + n)] = w48
         self.total += n
 
     def _cut(self, start: int, n: int, final: bool) -> Window:
