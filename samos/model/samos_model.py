@@ -193,7 +193,9 @@ class SAMOS(nn.Module):
             raise ModelInputError(
                 f"the {self.cfg.ssl.family} encoder normalises whole inputs: no incremental split"
             )
-        if self.ssl is None or wave16 is None:
+        if self.ssl is None:
+            raise ModelInputError("this model has no SSL branch (ssl.family is 'none')")
+        if wave16 is None:
             raise ModelInputError("this model has an SSL branch: pass wave16 [batch, T]")
         return self.ssl.frames(wave16)  # type: ignore[operator]
 
