@@ -143,24 +143,33 @@ class DnsmosP835:
         )
         return ((librosa.power_to_db(mel, ref=np.max) + 40.0) / 40.0).T.astype(np.float32)
 
-    def predict(self, audio: np.ndarray, sr: int) -> dict[str, float]:
+    @staticmethod
+    def _audio16(audio: np.ndarray, sr: int) -> np.ndarray:
         a = _to16k(audio, sr)
         if not np.isfinite(a).all():
             raise PeerError("audio holds NaN/Inf samples")
-        a = np.clip(a, -1.0, 1.0)
-        sig, bak, ovrl, p808 = [], [], [], []
+        return np.clip(a, -1.0, 1.0)
+
+    def p835(self, audio: np.ndarray, sr: int) -> dict[str, float]:
+        """The P.835 model alone (no P.808): ``sig``, ``bak``, ``ovrl``, each the mean over windows."""
+        return self._scores(self._audio16(audio, sr), p808=False)
+
+    def predict(self, audio: np.ndarray, sr: int) -> dict[str, float]:
+        return self._scores(self._audio16(audio, sr), p808=True)
+
+    def _scores(self, a: np.ndarray, p808: bool) -> dict[str, float]:
+        sig, bak, ovrl, p808s = [], [], [], []
         for w in self.windows(a):
             raw = self._p835.run(None, {self._p835_in: w[None, :]})[0][0]
             sig.append(np.polyval(DNSMOS_SIG_POLY, raw[0]))
             bak.append(np.polyval(DNSMOS_BAK_POLY, raw[1]))
             ovrl.append(np.polyval(DNSMOS_OVRL_POLY, raw[2]))
-            p808.append(self._p808.run(None, {self._p808_in: self.p808_features(w)[None]})[0][0][0])
-        return {
-            "ovrl": float(np.mean(ovrl)),
-            "sig": float(np.mean(sig)),
-            "bak": float(np.mean(bak)),
-            "p808": float(np.mean(p808)),
-        }
+            if p808:
+                p808s.append(self._p808.run(None, {self._p808_in: self.p808_features(w)[None]})[0][0][0])
+        out = {"ovrl": float(np.mean(ovrl)), "sig": float(np.mean(sig)), "bak": float(np.mean(bak))}
+        if p808:
+            out["p808"] = float(np.mean(p808s))
+        return out
 
 
 # --------------------------------------------------------------------------------------- Distill-MOS

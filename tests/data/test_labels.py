@@ -118,3 +118,35 @@ def test_teacher_cache_scores_each_clip_once(tmp_path) -> None:  # noqa: ANN001
     other = Labeller(teacher, cache=TeacherCache(tmp_path, "another-teacher"))  # type: ignore[arg-type]
     other.label(a, 20_000.0)
     assert teacher.calls == 3  # the key includes the teacher
+
+
+def test_dnsmos_bak_is_blended_with_the_teacher_before_the_bandwidth_term(tmp_path) -> None:  # noqa: ANN001
+    """labels.bak_weight: the real DNSMOS BAK on real speech, mixed into the teacher's MOS, then the
+    E-model credit; noise lowers BAK; the score is cached like the teacher's."""
+    pytest.importorskip("speechmos")
+    from samos.data.simulate.labels import DnsmosBak, TeacherCache
+
+    clean = _speech()
+    noise = degrade.coloured_noise("white", len(clean), SPEC_RATE, np.random.default_rng(0))
+    noisy = degrade.add_noise(clean, SPEC_RATE, noise, 0.0)
+    teacher = _CountingTeacher()
+    bak = DnsmosBak()
+    labeller = Labeller(
+        teacher,  # type: ignore[arg-type]
+        bak=bak,
+        bak_weight=0.25,
+        bak_cache=TeacherCache(tmp_path, "dnsmos-bak"),
+    )
+    quiet, loud = labeller.label(clean, 20_000.0), labeller.label(noisy, 20_000.0)
+    assert quiet.dnsmos_bak is not None and loud.dnsmos_bak is not None
+    assert 1.0 <= loud.dnsmos_bak < quiet.dnsmos_bak - 1.0 <= 4.0, (quiet.dnsmos_bak, loud.dnsmos_bak)
+    for lab in (quiet, loud):
+        assert lab.dnsmos_bak is not None
+        assert lab.mos == pytest.approx(combine(0.75 * lab.teacher_mos + 0.25 * lab.dnsmos_bak, 20_000.0))
+    assert labeller.label(noisy, 20_000.0) == loud and labeller.bak_cache.hits == 1  # type: ignore[union-attr]
+    plain = Labeller(teacher).label(noisy, 20_000.0)  # type: ignore[arg-type]
+    assert plain.dnsmos_bak is None and plain.mos == pytest.approx(combine(plain.teacher_mos, 20_000.0))
+    with pytest.raises(ValueError, match="bak_weight"):
+        Labeller(teacher, bak=bak, bak_weight=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="DnsmosBak"):
+        Labeller(teacher, bak_weight=0.25)  # type: ignore[arg-type]

@@ -199,10 +199,15 @@ class LabelConfig:
     """``distillmos`` (Distill-MOS on the 16 kHz clip) or ``none`` (bandwidth term only; tests/debug)."""
     high_band: bool = True
     """Add the E-model bandwidth term for the band above what the 16 kHz teacher hears."""
+    bak_weight: float = 0.0
+    """Weight W of DNSMOS P.835's BAK blended with the teacher before the bandwidth term:
+    ``(1 - W) teacher + W BAK`` (0: the teacher alone; docs/DATA.md, "A second label source")."""
 
     def __post_init__(self) -> None:
         if self.teacher not in ("distillmos", "none"):
             raise ConfigError(f"labels.teacher must be 'distillmos' or 'none', got {self.teacher!r}")
+        if not 0.0 <= self.bak_weight <= 1.0:
+            raise ConfigError(f"labels.bak_weight must be in [0, 1], got {self.bak_weight!r}")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from samos.data.manifest import ManifestError
 from samos.data.simulate import opus
 from samos.data.simulate.codecs import available_codecs
 from samos.data.simulate.config import SimulateConfig
-from samos.data.simulate.labels import DistillMOS, Labeller, TeacherCache
+from samos.data.simulate.labels import DistillMOS, DnsmosBak, Labeller, TeacherCache
 from samos.data.simulate.noises import load_noise_bank
 from samos.data.simulate.plan import Plan, apply_plan, sample_plan
 from samos.data.simulate.sources import Catalog, make_utterance
@@ -64,6 +64,7 @@ def _columns() -> list[str]:
         "path_bw_hz",
         "teacher_mos",
         "high_band_r",
+        "dnsmos_bak",
         "degradations",
     ]
     return head + plan_cols + ["loss_realised", "active_db"]
@@ -97,7 +98,12 @@ class ClipMaker:
         if labeller is None:
             teacher = DistillMOS() if cfg.labels.teacher == "distillmos" else None
             cache = TeacherCache(cache_dir, teacher_id(cfg.labels.teacher)) if cache_dir is not None else None
-            labeller = Labeller(teacher, cfg.labels.high_band, cache)
+            bak, bak_cache = None, None
+            if cfg.labels.bak_weight > 0:
+                bak = DnsmosBak()
+                if cache_dir is not None:  # next to the teacher's cache: cache/dnsmos_bak
+                    bak_cache = TeacherCache(Path(cache_dir).parent / "dnsmos_bak", teacher_id("speechmos"))
+            labeller = Labeller(teacher, cfg.labels.high_band, cache, bak, cfg.labels.bak_weight, bak_cache)
         self.labeller = labeller
 
     def clip(self, index: int) -> tuple[np.ndarray, dict[str, object]]:
@@ -136,6 +142,7 @@ class ClipMaker:
             "path_bw_hz": round(applied.path_bandwidth_hz),
             "teacher_mos": round(label.teacher_mos, 4),
             "high_band_r": round(label.high_band_r, 2),
+            "dnsmos_bak": "" if label.dnsmos_bak is None else round(label.dnsmos_bak, 4),
             **plan.row(),
             "loss_realised": applied.loss_realised,
             "active_db": round(active_level_db(applied.audio, SPEC_RATE), 2),

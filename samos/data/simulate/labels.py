@@ -15,6 +15,12 @@ Rationale (docs/DATA.md has the full argument and the checks against human ratin
   ``MOS = MOS_G107(R_FB / 1.48)``. Below 8 kHz nothing is added: the teacher already hears the loss.
 
 No weight here was fitted to any rated set; the P.835 ratings are only used to check (``labelcheck``).
+
+Optional second source (``labels.bak_weight`` W > 0): DNSMOS P.835's background-noise score BAK
+(speechmos, MIT) is blended with the teacher before the bandwidth term, ``combine((1 - W) T + W BAK,
+bw)``. The teacher alone ranks the enhancement outputs of vmc24t3 poorly (PCC 0.53) and BAK alone ranks
+P.835 poorly (0.60); the weight is chosen on both sets' human ratings (docs/DATA.md, "A second label
+source").
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import io
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +106,8 @@ class Label:
     teacher_mos: float
     bandwidth_hz: float
     high_band_r: float
+    dnsmos_bak: float | None = None
+    """DNSMOS P.835 BAK of the clip (1-5); None when not part of the label."""
 
 
 class DistillMOS:
@@ -136,6 +145,32 @@ class DistillMOS:
             with self._torch.inference_mode():
                 x = self._torch.from_numpy(np.ascontiguousarray(w16))[None]
                 return float(self._model(x).item())  # type: ignore[misc]
+
+
+class DnsmosBak:
+    """DNSMOS P.835's background-noise score (BAK, 1-5; speechmos's ONNX file, one CPU thread).
+
+    ``score(audio, rate)``: mono float32 ``(samples,)`` -> BAK, the mean over DNSMOS's 9 s windows of
+    the clip looped to 9 s (``samos.bench.peers.DnsmosP835``). Loaded on the first score.
+    """
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("speechmos") is None or importlib.util.find_spec("onnxruntime") is None:
+            raise RuntimeError(
+                "labels.bak_weight needs speechmos and onnxruntime (pip install 'samos[bench]')"
+            )
+        self._model = None
+        self._lock = threading.Lock()
+
+    def score(self, audio: np.ndarray, rate: int) -> float:
+        from samos.bench.peers import DnsmosP835
+
+        with self._lock:
+            if self._model is None:
+                self._model = DnsmosP835()
+            return self._model.p835(audio, rate)["bak"]
 
 
 class TeacherCache:
@@ -180,30 +215,55 @@ class Labeller:
     """Labels 48 kHz clips: teacher on the degraded clip plus the bandwidth of the speech path."""
 
     def __init__(
-        self, teacher: DistillMOS | None, high_band: bool = True, cache: TeacherCache | None = None
+        self,
+        teacher: DistillMOS | None,
+        high_band: bool = True,
+        cache: TeacherCache | None = None,
+        bak: DnsmosBak | None = None,
+        bak_weight: float = 0.0,
+        bak_cache: TeacherCache | None = None,
     ) -> None:
+        if not 0.0 <= bak_weight <= 1.0:
+            raise ValueError(f"bak_weight must be in [0, 1], got {bak_weight!r}")
+        if bak_weight > 0 and bak is None:
+            raise ValueError("bak_weight > 0 needs a DnsmosBak scorer")
         self.teacher = teacher
         self.high_band = high_band
         self.cache = cache if teacher is not None else None
+        self.bak = bak if bak_weight > 0 else None
+        self.bak_weight = bak_weight
+        self.bak_cache = bak_cache if self.bak is not None else None
 
     def teacher_mos(self, degraded: np.ndarray, rate: int) -> float:
         """The teacher's MOS of ``degraded`` (from the cache when this exact clip was scored before)."""
         if self.teacher is None:
             return 4.5
-        if self.cache is None:
-            return self.teacher.score(degraded, rate)
-        key = self.cache.key(degraded, rate)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        value = self.teacher.score(degraded, rate)
-        self.cache.put(key, value)
-        return value
+        return _cached(self.cache, self.teacher.score, degraded, rate)
 
     def label(self, degraded: np.ndarray, bandwidth_hz: float, rate: int = SPEC_RATE) -> Label:
         """``degraded``: float32 ``(samples,)`` at ``rate``; ``bandwidth_hz``: effective bandwidth of
         the speech path (source and band-limiting stages, without noise)."""
         t = self.teacher_mos(degraded, rate)
         credit = high_band_credit(bandwidth_hz) if self.high_band else 0.0
-        mos = combine(t, bandwidth_hz, self.high_band)
-        return Label(float(np.clip(mos, 1.0, 5.0)), t, float(bandwidth_hz), credit)
+        bak = None
+        blended = t
+        if self.bak is not None:
+            bak = _cached(self.bak_cache, self.bak.score, degraded, rate)
+            blended = (1.0 - self.bak_weight) * t + self.bak_weight * bak
+        mos = combine(blended, bandwidth_hz, self.high_band)
+        return Label(float(np.clip(mos, 1.0, 5.0)), t, float(bandwidth_hz), credit, bak)
+
+
+def _cached(
+    cache: TeacherCache | None, score: Callable[[np.ndarray, int], float], audio: np.ndarray, rate: int
+) -> float:
+    """``score(audio, rate)``, from ``cache`` when this exact clip was scored before."""
+    if cache is None:
+        return score(audio, rate)
+    key = cache.key(audio, rate)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    value = score(audio, rate)
+    cache.put(key, value)
+    return value
