@@ -8,7 +8,10 @@ Gaussian head; no spectrogram branch, so that a variant costs minutes, not hours
   per set, PCC / SRCC / RMSE (nb8k per condition);
 * ``vmc``: vmc24t3 (never trained on) scored by the variant trained on all of P.835 (+ corpus);
 * ``simval``: agreement with the call corpus' held-out pseudo-labels: how much of what the teacher
-  knew about call degradations that P.835 lacks the variant kept.
+  knew about call degradations that P.835 lacks the variant kept;
+* ``cv_uncertainty`` / ``vmc_uncertainty``: calibration of the predicted std (coverage of |error| at 1
+  and 2 std, SRCC of |error| with the std), for the Gaussian head's std (``head``) and for that std
+  with the disagreement with the teacher's own head added as an epistemic part (``head+teacher``).
 
 Variants: ``--anchor teacher --bound B`` (the teacher's own head plus a bounded correction),
 ``--sim S`` (a share S of every batch from the corpus: the joint step), ``--pre N`` (N epochs on the
@@ -23,6 +26,8 @@ sum of all seven layers, as SUPERB probes do).
 Features are whole-clip layer-7 frames (float16), cached in OUT/features_*.pkl (resumable); with
 ``--layer`` other than 7, all seven layers ``[7, frames, 200]`` in OUT/features_*_layers.pkl.
 ``--nocv`` skips the P.835 folds (vmc24t3 and the corpus only: one training, for seed sweeps).
+``--blend F.csv --blend-col bak --blend-weight W`` labels the corpus with ``(1 - W) mos + W F[bak]``
+(a second label source per clip, e.g. DNSMOS P.835's BAK: ``simval`` is then against that label).
 """
 
 from __future__ import annotations
@@ -127,6 +132,13 @@ def main() -> int:
     ap.add_argument("--folds", default="condition_talker")
     ap.add_argument("--layer", default="7", help="encoder layer 1..7, or mix (learned weights of all)")
     ap.add_argument("--nocv", action="store_true", help="skip the P.835 folds")
+    ap.add_argument(
+        "--blend",
+        type=Path,
+        help="CSV (path, and the column --blend-col) of a second label source for the corpus clips",
+    )
+    ap.add_argument("--blend-col", default="bak", help="the --blend column mixed into the corpus label")
+    ap.add_argument("--blend-weight", type=float, default=0.5, help="its weight in the corpus label")
     args = ap.parse_args()
     if args.layer != "mix" and args.layer not in {str(k) for k in range(1, 8)}:
         ap.error(f"--layer must be 1..7 or mix, got {args.layer!r}")
@@ -148,12 +160,14 @@ def main() -> int:
     if layers and args.layer != "mix":  # one layer of the cached seven
         k = int(args.layer) - 1
         ev, sf = ({p: f[k] for p, f in d.items()} for d in (ev, sf))
-    sim_train = [
-        (sf[p], float(r["mos"])) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] == "train"
-    ]
-    sim_valid = [
-        (sf[p], float(r["mos"])) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] != "train"
-    ]
+    label = {p: float(r["mos"]) for p, r in zip(corpus_paths, rows, strict=True)}
+    if args.blend:  # label = (1 - w) teacher label + w second source (e.g. DNSMOS BAK)
+        with open(args.blend, newline="") as f:
+            other = {str(args.corpus / r["path"]): float(r[args.blend_col]) for r in csv.DictReader(f)}
+        w = args.blend_weight
+        label = {p: (1 - w) * v + w * other[p] for p, v in label.items()}
+    sim_train = [(sf[p], label[p]) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] == "train"]
+    sim_valid = [(sf[p], label[p]) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] != "train"]
     teacher = TeacherHead()
 
     def train1(items: list, epochs: int, lr: float, seed: int, sims: list, net: Net | None = None) -> Net:
@@ -206,33 +220,57 @@ def main() -> int:
             round(float(np.sqrt(np.mean((p - y) ** 2))), 3),
         ]
 
+    def teacher_mos(feats: list[np.ndarray]) -> np.ndarray:
+        """The teacher's own head on whole-clip layer-7 frames (NaN with ``--layer`` other than 7)."""
+        if layers:
+            return np.full(len(feats), np.nan)
+        with torch.no_grad():
+            return np.array([float(teacher(torch.from_numpy(f.astype(np.float32))[None])) for f in feats])
+
+    def calibration(mean: np.ndarray, std: np.ndarray, spread: np.ndarray, y: np.ndarray) -> dict:
+        """Coverage at 1 and 2 std and SRCC(|error|, std), for the head's std and for the head's
+        std with the disagreement with the teacher added as an epistemic part."""
+        err = np.abs(mean - y)
+        out = {}
+        for name, s in (("head", std), ("head+teacher", np.sqrt(std**2 + spread**2))):
+            if np.isnan(s).any():
+                continue
+            out[name] = {
+                "coverage_1std": round(float(np.mean(err <= s)), 3),
+                "coverage_2std": round(float(np.mean(err <= 2 * s)), 3),
+                "srcc_err_std": round(float(spearmanr(err, s)[0]), 3),
+                "std_range": [round(float(s.min()), 2), round(float(s.max()), 2)],
+            }
+        return out
+
     p8f = [ev[str(c.path)] for c in p8]
     p8y = np.array([c.label for c in p8])
     res: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     if not args.nocv:
         plan = fold_plan(p8, args.folds)
-        pred = np.zeros(len(p8))
+        pred = np.zeros((len(p8), 2))
         for k in plan.ids:
             mask = plan.train_mask(k)
             nets = train([(p8f[i], p8y[i]) for i in range(len(p8)) if mask[i]], args.seed)
             test = np.flatnonzero(plan.test_mask(k))
-            pred[test] = predict(nets, [p8f[i] for i in test])[:, 0]
-        res["cv"] = {s: agree(a, b) for s, (a, b) in evaluation_points(p8, pred).items()}
+            pred[test] = predict(nets, [p8f[i] for i in test])
+        res["cv"] = {s: agree(a, b) for s, (a, b) in evaluation_points(p8, pred[:, 0]).items()}
+        spread = np.abs(pred[:, 0] - teacher_mos(p8f))
+        res["cv_uncertainty"] = calibration(pred[:, 0], pred[:, 1], spread, p8y)  # per file
     nets = train(list(zip(p8f, p8y, strict=True)), args.seed)
     vy = np.array([c.label for c in vm])
-    vp = predict(nets, [ev[str(c.path)] for c in vm])
-    err = np.abs(vp[:, 0] - vy)
+    vf = [ev[str(c.path)] for c in vm]
+    vp = predict(nets, vf)
     res["vmc"] = agree(vp[:, 0], vy)
-    res["vmc_uncertainty"] = {
-        "coverage_1std": round(float(np.mean(err <= vp[:, 1])), 3),
-        "coverage_2std": round(float(np.mean(err <= 2 * vp[:, 1])), 3),
-        "srcc_err_std": round(float(spearmanr(err, vp[:, 1])[0]), 3),
-    }
+    res["vmc_uncertainty"] = calibration(vp[:, 0], vp[:, 1], np.abs(vp[:, 0] - teacher_mos(vf)), vy)
     if nets[0].mix is not None:
         res["layer_weights"] = [round(float(w), 3) for w in torch.softmax(nets[0].mix.detach(), 0)]
     if sim_valid:
         sp = predict(nets, [f for f, _ in sim_valid])[:, 0]
         res["simval"] = agree(sp, np.array([label for _, label in sim_valid]))
+        if args.blend:  # also against the teacher's own labels (the manifest's mos)
+            teach = [float(r["mos"]) for r in rows if r["split"] != "train"]
+            res["simval_teacher"] = agree(sp, np.array(teach))
     print(json.dumps(res))
     return 0
 
