@@ -94,6 +94,39 @@ def test_labels_order_clearly_better_and_worse_versions(labeller: Labeller) -> N
     assert again == labels[3]  # deterministic
 
 
+def test_whole_clip_teacher_is_the_package_model_without_its_padding() -> None:
+    """``whole_clip`` runs samos's rebuild of Distill-MOS: on the zero-padded 7.68 s window it gives
+    the package's own score, and on the clip as it is a score of its own (the padding is gone)."""
+    pytest.importorskip("distillmos")
+    import torch
+
+    from samos.data.simulate.labels import DISTILLMOS_WINDOW, DistillMOS
+
+    torch.set_num_threads(1)
+    clip = resample(_speech()[: 4 * SPEC_RATE], SPEC_RATE, 16_000)  # 4 s: the package pads 3.68 s
+    padded = np.zeros(DISTILLMOS_WINDOW, np.float32)
+    padded[: len(clip)] = clip
+    package, whole = DistillMOS(), DistillMOS(whole_clip=True)
+    with torch.inference_mode():
+        rebuilt = float(whole._unpadded(torch.from_numpy(padded)[None]).item())
+    assert rebuilt == pytest.approx(package.score(clip, 16_000), abs=2e-4)
+    assert whole.score(padded, 16_000) == pytest.approx(package.score(padded, 16_000), abs=1e-6)
+    own = whole.score(clip, 16_000)
+    assert 1.0 <= own <= 5.0 and abs(own - rebuilt) > 1e-3
+    noisy = degrade.add_noise(
+        clip, 16_000, degrade.coloured_noise("white", len(clip), 16_000, np.random.default_rng(0)), 0.0
+    )
+    assert whole.score(noisy, 16_000) < own - 1.0
+
+
+def test_teacher_ids_keep_caches_apart() -> None:
+    from samos.data.simulate.corpus import teacher_id
+
+    assert teacher_id("distillmos").startswith("distillmos-")
+    assert teacher_id("distillmos_whole") == "distillmos_whole-" + teacher_id("distillmos").split("-", 1)[1]
+    assert teacher_id("none") == "none"
+
+
 class _CountingTeacher:
     def __init__(self) -> None:
         self.calls = 0

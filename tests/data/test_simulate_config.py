@@ -37,6 +37,7 @@ def test_round_trip(tmp_path: Path) -> None:
         ({"degrade": {"noise_types": ["white", "purple"]}}, "noise_types"),
         ({"sources": {"weights": [1, 1]}}, "weights"),
         ({"labels": {"teacher": "dnsmos"}}, "teacher"),
+        ({"labels": {"teacher": "distillmos_padded"}}, "distillmos_whole"),
         ({"labels": {"bak_weight": 1.5}}, "bak_weight"),
         ({"labels": {"bak_weight": -0.1}}, "bak_weight"),
         ({"utterance": {"level_db": 3.0}}, "level_db"),

@@ -127,13 +127,17 @@ def test_cli_reports_a_missing_source_folder(tmp_path: Path, capsys: pytest.Capt
     assert "not found" in err and "klettres-data" in err and "Traceback" not in err
 
 
-def test_cli_makes_a_tiny_corpus_with_the_real_teacher(tmp_path: Path) -> None:
+@pytest.mark.parametrize("teacher", ["distillmos", "distillmos_whole"])
+def test_cli_makes_a_tiny_corpus_with_the_real_teacher(tmp_path: Path, teacher: str) -> None:
     pytest.importorskip("distillmos")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(dump_yaml(_cfg(1)))
+    cfg.write_text(dump_yaml(SimulateConfig(**{**_cfg(1).__dict__, "labels": LabelConfig(teacher=teacher)})))
     assert main(["data", "simulate", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
     row = _rows(tmp_path / "o")[0]
     assert 1.0 <= float(row["teacher_mos"]) <= 5.0 and 1.0 <= float(row["mos"]) <= 5.0
+    assert f"teacher: {teacher}" in (tmp_path / "o" / "simulate.yaml").read_text()
+    cached = list((tmp_path / "o" / "cache" / "teacher").rglob("*.json"))
+    assert cached and all(teacher + "-" in p.read_text() for p in cached)
 
 
 def test_progress_lines_when_not_a_terminal() -> None:

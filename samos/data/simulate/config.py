@@ -191,12 +191,17 @@ class DegradeConfig:
             raise ConfigError("degrade.lowpass_hz must be cut-offs in [1000, 24000) Hz")
 
 
+TEACHERS = ("distillmos", "distillmos_whole", "none")
+
+
 @dataclass(frozen=True)
 class LabelConfig:
     """Pseudo-MOS labelling (see samos.data.simulate.labels and docs/DATA.md)."""
 
     teacher: str = "distillmos"
-    """``distillmos`` (Distill-MOS on the 16 kHz clip) or ``none`` (bandwidth term only; tests/debug)."""
+    """``distillmos`` (Distill-MOS on the 16 kHz clip, as the package scores it: zero-padded to its
+    7.68 s window), ``distillmos_whole`` (the same model on the clip as it is, without the padding;
+    docs/DATA.md, "The teacher without its padding") or ``none`` (bandwidth term only; tests/debug)."""
     high_band: bool = True
     """Add the E-model bandwidth term for the band above what the 16 kHz teacher hears."""
     bak_weight: float = 0.0
@@ -204,8 +209,8 @@ class LabelConfig:
     ``(1 - W) teacher + W BAK`` (0: the teacher alone; docs/DATA.md, "A second label source")."""
 
     def __post_init__(self) -> None:
-        if self.teacher not in ("distillmos", "none"):
-            raise ConfigError(f"labels.teacher must be 'distillmos' or 'none', got {self.teacher!r}")
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"labels.teacher must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
         if not 0.0 <= self.bak_weight <= 1.0:
             raise ConfigError(f"labels.bak_weight must be in [0, 1], got {self.bak_weight!r}")
 

@@ -96,7 +96,8 @@ class ClipMaker:
             else None
         )
         if labeller is None:
-            teacher = DistillMOS() if cfg.labels.teacher == "distillmos" else None
+            name = cfg.labels.teacher
+            teacher = DistillMOS(whole_clip=name == "distillmos_whole") if name != "none" else None
             cache = TeacherCache(cache_dir, teacher_id(cfg.labels.teacher)) if cache_dir is not None else None
             bak, bak_cache = None, None
             if cfg.labels.bak_weight > 0:
@@ -151,11 +152,12 @@ class ClipMaker:
 
 
 def teacher_id(name: str) -> str:
-    """The teacher's name and package version: a cached score is reused only by the same teacher."""
+    """The teacher's name and its package's version (``distillmos_whole``: distillmos's): a cached
+    score is reused only by the same teacher scoring the same way."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return f"{name}-{version(name)}"
+        return f"{name}-{version(name.split('_')[0])}"
     except PackageNotFoundError:
         return name
 

@@ -34,6 +34,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,8 @@ BANDWIDTH_ANCHORS = ((3_400.0, 93.2), (7_000.0, 129.0), (20_000.0, 148.0))
 """(upper band edge Hz, best achievable R on the full-band scale): G.107, G.107.1, G.107.2."""
 TEACHER_BANDWIDTH_HZ = SSL_RATE / 2
 """What a 16 kHz teacher hears, Hz."""
+DISTILLMOS_WINDOW = 122_880
+"""Distill-MOS's window, 16 kHz samples (7.68 s): the package zero-pads shorter clips to it."""
 
 
 def mos_from_r(r: float | np.ndarray) -> np.ndarray:
@@ -115,9 +118,15 @@ class DistillMOS:
 
     ``score(audio, rate)``: mono float32 ``(samples,)`` -> MOS in [1, 5]. torch and the model are
     loaded on the first score, so a run whose scores all come from the cache never loads them.
+
+    ``whole_clip``: the package pads a clip shorter than its 7.68 s window with zeros and scores the
+    padded window, so a 4 s clip is judged with 3.7 s of silence in it. With ``whole_clip`` such a
+    clip is scored as it is (the same peak normalisation, encoder and head, no padding), as the
+    samos SSL branch sees audio; longer clips are scored as the package does (its overlapping 7.68 s
+    windows, no padding either way).
     """
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, whole_clip: bool = False) -> None:
         import importlib.util
 
         if importlib.util.find_spec("distillmos") is None or importlib.util.find_spec("torch") is None:
@@ -125,7 +134,9 @@ class DistillMOS:
                 "the Distill-MOS teacher needs torch and distillmos (pip install 'samos[train,data]')"
             )
         self.threads = threads
+        self.whole_clip = whole_clip
         self._model = None
+        self._whole: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -144,7 +155,20 @@ class DistillMOS:
                 self._load()
             with self._torch.inference_mode():
                 x = self._torch.from_numpy(np.ascontiguousarray(w16))[None]
+                if self.whole_clip and x.shape[1] < DISTILLMOS_WINDOW:
+                    return float(self._unpadded(x).item())
                 return float(self._model(x).item())  # type: ignore[misc]
+
+    def _unpadded(self, x: Any) -> Any:
+        """The package's model on ``x`` [1, samples] without its zero padding: samos's rebuild of its
+        encoder (positions for the actual length) and its own head (``samos.model.teacher``)."""
+        if self._whole is None:
+            from samos.model.ssl.distillmos import DistillMOSEncoder
+            from samos.model.teacher import TeacherHead
+
+            self._whole = (DistillMOSEncoder(layer=7).eval(), TeacherHead())
+        encoder, head = self._whole
+        return head(encoder(x))
 
 
 class DnsmosBak:
