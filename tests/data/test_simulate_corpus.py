@@ -127,6 +127,33 @@ def test_cli_reports_a_missing_source_folder(tmp_path: Path, capsys: pytest.Capt
     assert "not found" in err and "klettres-data" in err and "Traceback" not in err
 
 
+class _RecordingTeacher:
+    """Keeps every signal it is asked to score."""
+
+    def __init__(self) -> None:
+        self.heard: list[np.ndarray] = []
+
+    def score(self, audio: np.ndarray, rate: int) -> float:
+        self.heard.append(np.array(audio, dtype=np.float32))
+        return 3.0
+
+
+@pytest.mark.parametrize("as_written", [False, True])
+def test_as_written_labels_exactly_what_the_wav_file_holds(tmp_path: Path, as_written: bool) -> None:
+    cfg = SimulateConfig(**{**_cfg(2).__dict__, "labels": LabelConfig(as_written=as_written)})
+    teacher = _RecordingTeacher()
+    simulate(cfg, tmp_path / "o", log=_quiet, labeller=Labeller(teacher))
+    written = [sf.read(tmp_path / "o" / r["path"], dtype="float32")[0] for r in _rows(tmp_path / "o")]
+    assert len(teacher.heard) == len(written) == 2
+    same = [np.array_equal(h, w) for h, w in zip(teacher.heard, written, strict=True)]
+    # as_written labels the file's own samples; otherwise the float signal, which differs from its
+    # 16-bit file by the rounding (a clip whose last stage was a 16-bit decoder is already exact)
+    assert all(same) if as_written else not all(same)
+    assert all(
+        np.max(np.abs(h - w)) <= 1.0 / 32768 + 1e-7 for h, w in zip(teacher.heard, written, strict=True)
+    )
+
+
 @pytest.mark.parametrize("teacher", ["distillmos", "distillmos_whole"])
 def test_cli_makes_a_tiny_corpus_with_the_real_teacher(tmp_path: Path, teacher: str) -> None:
     pytest.importorskip("distillmos")

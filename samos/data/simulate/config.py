@@ -207,6 +207,9 @@ class LabelConfig:
     bak_weight: float = 0.0
     """Weight W of DNSMOS P.835's BAK blended with the teacher before the bandwidth term:
     ``(1 - W) teacher + W BAK`` (0: the teacher alone; docs/DATA.md, "A second label source")."""
+    as_written: bool = False
+    """Label the clip as its wav file holds it (16-bit PCM when ``pcm16``), the signal a model trains
+    on, rather than the float signal before writing (docs/DATA.md, "The teacher without its padding")."""
 
     def __post_init__(self) -> None:
         if self.teacher not in TEACHERS:

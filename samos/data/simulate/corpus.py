@@ -15,6 +15,7 @@ corpus.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -128,7 +129,8 @@ class ClipMaker:
 
         applied = apply_plan(plan, utt.audio, rng, utt.bandwidth_hz, others, noise_bank=self.noise_bank)
         plan = applied.plan
-        label = self.labeller.label(applied.audio, applied.path_bandwidth_hz)
+        heard = as_written(applied.audio, cfg.pcm16) if cfg.labels.as_written else applied.audio
+        label = self.labeller.label(heard, applied.path_bandwidth_hz)
         split_rng = np.random.default_rng([cfg.seed, index, 1])
         row: dict[str, object] = {
             "mos": round(label.mos, 4),
@@ -149,6 +151,16 @@ class ClipMaker:
             "active_db": round(active_level_db(applied.audio, SPEC_RATE), 2),
         }
         return applied.audio, {k: _clean(v) for k, v in row.items()}
+
+
+def as_written(audio: np.ndarray, pcm16: bool) -> np.ndarray:
+    """The clip as its wav file holds it, float32 ``(samples,)`` as ``load_audio`` reads it back:
+    written and read through soundfile in memory (16-bit PCM rounding and clipping, or float32)."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, SPEC_RATE, subtype="PCM_16" if pcm16 else "FLOAT", format="WAV")
+    buf.seek(0)
+    data, _ = sf.read(buf, dtype="float32", always_2d=False)
+    return data
 
 
 def teacher_id(name: str) -> str:
