@@ -117,6 +117,9 @@ def test_whole_clip_teacher_is_the_package_model_without_its_padding() -> None:
         clip, 16_000, degrade.coloured_noise("white", len(clip), 16_000, np.random.default_rng(0)), 0.0
     )
     assert whole.score(noisy, 16_000) < own - 1.0
+    short_only = DistillMOS(whole_clip=True)  # clips under one window never load the package's model
+    assert short_only.score(clip, 16_000) == pytest.approx(own, abs=1e-6)
+    assert short_only._model is None
 
 
 def test_teacher_ids_keep_caches_apart() -> None:

@@ -99,7 +99,7 @@ class ClipMaker:
         if labeller is None:
             name = cfg.labels.teacher
             teacher = DistillMOS(whole_clip=name == "distillmos_whole") if name != "none" else None
-            cache = TeacherCache(cache_dir, teacher_id(cfg.labels.teacher)) if cache_dir is not None else None
+            cache = TeacherCache(cache_dir, teacher_id(name)) if cache_dir is not None else None
             bak, bak_cache = None, None
             if cfg.labels.bak_weight > 0:
                 bak = DnsmosBak()
@@ -163,13 +163,16 @@ def as_written(audio: np.ndarray, pcm16: bool) -> np.ndarray:
     return data
 
 
+_TEACHER_PACKAGE = {"distillmos": "distillmos", "distillmos_whole": "distillmos", "speechmos": "speechmos"}
+
+
 def teacher_id(name: str) -> str:
     """The teacher's name and its package's version (``distillmos_whole``: distillmos's): a cached
     score is reused only by the same teacher scoring the same way."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return f"{name}-{version(name.split('_')[0])}"
+        return f"{name}-{version(_TEACHER_PACKAGE.get(name, name))}"
     except PackageNotFoundError:
         return name
 

@@ -146,26 +146,29 @@ class DistillMOS:
         torch.set_num_threads(self.threads)
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints where its weights came from
             self._model = distillmos.ConvTransformerSQAModel().eval()
-        self._torch = torch
 
     def score(self, audio: np.ndarray, rate: int) -> float:
+        import torch
+
         w16 = resample(audio, rate, SSL_RATE)
-        with self._lock:
+        with self._lock, torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(w16))[None]
+            if self.whole_clip and x.shape[1] < DISTILLMOS_WINDOW:
+                return float(self._unpadded(x).item())
             if self._model is None:
                 self._load()
-            with self._torch.inference_mode():
-                x = self._torch.from_numpy(np.ascontiguousarray(w16))[None]
-                if self.whole_clip and x.shape[1] < DISTILLMOS_WINDOW:
-                    return float(self._unpadded(x).item())
-                return float(self._model(x).item())  # type: ignore[misc]
+            return float(self._model(x).item())  # type: ignore[misc]
 
     def _unpadded(self, x: Any) -> Any:
         """The package's model on ``x`` [1, samples] without its zero padding: samos's rebuild of its
         encoder (positions for the actual length) and its own head (``samos.model.teacher``)."""
         if self._whole is None:
+            import torch
+
             from samos.model.ssl.distillmos import DistillMOSEncoder
             from samos.model.teacher import TeacherHead
 
+            torch.set_num_threads(self.threads)
             self._whole = (DistillMOSEncoder(layer=7).eval(), TeacherHead())
         encoder, head = self._whole
         return head(encoder(x))
