@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,22 +76,52 @@ def calibration_feeds(
 
 def quantised_nodes(model_path: Path, head: bool = False) -> list[str]:
     """Nodes worth int8. In a frames graph: Conv with learned weights (a DFT basis is not learned) and
-    MatMul / Gemm by a weight matrix (the per-frame projection). In a ``head`` graph: only MatMul by a
-    weight matrix, the transformer's projections and feed-forward layers (not attention's products);
-    its conv head and Gaussian MLP (Conv, Gemm) cost little and stay float32: in int8 they moved P.835
-    fb48k files of the default model up to 0.61 MOS (PCC -0.024), the transformer alone 0.05."""
+    MatMul / Gemm by a weight matrix (the per-frame projection), except a conv that sees the signal on
+    a linear scale (the encoder CNN's first conv, over the raw STFT): 8 bits of a linear-scale input
+    are a noise floor about 48 dB under its peak, which the model hears as noise (on vmc24t3 the
+    default of 2026-12-05 lost 0.035 PCC with it in int8, 0.007 without; docs/MONITOR.md). In a
+    ``head`` graph: only MatMul by a weight matrix, the transformer's projections and feed-forward
+    layers (not attention's products); its conv head and Gaussian MLP (Conv, Gemm) cost little and
+    stay float32: in int8 they moved P.835 fb48k files of the default model up to 0.61 MOS (PCC
+    -0.024), the transformer alone 0.05."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
     if head:
         return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    return [
-        n.name
+    learned = [
+        n
         for n in graph.node
         if (n.op_type == "Conv" and not n.input[1].endswith("dft.basis"))
         or (n.op_type in ("MatMul", "Gemm") and n.input[1] in weights)
     ]
+    return [n.name for n in learned if not _sees_linear_signal(graph, n, {m.name for m in learned})]
+
+
+def _sees_linear_signal(graph: Any, node: Any, learned: set[str]) -> bool:
+    """Whether ``node``'s data input comes from a graph input (the waveform) through no learned node
+    and no ``Log``: the signal itself, or a linear transform of it such as an STFT."""
+    producer = {o: n for n in graph.node for o in n.output}
+    inputs = {i.name for i in graph.input}
+    todo, seen = [node.input[0]], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in inputs:
+            return True
+        p = producer.get(name)
+        if p is None or p.op_type in _NOT_SIGNAL or p.name in learned:
+            continue
+        # the data inputs: all of an elementwise or joining op's, the first of any other (not shapes)
+        todo.extend(i for i in (p.input if p.op_type in _JOINING else p.input[:1]) if i)
+    return False
+
+
+_NOT_SIGNAL = {"Log", "Shape", "Size", "Constant", "ConstantOfShape", "Range"}
+_JOINING = {"Concat", "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Where"}
 
 
 def _quantize(

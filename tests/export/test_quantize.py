@@ -59,10 +59,15 @@ def test_int8_pair_is_written_and_described(exported: Path) -> None:
         fp32_meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
         assert meta["samos.weights_sha256"] == fp32_meta["samos.weights_sha256"]
         assert meta["samos.incremental"] == fp32_meta["samos.incremental"]
-    # frames: the learned convs (6 of the encoder CNN, 4 of the spectrogram branch) and the per-frame
-    # projection, not the two DFT bases
-    ops = {n.name: n.op_type for n in onnx.load(str(frames)).graph.node}
-    assert sorted(ops[n] for n in quantised_nodes(frames)) == ["Conv"] * 10 + ["MatMul"]
+    # frames: the learned convs (5 of the encoder CNN's 6, 4 of the spectrogram branch's) and the
+    # per-frame projection; not the two DFT bases, and not the encoder CNN's first conv, which sees the
+    # STFT on its linear scale (the spectrogram branch's first conv sees a log spectrogram)
+    graph = onnx.load(str(frames)).graph
+    ops = {n.name: n.op_type for n in graph.node}
+    q = quantised_nodes(frames)
+    assert sorted(ops[n] for n in q) == ["Conv"] * 9 + ["MatMul"]
+    first_cnn = [n for n in graph.node if n.op_type == "Conv" and n.input[1].endswith("ssl.cnn.0.weight")]
+    assert len(first_cnn) == 1 and first_cnn[0].name not in q
     # head: the transformer's weight matrices only (not attention's activation x activation products,
     # not the conv head or the Gaussian MLP)
     head_ops = onnx.load(str(head)).graph
