@@ -37,8 +37,11 @@ from samos.model.heads import SpectrogramEncoder
 from samos.model.samos_model import SAMOS
 from samos.runtime.modelinfo import KEY_CONFIG, KEY_MEMBERS
 
-PARITY_MOS = 1e-4
-"""Largest MOS difference allowed between the rebuilt module and the file."""
+PARITY_MOS = 1e-3
+"""Largest MOS difference allowed between the rebuilt module and the file: the float32 tolerance of
+``samos export --verify`` (torch against onnxruntime). The default of 2026-12-05 differs from its own
+file by up to 3.7e-4 MOS on some 4 s probes, the same for the checkpoint it was exported from and
+for its rebuild; a weight loaded wrongly moves scores by far more (tests/export/test_from_onnx.py)."""
 
 
 def model_from_onnx(

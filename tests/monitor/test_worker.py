@@ -100,11 +100,15 @@ async def test_model_errors_reach_the_waiting_stream(scorer) -> None:  # noqa: A
         w.submit(*window(1))
 
 
-async def test_incremental_windows_of_several_streams_are_batched_exactly() -> None:
+@pytest.mark.parametrize("int8", [False, True])
+async def test_incremental_windows_of_several_streams_are_batched_exactly(int8: bool) -> None:
+    """Batched across streams, each window scores as the pair scores it alone (float32: to 1e-4).
+    In int8 a frame at a window's recomputed edge can round to the next 8-bit level, so a window may
+    move a few thousandths of a MOS (2.8e-3 seen with the default of 2026-12-05)."""
     from samos.audio import load_audio
     from samos.runtime.scorer import DEFAULT_MODEL, Scorer
 
-    scorer = Scorer(DEFAULT_MODEL, providers=("cpu",), threads=1)
+    scorer = Scorer(DEFAULT_MODEL, providers=("cpu",), threads=1, int8=int8)
     calls: list[int] = []
     score_windows = scorer.score_windows
 
@@ -133,11 +137,11 @@ async def test_incremental_windows_of_several_streams_are_batched_exactly() -> N
     finally:
         await w.stop()
     assert sum(calls) == 8 and len(calls) < 8  # scored incrementally, in batches across streams
-    assert scorer.pair is not None
+    assert scorer.pair is not None and scorer.frames_int8 == int8
     for (k, w16, w48), (mos, _) in zip(wins, results, strict=True):
         gain = np.array([states[k].gain])  # type: ignore[union-attr]
         raw, _ = scorer.pair.engine.whole(w16[None], w48[None], gain)
-        assert mos == pytest.approx(float(raw[0]), abs=1e-4)
+        assert mos == pytest.approx(float(raw[0]), abs=1e-2 if int8 else 1e-4)
 
 
 def test_batch_stacker_reuses_its_buffer_and_stacks_exactly() -> None:
