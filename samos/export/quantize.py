@@ -96,14 +96,16 @@ def quantised_nodes(model_path: Path, head: bool = False) -> list[str]:
         if (n.op_type == "Conv" and not n.input[1].endswith("dft.basis"))
         or (n.op_type in ("MatMul", "Gemm") and n.input[1] in weights)
     ]
-    return [n.name for n in learned if not _sees_linear_signal(graph, n, {m.name for m in learned})]
-
-
-def _sees_linear_signal(graph: Any, node: Any, learned: set[str]) -> bool:
-    """Whether ``node``'s data input comes from a graph input (the waveform) through no learned node
-    and no ``Log``: the signal itself, or a linear transform of it such as an STFT."""
     producer = {o: n for n in graph.node for o in n.output}
     inputs = {i.name for i in graph.input}
+    names = {n.name for n in learned}
+    return [n.name for n in learned if not _sees_linear_signal(n, producer, inputs, names)]
+
+
+def _sees_linear_signal(node: Any, producer: dict[str, Any], inputs: set[str], learned: set[str]) -> bool:
+    """Whether ``node``'s data input comes from a graph input (``inputs``: the waveform) through no
+    learned node and no ``Log``: the signal itself, or a linear transform of it such as an STFT.
+    ``producer`` maps each tensor name to the node that makes it."""
     todo, seen = [node.input[0]], set()
     while todo:
         name = todo.pop()
