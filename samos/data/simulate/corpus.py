@@ -153,11 +153,16 @@ class ClipMaker:
         return applied.audio, {k: _clean(v) for k, v in row.items()}
 
 
+def _wav_subtype(pcm16: bool) -> str:
+    """The corpus' wav sample format: what ``_write_clip`` writes and ``as_written`` reproduces."""
+    return "PCM_16" if pcm16 else "FLOAT"
+
+
 def as_written(audio: np.ndarray, pcm16: bool) -> np.ndarray:
     """The clip as its wav file holds it, float32 ``(samples,)`` as ``load_audio`` reads it back:
     written and read through soundfile in memory (16-bit PCM rounding and clipping, or float32)."""
     buf = io.BytesIO()
-    sf.write(buf, audio, SPEC_RATE, subtype="PCM_16" if pcm16 else "FLOAT", format="WAV")
+    sf.write(buf, audio, SPEC_RATE, subtype=_wav_subtype(pcm16), format="WAV")
     buf.seek(0)
     data, _ = sf.read(buf, dtype="float32", always_2d=False)
     return data
@@ -197,7 +202,7 @@ def _write_clip(gen: ClipMaker, out: Path, index: int, pcm16: bool) -> dict[str,
     audio, row = gen.clip(index)
     wav = out / "audio" / f"{name}.wav"
     tmp = wav.with_suffix(".tmp.wav")
-    sf.write(tmp, audio, SPEC_RATE, subtype="PCM_16" if pcm16 else "FLOAT")
+    sf.write(tmp, audio, SPEC_RATE, subtype=_wav_subtype(pcm16))
     os.replace(tmp, wav)
     row = {"path": f"audio/{name}.wav", **row}
     meta = out / "meta" / f"{name}.json"
