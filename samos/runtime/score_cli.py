@@ -6,9 +6,11 @@ cannot be read or scored gets a row with its ``error`` instead of stopping the r
 Files are windowed, resampled and gated exactly as the live monitor does it (one implementation,
 :mod:`samos.runtime.windows`), with its defaults (4 s windows every 1 s): a file's ``mos`` is the mean
 of its scored windows, and ``--windows`` gives each window's ``status`` (``ok``, ``silence``,
-``no_speech``) as the monitor publishes it.
+``no_speech``) as the monitor publishes it. A file whose every window was gated gets no MOS, and its
+own ``status`` says why (``no_speech`` or ``silence``); the summary line counts such files apart.
 
-Exit status (see :mod:`samos.errors`): 0 when every input was scored; 1 when any input failed (it
+Exit status (see :mod:`samos.errors`): 0 when every input was read and windowed (with a MOS or a
+status that says why not); 1 when any input failed (it
 still has its error row, and the summary line on stderr counts the failures); 2 for a bad command
 line, manifest, model file or execution provider.
 """
@@ -137,9 +139,10 @@ def collect_inputs(
 # ------------------------------------------------------------------------------------------ outputs
 @dataclass
 class _Writer:
-    """Rows as the module doc says. A file whose windows were all gated (no speech, silence) has an
-    empty ``mos`` and ``scored_windows`` 0; per window: ``status`` as the monitor gives it, and in
-    JSONL its ``diagnostics``."""
+    """Rows as the module doc says. A file's ``status`` is ``ok`` when it has a MOS; one whose windows
+    were all gated has an empty ``mos``, ``scored_windows`` 0 and the reason as its ``status``
+    (``no_speech``, ``silence``); an unreadable one ``error`` and its ``error`` text. Per window:
+    ``status`` as the monitor gives it, and in JSONL its ``diagnostics``."""
 
     stream: IO[str]
     fmt: str
@@ -148,9 +151,9 @@ class _Writer:
     def __post_init__(self) -> None:
         self._csv: Any = None
         if self.fmt == "csv":
-            cols = ["path", "mos", "mos_std", "seconds", "n_windows", "scored_windows", "error"]
+            cols = ["path", "mos", "mos_std", "status", "seconds", "n_windows", "scored_windows", "error"]
             if self.windows:
-                cols[1:1] = ["window", "start_s", "end_s", "status"]
+                cols[1:1] = ["window", "start_s", "end_s"]
             self._csv = csv.DictWriter(self.stream, fieldnames=cols, lineterminator="\n")
             self._csv.writeheader()
 
@@ -160,6 +163,7 @@ class _Writer:
                 "path": str(path),
                 "mos": None,
                 "mos_std": None,
+                "status": "error",
                 "error": _error_text(result, path),
             }
             if self.fmt == "csv":
@@ -171,6 +175,7 @@ class _Writer:
             "path": str(path),
             "mos": _round(result.mos, PRECISION),
             "mos_std": _round(result.std, PRECISION),
+            "status": result.status,
             "seconds": round(result.seconds, 3),
             "n_windows": len(result.windows),
             "scored_windows": result.scored,
@@ -261,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
 
     out_stream: IO[str] = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
     n_ok = n_err = 0
+    unscored: dict[str, int] = {}
     audio_s = 0.0
     t0 = time.perf_counter()
     try:
@@ -280,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     n_ok += 1
                     audio_s += result.seconds
+                    if result.mos is None:
+                        unscored[result.status] = unscored.get(result.status, 0) + 1
                 bar.update(1)
     except ValueError as e:  # bad --window-seconds / --hop-seconds
         print(f"samos score: {e}", file=sys.stderr)
@@ -291,8 +299,12 @@ def run(args: argparse.Namespace) -> int:
             out_stream.flush()
     wall = time.perf_counter() - t0
     speed = f", {audio_s / wall:.1f}x real time" if wall > 0 and audio_s else ""
+    n_unscored = sum(unscored.values())
+    why = ", ".join(f"{n} {k}" for k, n in sorted(unscored.items()))
+    no_mos = f", {n_unscored} without a MOS (status {why})" if n_unscored else ""
     print(
-        f"samos score: {n_ok} scored, {n_err} failed, {audio_s:.1f} s of audio in {wall:.1f} s{speed} "
+        f"samos score: {n_ok - n_unscored} scored{no_mos}, {n_err} failed, {audio_s:.1f} s of audio in "
+        f"{wall:.1f} s{speed} "
         f"on {scorer.provider} ({scorer.threads} threads)" + (f" -> {args.out}" if args.out else ""),
         file=sys.stderr,
     )
@@ -309,6 +321,5 @@ def describe_scorer(scorer: Scorer) -> str:
     return (
         f"model {scorer.path} (version {scorer.info.version}, window {scorer.info.window_seconds:g} s) "
         f"on {scorer.provider} ({how}; onnxruntime session: {', '.join(scorer.providers)}), "
-        f"{scorer.threads} threads"
-        + (f", incremental pair{_int8_note(scorer)}" if scorer.pair else "")
+        f"{scorer.threads} threads" + (f", incremental pair{_int8_note(scorer)}" if scorer.pair else "")
     )

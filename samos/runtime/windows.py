@@ -18,7 +18,8 @@ get the same windows, statuses and MOS. Defaults are the monitor's
 - After the last full hop, one last full-length window ends at the end of the recording when at least
   half a hop of audio follows the last window (the monitor's rule).
 
-The file's MOS is the mean of its scored windows' MOS (None when no window was scored); its ``std`` is
+The file's MOS is the mean of its scored windows' MOS (None when no window was scored, and then the
+file's ``status`` says why); its ``std`` is
 the root-mean of their variances (the model's average predictive uncertainty, not the spread across
 windows). Windows of several files are batched together by length; results do not depend on the
 batch size, and memory stays at about one block, one window and one batch, whatever the file length.
@@ -78,6 +79,16 @@ class FileScore:
         for w in self.windows:
             out[w.status] = out.get(w.status, 0) + 1
         return out
+
+    @property
+    def status(self) -> str:
+        """``ok`` when any window was scored; otherwise why none was: the most common window status
+        (``no_speech``: the speech detector found too little speech in every window; ``silence``:
+        dead air)."""
+        if self.scored:
+            return "ok"
+        counts = self.statuses()
+        return max(counts, key=counts.__getitem__) if counts else "no_window"
 
 
 def window_config(scorer: Scorer, window_s: float | None = None, hop_s: float | None = None) -> WindowConfig:

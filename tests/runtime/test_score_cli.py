@@ -67,8 +67,10 @@ def test_folder_with_broken_file(
     assert names == ["a_clean.wav", "c_stereo.flac", "d_long.wav", "b_wb.wav", "e_broken.wav"]  # sorted walk
     broken = rows[-1]
     assert broken["error"] and broken["mos"] == "" and "not a readable audio file" in broken["error"]
+    assert broken["status"] == "error"
     for r in rows[:-1]:
         assert r["error"] == "" and 0 < float(r["mos_std"]) and np.isfinite(float(r["mos"]))
+        assert r["status"] == "ok"
     assert rows[2]["n_windows"] == "6"  # 9 s at the monitor's 4 s windows every 1 s: starts 0..5 s
     err = capsys.readouterr().err
     assert "4 scored, 1 failed" in err and "on cpu" in err
@@ -161,7 +163,7 @@ def test_csv_windows_rows(corpus: Path, tiny_model: Path, tmp_path: Path) -> Non
     overall = [r for r in rows if r["window"] == ""]
     assert [Path(r["path"]).name for r in overall] == ["d_long.wav", "a_clean.wav"]
     assert [r["window"] for r in rows[:6]] == ["", "0", "1", "2", "3", "4"]
-    assert [r["status"] for r in rows[:3]] == ["", "ok", "ok"] and rows[0]["scored_windows"] == "6"
+    assert [r["status"] for r in rows[:3]] == ["ok", "ok", "ok"] and rows[0]["scored_windows"] == "6"
 
 
 def test_manifest_and_stdin(
@@ -227,3 +229,24 @@ def test_default_model_missing(
 def test_collect_inputs_extensions(corpus: Path) -> None:
     paths = score_cli.collect_inputs([str(corpus)])
     assert all(p.suffix in (".wav", ".flac") for p in paths) and len(paths) == 5
+
+
+def test_a_file_without_speech_says_why_and_is_counted_apart(
+    corpus: Path, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file the speech gate refuses in every window has no MOS, its status gives the reason, and
+    the summary line does not count it as scored (a score of 2.6 for no speech would be a lie, and
+    an empty cell with no reason a riddle)."""
+    rng = np.random.default_rng(0)
+    sf.write(str(tmp_path / "hum.wav"), (0.05 * rng.standard_normal(5 * 16_000)).astype(np.float32), 16_000)
+    sf.write(str(tmp_path / "dead.wav"), np.zeros(5 * 16_000, np.float32), 16_000)
+    out = tmp_path / "s.jsonl"
+    args = ["score", str(corpus / "a_clean.wav"), str(tmp_path / "hum.wav"), str(tmp_path / "dead.wav")]
+    rc = main([*args, "--model", str(tiny_model), "--out", str(out), "--quiet", "--providers", "cpu"])
+    assert rc == 0, "a file without speech is not a failure"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "no_speech", "silence"]
+    assert rows[0]["mos"] is not None and rows[1]["mos"] is None and rows[2]["mos"] is None
+    assert rows[1]["statuses"] == {"no_speech": rows[1]["n_windows"]}
+    err = capsys.readouterr().err
+    assert "1 scored, 2 without a MOS (status 1 no_speech, 1 silence), 0 failed" in err, err

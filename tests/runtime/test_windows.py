@@ -58,10 +58,11 @@ def test_gated_windows_get_the_monitors_status_and_no_mos(tiny_model: Path) -> N
     statuses = [w.status for w in fs.windows]
     assert statuses == ["ok", "ok", "silence", "silence", "ok", "ok"], statuses
     assert fs.windows[2].mos is None and fs.windows[2].std is None
-    assert fs.scored == 4 and fs.statuses() == {"ok": 4, "silence": 2}
+    assert fs.scored == 4 and fs.statuses() == {"ok": 4, "silence": 2} and fs.status == "ok"
     assert fs.mos == pytest.approx(np.mean([w.mos for w in fs.windows if w.mos is not None]), abs=1e-6)
     silent = score_waveform(s, np.zeros(5 * 48_000, np.float32), 48_000)
     assert silent.mos is None and silent.std is None and silent.scored == 0 and len(silent.windows) == 2
+    assert silent.status == "silence", "a file without a MOS says why"
 
 
 def test_short_clip_scored_whole(tiny_model: Path) -> None:
