@@ -14,9 +14,14 @@ active when at least -55 dBov and 3 dB above the window's 10th-percentile frame 
 3. ``no_speech``: each noise alone at ``--levels`` dBFS, -70 dBFS white noise and digital silence:
    the share of windows scored (a false alarm of the gate) and the share called ``silence``.
 
+4. ``rated`` (``--rated M.csv``, any number): every clip of a rated manifest (columns ``path``, paths
+   relative to the manifest's folder, and ``mos``), by the quality its raters gave it: the share of
+   windows scored and of clips with no scored window in each MOS band. The gate must hold on the
+   worst calls: a call too degraded to sound like speech to the detector gets no MOS, hence no alert.
+
 Output: markdown tables (``--json``: one object ``{"gate": {...}, "p835": {SET: {COND: {"old", "new", "n"}}},
 "mix": {NOISE: {SNR: {"old", "new", "n"}}}, "no_speech": {NOISE: {LEVEL: {"old", "new", "silence",
-"n"}}}, "seconds": ...}``).
+"n"}}}, "rated": {MANIFEST: {BAND: {"old", "new", "n", "clips", "unscored_clips"}}}, "seconds": ...}``).
 """
 
 from __future__ import annotations
@@ -172,6 +177,49 @@ def bench_no_speech(
     return out
 
 
+MOS_BANDS = (1.5, 2.0, 2.5, 3.0, 3.5)
+"""Upper edges of the MOS bands of the ``rated`` table (the last band is everything from 3.5 up)."""
+
+
+def mos_band(mos: float) -> str:
+    """The band of ``MOS_BANDS`` that ``mos`` falls in, e.g. ``"1.5-2"``, ``"<1.5"``, ``">=3.5"``."""
+    lo = None
+    for hi in MOS_BANDS:
+        if mos < hi:
+            return f"<{hi:g}" if lo is None else f"{lo:g}-{hi:g}"
+        lo = hi
+    return f">={MOS_BANDS[-1]:g}"
+
+
+def bench_rated(manifest: Path, cfg: WindowConfig) -> dict[str, dict[str, Any]]:
+    """Share of windows scored, and clips with none scored, per MOS band of a rated manifest."""
+    if not manifest.is_file():
+        raise BenchError(f"no such manifest {manifest}")
+    with manifest.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "mos"} <= set(rows[0]):
+        raise BenchError(f"{manifest}: needs rows with the columns path and mos")
+    tally: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
+        try:
+            mos = float(row["mos"])
+        except ValueError:
+            raise BenchError(f"{manifest}: {row['path']}: mos {row['mos']!r} is not a number") from None
+        a, r = load_audio(path)
+        old, new = statuses(to_mono(a), r, cfg)
+        t = tally.setdefault(mos_band(mos), {})
+        _share(t, old, new)
+        t["clips"] = t.get("clips", 0) + 1
+        t["unscored_clips"] = t.get("unscored_clips", 0) + (not any(s == "ok" for s in new))
+    order = [mos_band(x) for x in (1.0, *MOS_BANDS)]
+    return {
+        b: {**_final(tally[b]), "clips": tally[b]["clips"], "unscored_clips": tally[b]["unscored_clips"]}
+        for b in order
+        if b in tally
+    }
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -211,6 +259,17 @@ def markdown(rep: dict[str, Any]) -> str:
         cells = [f"{_pct(row[c]['old'])} -> {_pct(row[c]['new'])} ({_pct(row[c]['silence'])})" for c in cols]
         cells += [""] * (len(levels) - len(cells))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, bands in rep.get("rated", {}).items():
+        lines += [
+            "",
+            f"| {name}: rated MOS | windows scored | clips with no scored window |",
+            "|---|---|---|",
+        ]
+        for b, t in bands.items():
+            lines.append(
+                f"| {b} | {_pct(t['old'])} -> {_pct(t['new'])} (n={t['n']}) | "
+                f"{t['unscored_clips']} of {t['clips']} |"
+            )
     lines.append("")
     lines.append(f"({rep['seconds']:.0f} s)")
     return "\n".join(lines)
@@ -233,10 +292,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--levels", type=_floats, default=DEFAULT_LEVELS, help="noise-only levels, dBFS (--levels=-40,-20)"
     )
     w = WindowConfig()
-    p.add_argument("--speech-threshold", type=float, default=w.speech_threshold,
-                   help=f"probability of a speech frame (default: the monitor's, {w.speech_threshold})")
-    p.add_argument("--min-active", type=float, default=w.min_active,
-                   help=f"speech share a scored window needs (default: the monitor's, {w.min_active})")
+    p.add_argument(
+        "--speech-threshold",
+        type=float,
+        default=w.speech_threshold,
+        help=f"probability of a speech frame (default: the monitor's, {w.speech_threshold})",
+    )
+    p.add_argument(
+        "--min-active",
+        type=float,
+        default=w.min_active,
+        help=f"speech share a scored window needs (default: the monitor's, {w.min_active})",
+    )
+    p.add_argument(
+        "--rated",
+        action="append",
+        default=[],
+        metavar="M.csv",
+        help="a rated manifest (path, mos): windows scored per MOS band (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", help="also write the report (JSON) here")
 
@@ -256,6 +330,8 @@ def run(args: argparse.Namespace) -> int:
             "mix": bench_mix(speech, noises, args.snrs, cfg),
             "no_speech": bench_no_speech(noises, args.levels, cfg),
         }
+        if args.rated:
+            rep["rated"] = {m: bench_rated(Path(m), cfg) for m in args.rated}
     except (ValueError, OSError, RuntimeError) as e:  # BenchError, ConfigError, unreadable audio
         print(f"samos bench vad: {e}", file=sys.stderr)
         return 2

@@ -71,3 +71,53 @@ def test_missing_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.Captu
     (tmp_path / "p").mkdir()
     assert vad.run(_args("--p835", str(tmp_path / "p"), "--noise", str(tmp_path))) == 2
     assert "missing clean talker" in capsys.readouterr().err
+
+
+def test_mos_bands() -> None:
+    assert [vad.mos_band(x) for x in (1.0, 1.5, 1.99, 2.0, 3.49, 3.5, 4.9)] == [
+        "<1.5",
+        "1.5-2",
+        "1.5-2",
+        "2-2.5",
+        "3-3.5",
+        ">=3.5",
+        ">=3.5",
+    ]
+
+
+def test_rated_manifest_by_quality(
+    folders: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows scored per listeners' MOS band: speech rated 4.2 is scored; a clip rated 1.2 that the
+    detector does not take for speech (noise) is counted as a clip with no scored window."""
+    p835, noise = folders
+    rated = tmp_path / "rated"
+    rated.mkdir()
+    sf.write(rated / "talk.wav", speech_like(5.0, 48_000, seed=3), 48_000)
+    rng = np.random.default_rng(0)
+    sf.write(rated / "hiss.wav", (0.05 * rng.standard_normal(5 * 16_000)).astype(np.float32), 16_000)
+    (rated / "m.csv").write_text("path,mos\ntalk.wav,4.2\nhiss.wav,1.2\n")
+    argv = (
+        "--p835",
+        str(p835),
+        "--noise",
+        str(noise),
+        "--snrs=20",
+        "--levels=-30",
+        "--rated",
+        str(rated / "m.csv"),
+    )
+    assert vad.run(_args(*argv, "--json")) == 0
+    bands = json.loads(capsys.readouterr().out)["rated"][str(rated / "m.csv")]
+    assert list(bands) == ["<1.5", ">=3.5"]
+    assert (
+        bands[">=3.5"]["new"] == 1.0
+        and bands[">=3.5"]["unscored_clips"] == 0
+        and bands[">=3.5"]["clips"] == 1
+    )
+    assert bands["<1.5"]["new"] == 0.0 and bands["<1.5"]["unscored_clips"] == 1
+    assert vad.run(_args(*argv)) == 0
+    assert "| <1.5 | " in capsys.readouterr().out
+    (rated / "bad.csv").write_text("path,mos\ntalk.wav,good\n")
+    assert vad.run(_args("--p835", str(p835), "--noise", str(noise), "--rated", str(rated / "bad.csv"))) == 2
+    assert "is not a number" in capsys.readouterr().err
