@@ -5,12 +5,12 @@
 #   exported as one seed ensemble (the mean of their scores) -> ONNX (+ incremental pair).
 #
 #   scripts/train_compact.sh              # the whole recipe
-#   CLIPS=8000 scripts/train_compact.sh   # a larger corpus (the shipped student used 6000 clips)
+#   CLIPS=12000 scripts/train_compact.sh  # a larger corpus (the shipped student used 9000 clips)
 #   SEEDS="20261204" scripts/train_compact.sh   # one model instead of the ensemble (half the cost)
 #   BENCH=1 scripts/train_compact.sh      # also the accuracy benchmark of the file, beside the default
 #
 # Environment: PYTHON (default .venv/bin/python), SAMOS_P835 (default /work/shared/data/p835), CORPUS
-# (default data/sim48k_calls), CLIPS (default 6000), SEEDS (the members' training seeds, default
+# (default data/sim48k_calls), CLIPS (default 9000), SEEDS (the members' training seeds, default
 # "20261204 1"), OUT (default runs/compact), WORKERS (default 2), TEACHER (default
 # samos/models/default.onnx), MODEL (the ONNX written, default samos/models/compact.onnx).
 # Resumable: the corpus keeps finished clips, labels are not recomputed when their file exists, a
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 P835=${SAMOS_P835:-/work/shared/data/p835}
 CORPUS=${CORPUS:-data/sim48k_calls}
-CLIPS=${CLIPS:-6000}
+CLIPS=${CLIPS:-9000}
 SEEDS=${SEEDS:-20261204 1}
 OUT=${OUT:-runs/compact}
 WORKERS=${WORKERS:-2}
