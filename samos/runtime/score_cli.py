@@ -10,9 +10,8 @@ of its scored windows, and ``--windows`` gives each window's ``status`` (``ok``,
 own ``status`` says why (``no_speech`` or ``silence``); the summary line counts such files apart.
 
 Exit status (see :mod:`samos.errors`): 0 when every input was read and windowed (with a MOS or a
-status that says why not); 1 when any input failed (it
-still has its error row, and the summary line on stderr counts the failures); 2 for a bad command
-line, manifest, model file or execution provider.
+status that says why not); 1 when any input failed (it still has its error row, and the summary line
+on stderr counts the failures); 2 for a bad command line, manifest, model file or execution provider.
 """
 
 from __future__ import annotations

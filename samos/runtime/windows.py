@@ -19,10 +19,10 @@ get the same windows, statuses and MOS. Defaults are the monitor's
   half a hop of audio follows the last window (the monitor's rule).
 
 The file's MOS is the mean of its scored windows' MOS (None when no window was scored, and then the
-file's ``status`` says why); its ``std`` is
-the root-mean of their variances (the model's average predictive uncertainty, not the spread across
-windows). Windows of several files are batched together by length; results do not depend on the
-batch size, and memory stays at about one block, one window and one batch, whatever the file length.
+file's ``status`` says why); its ``std`` is the root-mean of their variances (the model's average
+predictive uncertainty, not the spread across windows). Windows of several files are batched
+together by length; results do not depend on the batch size, and memory stays at about one block,
+one window and one batch, whatever the file length.
 """
 
 from __future__ import annotations
