@@ -14,10 +14,11 @@ active when at least -55 dBov and 3 dB above the window's 10th-percentile frame 
 3. ``no_speech``: each noise alone at ``--levels`` dBFS, -70 dBFS white noise and digital silence:
    the share of windows scored (a false alarm of the gate) and the share called ``silence``.
 
-4. ``rated`` (``--rated M.csv``, any number): every clip of a rated manifest (columns ``path``, paths
-   relative to the manifest's folder, and ``mos``), by the quality its raters gave it: the share of
-   windows scored and of clips with no scored window in each MOS band. The gate must hold on the
-   worst calls: a call too degraded to sound like speech to the detector gets no MOS, hence no alert.
+4. ``rated`` (``--rated M.csv``, any number): every clip of a rated manifest (any format samos reads,
+   e.g. a generic CSV with ``path``, relative to the manifest's folder, and ``mos``), by the quality
+   its raters gave it: the share of windows scored and of clips with no scored window in each MOS
+   band. The gate must hold on the worst calls: a call too degraded to sound like speech to the
+   detector gets no MOS, hence no alert.
 
 Output: markdown tables (``--json``: one object ``{"gate": {...}, "p835": {SET: {COND: {"old", "new", "n"}}},
 "mix": {NOISE: {SNR: {"old", "new", "n"}}}, "no_speech": {NOISE: {LEVEL: {"old", "new", "silence",
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from samos.audio import load_audio, resample, to_mono
+from samos.data.manifest import read_manifest
 from samos.monitor.config import WindowConfig
 from samos.monitor.source import AudioChunk
 from samos.monitor.stream import StreamProcessor
@@ -192,23 +194,20 @@ def mos_band(mos: float) -> str:
 
 
 def bench_rated(manifest: Path, cfg: WindowConfig) -> dict[str, dict[str, Any]]:
-    """Share of windows scored, and clips with none scored, per MOS band of a rated manifest."""
+    """Share of windows scored, and clips with none scored, per MOS band of a rated manifest (any
+    format :func:`samos.data.manifest.read_manifest` reads; a row it cannot use is an error here)."""
     if not manifest.is_file():
         raise BenchError(f"no such manifest {manifest}")
-    with manifest.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"path", "mos"} <= set(rows[0]):
-        raise BenchError(f"{manifest}: needs rows with the columns path and mos")
+    rated = read_manifest(manifest)
+    if rated.skipped:
+        raise BenchError(f"{manifest}: " + "; ".join(x.strip() for x in rated.skipped.summary().splitlines()))
+    if not len(rated):
+        raise BenchError(f"{manifest}: no rated clips")
     tally: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
-        try:
-            mos = float(row["mos"])
-        except ValueError:
-            raise BenchError(f"{manifest}: {row['path']}: mos {row['mos']!r} is not a number") from None
-        a, r = load_audio(path)
+    for item in rated:
+        a, r = load_audio(item.path)
         old, new = statuses(to_mono(a), r, cfg)
-        t = tally.setdefault(mos_band(mos), {})
+        t = tally.setdefault(mos_band(item.mos), {})
         _share(t, old, new)
         t["clips"] = t.get("clips", 0) + 1
         t["unscored_clips"] = t.get("unscored_clips", 0) + (not any(s == "ok" for s in new))
