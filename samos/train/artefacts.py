@@ -20,7 +20,7 @@ def write_history(step_dir: Path, history: list[dict[str, Any]]) -> None:
     """``metrics.csv``, ``metrics.json`` and ``curves.png`` (learning curves) of one step."""
     if not history:
         return
-    cols = list(history[0].keys())
+    cols = list(dict.fromkeys(k for h in history for k in h))  # a resumed run may log more columns
     tmp = step_dir / "metrics.csv.tmp"
     with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)

@@ -91,6 +91,10 @@ class StepConfig:
     """Start from this SAMOS checkpoint (step 2 run alone); ignored when step 1 ran before."""
     max_steps_per_epoch: int | None = None
     """Cap on iterations per epoch (quick experiments); None: the whole training set."""
+    collapse_epochs: int | None = 5
+    """Stop the run (``TrainingError``, checkpoints kept) when the model predicts one MOS for every
+    validation clip this many trained epochs in a row: its mean head's ReLU units are off for every
+    input and get no gradient, and seldom come back. None: never stop for that."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -103,6 +107,8 @@ class StepConfig:
             raise ConfigError("num_workers must be >= 0")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError("max_steps_per_epoch must be >= 1")
+        if self.collapse_epochs is not None and self.collapse_epochs < 1:
+            raise ConfigError("collapse_epochs must be >= 1 (or null: never stop for a constant model)")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ iteration, Gaussian NLL on (mean, var), validation after every epoch (and once b
 epoch 0), model selection on the best validation utterance-level Pearson correlation among the
 trained epochs. Epoch 0 is a candidate only when the step starts from a trained model (step 2, or
 ``init_checkpoint``): a freshly initialised network is a reference for the curves, never the result,
-however well its random features happen to correlate with the labels.
+however well its random features happen to correlate with the labels. A step whose model predicts
+one MOS for every validation clip ``collapse_epochs`` trained epochs in a row stops with a
+``TrainingError`` (a dead mean head seldom recovers; its checkpoints are kept).
 
 Step folder ``<out>/<step>/`` holds ``best.pt`` (samos checkpoint), ``last.pt`` (samos checkpoint +
 ``train_state``: optimizer, scheduler, epoch, best PCC, RNG states, history; used by ``--resume``),
@@ -244,6 +246,7 @@ def run_step(
                 "val_mse": a.mse,
                 "val_rmse": a.rmse,
                 "val_n": a.n,
+                "val_pred_std": float(np.std(res.preds)) if len(res.preds) else math.nan,
                 "lr": sched.get_last_lr()[0],
                 "train_seconds": round(seconds, 2),
                 "skipped": skipped.total + res.skipped.total,
@@ -300,6 +303,7 @@ def run_step(
             }
             save_last(last_path, model, meta, train_state)
             write_history(step_dir, history)
+        _stop_if_collapsed(name, history, step.collapse_epochs, last_path, log)
     dist.barrier()
     if best_epoch == 0:
         log(f"[{name}] no epoch beat the starting model (valid PCC {best_pcc:.4f}): best.pt is that model")
@@ -312,6 +316,30 @@ def run_step(
 def build_model(cfg: TrainConfig, seed: int) -> SAMOS:
     seed_everything(seed)
     return SAMOS(cfg.model)
+
+
+CONSTANT_STD = 1e-6
+"""Validation predictions with a smaller standard deviation (MOS) count as one constant score."""
+
+
+def _stop_if_collapsed(
+    name: str, history: list[dict[str, Any]], limit: int | None, last_path: Path, log: Log
+) -> None:
+    """Raise TrainingError once the last ``limit`` trained epochs each predicted one MOS for every
+    validation clip (a dead mean head: no gradient reaches it, so more epochs seldom help)."""
+    if limit is None:
+        return
+    recent = [h for h in history if h["epoch"] > 0][-limit:]
+    if len(recent) < limit or not all(h.get("val_pred_std", 1.0) < CONSTANT_STD for h in recent):
+        return
+    msg = (
+        f"[{name}] stopped after epoch {recent[-1]['epoch']}: the model has predicted one MOS for every "
+        f"validation clip for {limit} epochs in a row (its mean head's ReLU units are off for every "
+        f"input and get no gradient: such a run seldom recovers). Train again with another "
+        f"{name}.seed or a lower {name}.lr; the checkpoints so far are kept ({last_path})"
+    )
+    log(msg)
+    raise TrainingError(msg)
 
 
 def run_training(

@@ -180,3 +180,31 @@ def test_mix_draws_each_manifest_by_its_share(tmp_path: Path) -> None:
     assert [h["epoch"] for h in result.history] == [0, 1, 2]
     with pytest.raises(Exception, match="data.mix gives 1 shares for 2 train manifests"):
         config(finetune=step(1, data={**data, "mix": [1]}))
+
+
+def test_a_model_stuck_on_one_score_stops_with_a_clear_error(tmp_path: Path) -> None:
+    """A dead mean head (every ReLU of its last hidden layer off) predicts one MOS for every clip and
+    gets no gradient: the step stops after ``collapse_epochs`` such epochs, not after all of them,
+    and keeps its checkpoints."""
+    cfg = config(pretrain=step(6, collapse_epochs=2))
+    assert cfg.pretrain is not None
+    model = build_model(cfg, 0)
+    last_hidden = model.head.mu[-3]
+    with torch.no_grad():
+        last_hidden.weight.zero_()
+        last_hidden.bias.fill_(-1.0)
+    logs: list[str] = []
+    with pytest.raises(TrainingError, match="one MOS for every validation clip for 2 epochs in a row"):
+        run_step("pretrain", cfg.pretrain, model, tmp_path, resolve_device("cpu"), log=logs.append)
+    state = read_checkpoint(tmp_path / "pretrain" / "last.pt")["train_state"]
+    assert state["epoch"] == 2
+    assert [h["val_pred_std"] < 1e-6 for h in state["history"]] == [True, True, True]
+    assert (tmp_path / "pretrain" / "best.pt").is_file()
+    assert "pretrain.seed" in logs[-1]
+
+
+def test_a_learning_model_is_not_stopped(tmp_path: Path) -> None:
+    cfg = config(pretrain=step(3, collapse_epochs=1))
+    res = run_training(cfg, tmp_path, log=lambda m: None)[0]
+    assert [h["epoch"] for h in res.history] == [0, 1, 2, 3]
+    assert all(h["val_pred_std"] > 1e-6 for h in res.history[1:])
