@@ -303,7 +303,7 @@ def run_step(
             }
             save_last(last_path, model, meta, train_state)
             write_history(step_dir, history)
-        _stop_if_collapsed(name, history, step.collapse_epochs, last_path, log)
+        _stop_if_collapsed(name, history, step.collapse_epochs, last_path)
     dist.barrier()
     if best_epoch == 0:
         log(f"[{name}] no epoch beat the starting model (valid PCC {best_pcc:.4f}): best.pt is that model")
@@ -322,9 +322,7 @@ CONSTANT_STD = 1e-6
 """Validation predictions with a smaller standard deviation (MOS) count as one constant score."""
 
 
-def _stop_if_collapsed(
-    name: str, history: list[dict[str, Any]], limit: int | None, last_path: Path, log: Log
-) -> None:
+def _stop_if_collapsed(name: str, history: list[dict[str, Any]], limit: int | None, last_path: Path) -> None:
     """Raise TrainingError once the last ``limit`` trained epochs each predicted one MOS for every
     validation clip (a dead mean head: no gradient reaches it, so more epochs seldom help)."""
     if limit is None:
@@ -332,14 +330,12 @@ def _stop_if_collapsed(
     recent = [h for h in history if h["epoch"] > 0][-limit:]
     if len(recent) < limit or not all(h.get("val_pred_std", 1.0) < CONSTANT_STD for h in recent):
         return
-    msg = (
+    raise TrainingError(
         f"[{name}] stopped after epoch {recent[-1]['epoch']}: the model has predicted one MOS for every "
         f"validation clip for {limit} epochs in a row (its mean head's ReLU units are off for every "
         f"input and get no gradient: such a run seldom recovers). Train again with another "
         f"{name}.seed or a lower {name}.lr; the checkpoints so far are kept ({last_path})"
     )
-    log(msg)
-    raise TrainingError(msg)
 
 
 def run_training(
