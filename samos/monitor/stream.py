@@ -11,11 +11,12 @@ All I/O-free.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from samos.audio import to_mono
 from samos.monitor.aggregate import Rolling, RollingMos
 from samos.monitor.alerts import AlertState, Event, SpeechLostState
 from samos.monitor.config import AggregateConfig, AlertConfig, WindowConfig
@@ -43,7 +44,9 @@ class StreamProcessor:
     Work is done per window, not per chunk: a chunk that cannot complete a window yet (even if the
     resamplers released every sample it implies) is only held; when one can, the held chunks go
     through the normaliser together (joined where no lost audio lies between them), so a live
-    source's 100 ms chunks cost one resampling call per hop instead of ten. The samples, windows
+    source's 100 ms chunks cost one resampling call per hop instead of ten. Chunks of any layout are
+    held, down-mixed to mono float32 as the normaliser would (a file's ``[n, 1]``, a sound card's
+    ``[n, channels]``, integer PCM); only a change of rate normalises at once. The samples, windows
     and the chunk at which each window is returned are those of normalising every chunk at once
     (the resamplers are streams: chunking does not change their output).
 
@@ -74,8 +77,8 @@ class StreamProcessor:
 
     def push(self, chunk: AudioChunk) -> list[Pending]:
         """Take one chunk; returns the windows it completes (see the class doc)."""
-        if chunk.rate == self.normaliser.rate and chunk.samples.ndim == 1:
-            self._held.append(chunk)
+        if chunk.rate == self.normaliser.rate:
+            self._held.append(_mono(chunk))
             self._held_in += len(chunk.samples) + self.normaliser.fill(chunk.dropped)
             if self.normaliser.at16(self._held_in) < self.windower.next_end:
                 return []  # even every sample it implies would not complete the next window
@@ -134,6 +137,17 @@ class StreamProcessor:
         new = self.detector.push(x)
         if new.size:
             self._probs = np.concatenate([self._probs, new])
+
+
+def _mono(chunk: AudioChunk) -> AudioChunk:
+    """The chunk as mono float32 ``[n]``, as the normaliser would down-mix it (so that held chunks of
+    any layout or sample type join): a sound card's ``[n, channels]``, a file's ``[n, 1]``, int PCM."""
+    x = chunk.samples
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim == 1 and x.dtype == np.float32:
+        return chunk if x is chunk.samples else replace(chunk, samples=x)
+    return replace(chunk, samples=to_mono(x))
 
 
 def _joined(chunks: list[AudioChunk]) -> AudioChunk:

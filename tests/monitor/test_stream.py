@@ -167,11 +167,34 @@ def test_each_window_gets_the_detector_frames_of_the_whole_stream() -> None:
     assert {p.status for p in pending} == {"ok", "no_speech"}
 
 
-@pytest.mark.parametrize("rate", [16_000, 48_000, 44_100])
-def test_chunks_are_held_until_they_can_complete_a_window_and_nothing_changes(rate: int) -> None:
+def _layout(mono: np.ndarray, layout: str, rng: np.random.Generator) -> np.ndarray:
+    """One chunk's samples as a source gives them: mono [n], a file's [n, 1], a sound card's
+    [n, 2] float32 or int16."""
+    if layout == "mono":
+        return mono
+    if layout == "column":
+        return mono[:, None]
+    other = mono * np.float32(0.5) + (rng.standard_normal(len(mono)) * 0.01).astype(np.float32)
+    stereo = np.stack([mono, other], axis=1)
+    return stereo if layout == "stereo" else np.round(stereo * 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize(
+    ("rate", "layout"),
+    [
+        (16_000, "mono"),
+        (48_000, "mono"),
+        (44_100, "mono"),
+        (48_000, "column"),
+        (44_100, "stereo"),
+        (16_000, "int16"),
+    ],
+)
+def test_chunks_are_held_until_they_can_complete_a_window_and_nothing_changes(rate: int, layout: str) -> None:
     """The processor normalises held chunks together, only when they could complete a window; every
     window comes back at the very chunk that completes it when each chunk is normalised at once,
-    with the same samples, lost-audio accounting and capture time; fewer normaliser calls."""
+    with the same samples, lost-audio accounting and capture time; fewer normaliser calls. Chunks of
+    every layout are held: a file's [n, 1] and a sound card's [n, channels] (float or int PCM) too."""
     from samos.monitor.normalise import Normaliser
     from samos.monitor.stream import StreamProcessor
     from samos.monitor.window import Windower
@@ -184,7 +207,7 @@ def test_chunks_are_held_until_they_can_complete_a_window_and_nothing_changes(ra
     for k, part in enumerate(parts):  # some lost audio before a chunk, some concealed at its start
         dropped = int(rng.integers(1, rate // 20)) if k % 9 == 4 else 0
         concealed = min(len(part), rate // 50) if k % 13 == 6 else 0
-        chunks.append(AudioChunk(part, rate, dropped, float(k), concealed))
+        chunks.append(AudioChunk(_layout(part, layout, rng), rate, dropped, float(k), concealed))
     norm = Normaliser(rate)
     windower = Windower(cfg.window_seconds, cfg.hop_seconds, cfg.min_final_seconds)
     eager = [windower.push(norm.push(c)) for c in chunks]
