@@ -5,7 +5,8 @@ records when each score arrives. Reports CPU seconds per stream-second, end-to-e
 capture time of a window's last sample to the score's arrival at the client) and how many windows
 were expected and delivered. ``--compare`` runs it twice in one process on the same scorer and audio:
 the incremental path (the model's pair, frame features once per hop) and the whole-window path,
-side by side with their ratio.
+side by side with their ratio. Each run is on the event loop the monitor runs on (``event_loop`` in
+the monitor YAML: uvloop where installed).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from samos.audio import load_audio
+from samos.monitor import aio
 from samos.monitor.config import AlertConfig, WebsocketConfig, load_config
 from samos.monitor.normalise import Normaliser
 from samos.monitor.source import AudioChunk
@@ -55,9 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hop", type=float, help="hop, seconds")
     p.add_argument("--config", help="monitor YAML")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--backend", default="inprocess",
-                   help="inprocess (default), ray (a private local Ray Serve deployment, its CPU counted) or "
-                        "ray://HOST:PORT (a running `samos serve`; its CPU is not counted)")
+    p.add_argument(
+        "--backend",
+        default="inprocess",
+        help="inprocess (default), ray (a private local Ray Serve deployment, its CPU counted) or "
+        "ray://HOST:PORT (a running `samos serve`; its CPU is not counted)",
+    )
     p.add_argument("--replicas", type=int, default=1, help="replicas for --backend ray (default: 1)")
 
 
@@ -127,6 +132,7 @@ async def bench(
         "hop_seconds": win.hop_seconds,
         "provider": getattr(scorer, "provider", None),
         "backend": args.backend,
+        "event_loop": aio.loop_name(),
         "path": "incremental" if incremental and getattr(scorer, "pair", None) else "whole-window",
         "int8": bool(incremental and getattr(scorer, "frames_int8", False)),
         "int8_graphs": list(getattr(scorer, "int8_graphs", ())) if incremental else [],
@@ -173,8 +179,14 @@ def open_scorer(args: argparse.Namespace, window: float, stack: contextlib.ExitS
             from samos.serve.deployment import ServeSettings, local_service
         except ImportError as e:
             raise ValueError(f"--backend ray needs Ray Serve: pip install 'samos[serve]' ({e})") from None
-        settings = ServeSettings(model=args.model, providers=providers, threads=args.threads,
-                                 num_cpus=args.threads, num_replicas=args.replicas, max_seconds=window)
+        settings = ServeSettings(
+            model=args.model,
+            providers=providers,
+            threads=args.threads,
+            num_cpus=args.threads,
+            num_replicas=args.replicas,
+            max_seconds=window,
+        )
         return stack.enter_context(local_service(settings))
     from samos.monitor.backends import parse_backend
     from samos.serve.client import ServeClient
@@ -193,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stack = contextlib.ExitStack()
     try:
-        window = args.window or load_config(args.config).window.window_seconds
+        cfg = load_config(args.config)
+        window = args.window or cfg.window.window_seconds
+        loop = aio.loop_factory(cfg.event_loop)  # the monitor's own loop (uvloop where installed)
         scorer = open_scorer(args, window, stack)
         with tempfile.TemporaryDirectory() as tmp:
             if args.file:
@@ -215,12 +229,12 @@ def run(args: argparse.Namespace) -> int:
                     fp32 = open_scorer(argparse.Namespace(**{**vars(args), "no_int8": True}), window, stack)
                     warm_up(fp32)
                 warm_up(scorer)
-                inc = asyncio.run(bench(args, scorer, path, audio, rate, incremental=True))
-                inc32 = None if fp32 is None else asyncio.run(bench(args, fp32, path, audio, rate))
-                whole = asyncio.run(bench(args, scorer, path, audio, rate, incremental=False))
+                inc = aio.run(bench(args, scorer, path, audio, rate, incremental=True), loop)
+                inc32 = None if fp32 is None else aio.run(bench(args, fp32, path, audio, rate), loop)
+                whole = aio.run(bench(args, scorer, path, audio, rate, incremental=False), loop)
                 result = compare(inc, whole, inc32)
             else:
-                result = asyncio.run(bench(args, scorer, path, audio, rate, not args.whole_window))
+                result = aio.run(bench(args, scorer, path, audio, rate, not args.whole_window), loop)
     except ValueError as e:
         print(f"samos bench stream: {e}")
         return 2
@@ -278,7 +292,7 @@ def compare_table(result: dict[str, Any]) -> str:
     inc, whole, ratio = result["incremental"], result["whole_window"], result["whole_over_incremental"]
     rows = [
         f"{inc['streams']} streams x {inc['audio_seconds_per_stream']} s, window {inc['window_seconds']} s, "
-        f"hop {inc['hop_seconds']} s, provider {inc['provider']}",
+        f"hop {inc['hop_seconds']} s, provider {inc['provider']}, event loop {inc.get('event_loop')}",
         "",
     ]
     inc32, r32 = result.get("incremental_fp32"), result.get("fp32_over_int8", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def test_two_streams(model_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert 0 < out["cpu_s_per_stream_s"] < 1
     assert 0 <= out["latency_ms_p50"] <= out["latency_ms_p95"] < 3000
     assert out["wall_s"] >= 2.9  # paced in real time
+    # on the monitor's own loop (configs/monitor.yaml: event_loop auto -> uvloop where installed)
+    assert out["event_loop"] == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
 
 
 def test_expected_windows_matches_the_windower() -> None:
