@@ -31,8 +31,9 @@ import numpy as np
 
 from samos.runtime.modelinfo import KEY_INCREMENTAL, OUTPUT_MOS, OUTPUT_STD, ModelFileError
 
-FramesFn = Callable[[np.ndarray, np.ndarray], list[np.ndarray]]
-"""``(wave16 [B, T], wave48 [B, 3T]) -> [frames [B, n, D] per branch]``."""
+FramesFn = Callable[[np.ndarray | None, np.ndarray], list[np.ndarray]]
+"""``(wave16 [B, T], wave48 [B, 3T]) -> [frames [B, n, D] per branch]``; ``wave16`` is None when the
+frames graph does not take it (a spectrogram-only model)."""
 HeadFn = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
 """``[frames [B, n, D] per branch] -> (raw mos [B], raw std [B])``."""
 PEAK_EPS = 1e-8
@@ -112,11 +113,21 @@ class _Plan:
 class IncrementalEngine:
     """Assembles windows from per-stream rings; ``frames_fn``/``head_fn`` run the two graphs."""
 
-    def __init__(self, geometry: FrameGeometry, frames_fn: FramesFn, head_fn: HeadFn, ratio: int = 3) -> None:
+    def __init__(
+        self,
+        geometry: FrameGeometry,
+        frames_fn: FramesFn,
+        head_fn: HeadFn,
+        ratio: int = 3,
+        wave16: bool = True,
+    ) -> None:
+        """``wave16``: whether ``frames_fn`` takes the 16 kHz audio (else it gets None: nothing is
+        stacked or scaled for it)."""
         self.geo = geometry
         self.frames_fn = frames_fn
         self.head_fn = head_fn
         self.ratio = ratio
+        self.wave16 = wave16
 
     def whole(
         self, wave16: np.ndarray, wave48: np.ndarray, gain: np.ndarray
@@ -189,9 +200,12 @@ class IncrementalEngine:
             by_len.setdefault(seg[3], []).append(seg)
         r = self.ratio
         for n, group in by_len.items():
-            w16 = np.stack([p.job.wave16[a : a + n] * np.float32(p.job.state.gain) for p, _, a, _ in group])
+            w16 = None
+            if self.wave16:
+                scaled = [p.job.wave16[a : a + n] * np.float32(p.job.state.gain) for p, _, a, _ in group]
+                w16 = np.stack(scaled).astype(np.float32, copy=False)
             w48 = np.stack([p.job.wave48[r * a : r * (a + n)] for p, _, a, _ in group])
-            out = self.frames_fn(w16.astype(np.float32, copy=False), w48)
+            out = self.frames_fn(w16, w48)
             for i, (p, slot, _, _) in enumerate(group):
                 setattr(p, slot, [o[i] for o in out])
                 p.job.state.computed_samples += n
@@ -272,9 +286,11 @@ class IncrementalPair:
             raise ModelFileError(
                 f"{self.head_path}: inputs {head_inputs} != frame outputs {self.frame_names}"
             )
-        self.engine = IncrementalEngine(self.geometry, self._frames, self._head)
+        self.engine = IncrementalEngine(
+            self.geometry, self._frames, self._head, wave16="wave16" in self.frames_inputs
+        )
 
-    def _frames(self, w16: np.ndarray, w48: np.ndarray) -> list[np.ndarray]:
+    def _frames(self, w16: np.ndarray | None, w48: np.ndarray) -> list[np.ndarray]:
         feeds = {"wave16": w16, "wave48": w48}
         return self.frames_session.run(None, {n: feeds[n] for n in self.frames_inputs})  # type: ignore[attr-defined]
 

@@ -245,9 +245,10 @@ class Scorer:
         :meth:`score` of each window at its stream's fixed gain (see samos.runtime.incremental)."""
         if self.pair is None:
             raise ValueError(f"{self.path} has no incremental pair (samos export --incremental)")
-        for j in jobs:
-            self._check(INPUT_WAVE16, j.wave16[None])
-            self._check(INPUT_WAVE48, j.wave48[None])
+        for j in jobs:  # the inputs the model takes (a spectrogram-only model ignores wave16)
+            for name, wave in ((INPUT_WAVE16, j.wave16), (INPUT_WAVE48, j.wave48)):
+                if name in self.needs:
+                    self._check(name, wave[None])
             if len(j.wave48) != self.info.rate_ratio * len(j.wave16):
                 raise ValueError(
                     f"wave48 has {len(j.wave48)} samples, not {self.info.rate_ratio} x {len(j.wave16)}"

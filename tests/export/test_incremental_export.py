@@ -116,6 +116,7 @@ def test_spectrogram_only_layouts_stream_exactly(
     assert scorer.needs == ("wave48",)
     assert (scorer.info.n_fft, scorer.info.hop) == (spec.n_fft, spec.hop)
     assert scorer.pair is not None and scorer.pair.frame_names == ["spec_frames"]
+    assert not scorer.pair.engine.wave16  # nothing is stacked or scaled for an input the graph ignores
     rng = np.random.default_rng(2)
     t = np.arange(int(4.5 * 48000)) / 48000
     w48 = (0.2 * np.sin(2 * np.pi * 440 * t) * np.sin(2 * np.pi * 2 * t) ** 2).astype(np.float32)
