@@ -23,6 +23,7 @@ Torch-free (numpy + onnxruntime).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,29 @@ class WindowJob:
     wave48: np.ndarray
 
 
+class _Scratch(threading.local):
+    """Batch buffers reused from call to call, one set per thread. A batch of frames or audio is
+    hundreds of KB, and the monitor maps every block of 128 KiB or more on its own
+    (samos.monitor.heap), so a fresh one costs a page fault for every 4 KB it touches. A buffer taken
+    is valid until the next :meth:`take` of the same key and row shape; at most ``KEEP`` are kept."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[object, ...], np.ndarray] = {}
+
+    def take(self, key: tuple[object, ...], shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 array of ``shape`` (uninitialised), a view of the buffer kept for ``key``."""
+        k = (*key, *shape[1:])
+        buf = self.buffers.pop(k, None)
+        if buf is None or len(buf) < shape[0]:
+            buf = np.empty(shape, np.float32)
+        self.buffers[k] = buf  # the most recently used last
+        while len(self.buffers) > self.KEEP:
+            del self.buffers[next(iter(self.buffers))]
+        return buf[: shape[0]]
+
+
 @dataclass
 class _Plan:
     job: WindowJob
@@ -128,6 +152,7 @@ class IncrementalEngine:
         self.head_fn = head_fn
         self.ratio = ratio
         self.wave16 = wave16
+        self._scratch = _Scratch()
 
     def whole(
         self, wave16: np.ndarray, wave48: np.ndarray, gain: np.ndarray
@@ -169,17 +194,30 @@ class IncrementalEngine:
             if p.a > s:
                 segments.append((p, "head", 0, self.geo.edge_frames * fs))
         self._run_frames(segments)
-        windows = [self._assemble(p) for p in plans]
         mos = np.zeros(len(plans), np.float32)
         std = np.zeros(len(plans), np.float32)
         by_len: dict[tuple[int, ...], list[int]] = {}
-        for i, w in enumerate(windows):
-            by_len.setdefault(tuple(len(f) for f in w), []).append(i)
-        for idx in by_len.values():
-            branches = range(len(windows[idx[0]]))
-            m, sd = self.head_fn([np.stack([windows[i][b] for i in idx]) for b in branches])
+        for i, p in enumerate(plans):
+            by_len.setdefault(self._lengths(p), []).append(i)
+        for lengths, idx in by_len.items():
+            assert plans[idx[0]].main is not None
+            dims = [f.shape[1:] for f in plans[idx[0]].main]
+            batch = [
+                self._scratch.take(("window", b), (len(idx), n, *d))
+                for b, (n, d) in enumerate(zip(lengths, dims, strict=True))
+            ]
+            for row, i in enumerate(idx):
+                self._assemble(plans[i], [x[row] for x in batch])
+            m, sd = self.head_fn(batch)
             mos[idx], std[idx] = np.asarray(m).reshape(-1), np.asarray(sd).reshape(-1)
         return mos, std
+
+    def _lengths(self, p: _Plan) -> tuple[int, ...]:
+        """Frames per branch of the window ``p`` assembles."""
+        assert p.main is not None
+        if p.grid is None:
+            return tuple(len(f) for f in p.main)
+        return (p.grid[1],) * len(p.main)
 
     def _plan(self, job: WindowJob) -> _Plan:
         st = job.state
@@ -202,32 +240,45 @@ class IncrementalEngine:
         for n, group in by_len.items():
             w16 = None
             if self.wave16:
-                scaled = [p.job.wave16[a : a + n] * np.float32(p.job.state.gain) for p, _, a, _ in group]
-                w16 = np.stack(scaled).astype(np.float32, copy=False)
-            w48 = np.stack([p.job.wave48[r * a : r * (a + n)] for p, _, a, _ in group])
+                w16 = self._scratch.take(("wave16",), (len(group), n))
+                for row, (p, _, a, _) in enumerate(group):
+                    np.multiply(p.job.wave16[a : a + n], np.float32(p.job.state.gain), out=w16[row])
+            w48 = self._scratch.take(("wave48",), (len(group), r * n))
+            for row, (p, _, a, _) in enumerate(group):
+                w48[row] = p.job.wave48[r * a : r * (a + n)]
             out = self.frames_fn(w16, w48)
             for i, (p, slot, _, _) in enumerate(group):
                 setattr(p, slot, [o[i] for o in out])
                 p.job.state.computed_samples += n
 
-    def _assemble(self, p: _Plan) -> list[np.ndarray]:
+    def _assemble(self, p: _Plan, rows: list[np.ndarray]) -> None:
+        """Write the window's frames (one ``[n, D]`` row per branch) into ``rows``; move its stream's
+        ring on to the window's clean frames."""
         assert p.main is not None
         if p.grid is None:
-            return p.main
+            for row, m in zip(rows, p.main, strict=True):
+                row[...] = m
+            return
         s, n = p.grid
         left, right = self.geo.left, self.geo.right
         st = p.job.state
         if p.a == s:
-            window = p.main
+            for row, m in zip(rows, p.main, strict=True):
+                row[...] = m
         else:
             assert p.head is not None
-            window = [
-                np.concatenate([h[:left], ring[s + left - st.first : p.a + left - st.first], m[left:]])
-                for h, ring, m in zip(p.head, st.ring, p.main, strict=True)
-            ]
-        # copies: a view would keep the whole batch's output alive with the stream
-        st.first, st.ring = s + left, [np.array(w[left : n - right]) for w in window]
-        return window
+            k = p.a - s  # frames from the ring
+            for row, h, ring, m in zip(rows, p.head, st.ring, p.main, strict=True):
+                row[:left] = h[:left]
+                row[left : left + k] = ring[s + left - st.first : p.a + left - st.first]
+                row[left + k :] = m[left:]
+        clean = [row[left : n - right] for row in rows]
+        if st.ring and all(r.shape == c.shape for r, c in zip(st.ring, clean, strict=True)):
+            for r, c in zip(st.ring, clean, strict=True):  # in place: the ring was read above
+                r[...] = c
+        else:  # copies: the rows are a buffer the next batch reuses
+            st.ring = [np.array(c) for c in clean]
+        st.first = s + left
 
 
 def pair_paths(model: str | Path) -> tuple[Path, Path]:

@@ -4,6 +4,7 @@ speech: any chunking, hops that divide the window, batches across streams, resta
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,30 @@ def test_batches_across_streams_equal_one_stream_at_a_time(
             got[k][i] = m
     for g, a in zip(got, alone, strict=True):
         assert np.max(np.abs(g - a)) < 1e-5
+
+
+def test_threads_scoring_at_once_equal_one_stream_at_a_time(
+    scorer: Scorer, speech: tuple[np.ndarray, int]
+) -> None:
+    """The engine reuses its batch buffers from call to call: one set per thread, so streams scored
+    from several threads at once (serve replicas, several workers) still get their own scores."""
+    audio, rate = speech
+    streams = [windows_of(audio, rate, 4.0, 1.0, 8), windows_of(0.3 * audio[::-1].copy(), rate, 4.0, 1.0, 9)]
+    alone = [incremental(scorer, StreamFrames(), ws) for ws in streams]
+    got: list[np.ndarray | None] = [None, None]
+    start = threading.Barrier(2)
+
+    def run(k: int) -> None:
+        start.wait()
+        got[k] = incremental(scorer, StreamFrames(), streams[k])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for g, a in zip(got, alone, strict=True):
+        assert g is not None and np.max(np.abs(g - a)) < 1e-5
 
 
 def test_restarts_gaps_and_lost_audio(scorer: Scorer, speech: tuple[np.ndarray, int]) -> None:
