@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from samos.monitor.metrics import MonitorMetrics
+from samos.runtime.buffers import BatchBuffers
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class InferenceWorker:
         self.max_restart_delay = max_restart_delay
         self.stable_seconds = stable_seconds
         self._jobs: deque[_Job] = deque()
-        self._stack = BatchStacker()
+        self._buffers = BatchBuffers()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -262,25 +263,9 @@ class InferenceWorker:
                 [WindowJob(j.state, j.start, j.wave16, j.wave48) for j in batch]
             )
         return self.scorer.score(
-            self._stack(0, [j.wave16 for j in batch]), self._stack(1, [j.wave48 for j in batch])
+            self._buffers.stack(("wave16",), [j.wave16 for j in batch]),
+            self._buffers.stack(("wave48",), [j.wave48 for j in batch]),
         )
-
-
-class BatchStacker:
-    """Stacks windows ``[T]`` into a batch ``[B, T]`` (float32) in a buffer kept per input slot, so
-    that a batch does not cost freshly mapped pages each time (a batch of 16 windows at 48 kHz is
-    12 MB; the monitor maps every block of 128 KiB or more on its own, see samos.monitor.heap).
-    The array returned is valid until the next call for the same slot: for one thread's use."""
-
-    def __init__(self) -> None:
-        self._buffers: dict[int, np.ndarray] = {}
-
-    def __call__(self, slot: int, rows: list[np.ndarray]) -> np.ndarray:
-        n = len(rows[0])
-        buf = self._buffers.get(slot)
-        if buf is None or buf.shape[1] != n or len(buf) < len(rows):
-            buf = self._buffers[slot] = np.empty((len(rows), n), np.float32)
-        return np.stack(rows, out=buf[: len(rows)])
 
 
 def _resolve(futures: list[asyncio.Future[tuple[float, float]]], result: Any) -> None:

@@ -23,13 +23,13 @@ Torch-free (numpy + onnxruntime).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from samos.runtime.buffers import BatchBuffers
 from samos.runtime.modelinfo import KEY_INCREMENTAL, OUTPUT_MOS, OUTPUT_STD, ModelFileError
 
 FramesFn = Callable[[np.ndarray | None, np.ndarray], list[np.ndarray]]
@@ -102,29 +102,6 @@ class WindowJob:
     wave48: np.ndarray
 
 
-class _Scratch(threading.local):
-    """Batch buffers reused from call to call, one set per thread. A batch of frames or audio is
-    hundreds of KB, and the monitor maps every block of 128 KiB or more on its own
-    (samos.monitor.heap), so a fresh one costs a page fault for every 4 KB it touches. A buffer taken
-    is valid until the next :meth:`take` of the same key and row shape; at most ``KEEP`` are kept."""
-
-    KEEP = 8
-
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[object, ...], np.ndarray] = {}
-
-    def take(self, key: tuple[object, ...], shape: tuple[int, ...]) -> np.ndarray:
-        """A float32 array of ``shape`` (uninitialised), a view of the buffer kept for ``key``."""
-        k = (*key, *shape[1:])
-        buf = self.buffers.pop(k, None)
-        if buf is None or len(buf) < shape[0]:
-            buf = np.empty(shape, np.float32)
-        self.buffers[k] = buf  # the most recently used last
-        while len(self.buffers) > self.KEEP:
-            del self.buffers[next(iter(self.buffers))]
-        return buf[: shape[0]]
-
-
 @dataclass
 class _Plan:
     job: WindowJob
@@ -152,7 +129,7 @@ class IncrementalEngine:
         self.head_fn = head_fn
         self.ratio = ratio
         self.wave16 = wave16
-        self._scratch = _Scratch()
+        self._buffers = BatchBuffers()  # batches of audio and frames, reused (one set per thread)
 
     def whole(
         self, wave16: np.ndarray, wave48: np.ndarray, gain: np.ndarray
@@ -203,7 +180,7 @@ class IncrementalEngine:
             assert plans[idx[0]].main is not None
             dims = [f.shape[1:] for f in plans[idx[0]].main]
             batch = [
-                self._scratch.take(("window", b), (len(idx), n, *d))
+                self._buffers.take(("window", b), (len(idx), n, *d))
                 for b, (n, d) in enumerate(zip(lengths, dims, strict=True))
             ]
             for row, i in enumerate(idx):
@@ -240,10 +217,10 @@ class IncrementalEngine:
         for n, group in by_len.items():
             w16 = None
             if self.wave16:
-                w16 = self._scratch.take(("wave16",), (len(group), n))
+                w16 = self._buffers.take(("wave16",), (len(group), n))
                 for row, (p, _, a, _) in enumerate(group):
                     np.multiply(p.job.wave16[a : a + n], np.float32(p.job.state.gain), out=w16[row])
-            w48 = self._scratch.take(("wave48",), (len(group), r * n))
+            w48 = self._buffers.take(("wave48",), (len(group), r * n))
             for row, (p, _, a, _) in enumerate(group):
                 w48[row] = p.job.wave48[r * a : r * (a + n)]
             out = self.frames_fn(w16, w48)

@@ -10,7 +10,7 @@ import pytest
 from monitor_helpers import speech_like
 
 from samos.monitor.metrics import MonitorMetrics
-from samos.monitor.worker import BatchStacker, InferenceWorker, WindowDropped
+from samos.monitor.worker import InferenceWorker, WindowDropped
 
 
 class Recording:
@@ -142,20 +142,3 @@ async def test_incremental_windows_of_several_streams_are_batched_exactly(int8: 
         gain = np.array([states[k].gain])  # type: ignore[union-attr]
         raw, _ = scorer.pair.engine.whole(w16[None], w48[None], gain)
         assert mos == pytest.approx(float(raw[0]), abs=1e-2 if int8 else 1e-4)
-
-
-def test_batch_stacker_reuses_its_buffer_and_stacks_exactly() -> None:
-    rng = np.random.default_rng(0)
-    stack = BatchStacker()
-    rows = [rng.standard_normal(480).astype(np.float32) for _ in range(3)]
-    a = stack(0, rows)
-    np.testing.assert_array_equal(a, np.stack(rows))
-    b = stack(0, rows[:2])  # a smaller batch of the same length: the same memory
-    assert np.shares_memory(a, b) and b.shape == (2, 480)
-    np.testing.assert_array_equal(b, np.stack(rows[:2]))
-    c = stack(1, [r[:100] for r in rows])  # another slot, another length: its own buffer
-    assert not np.shares_memory(a, c) and c.shape == (3, 100)
-    d = stack(0, rows * 2)  # a larger batch: a new buffer, still exact
-    np.testing.assert_array_equal(d, np.stack(rows * 2))
-    e = stack(0, [rng.standard_normal(960).astype(np.float32)])  # another length in the slot
-    assert e.shape == (1, 960) and e.dtype == np.float32
