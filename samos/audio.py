@@ -54,9 +54,12 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     """Downmix to mono float32.
 
     ``audio``: ``(samples,)`` or ``(samples, channels)`` (soundfile's layout). Integer PCM is scaled
-    to [-1, 1].
+    to [-1, 1]. Float32 input that is already mono (``(samples,)`` or one channel) comes back as a
+    view of it, not a copy.
     """
     a = np.asarray(audio)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]  # one channel: no mean to take
     if a.dtype.kind in "iu":
         info = np.iinfo(a.dtype)
         scale = float(max(abs(info.min), info.max))

@@ -102,10 +102,7 @@ class Normaliser:
             self._open(self.rate)
             self._base16 = self._out16 + len(pre[0])
             self._pos = 0
-        raw = chunk.samples
-        if raw.ndim == 2 and raw.shape[1] == 1:
-            raw = raw[:, 0]
-        x = np.ascontiguousarray(to_mono(raw))
+        x = np.ascontiguousarray(to_mono(chunk.samples))
         bad = ~np.isfinite(x)
         invalid = int(bad.sum())
         if invalid:

@@ -142,12 +142,8 @@ class StreamProcessor:
 def _mono(chunk: AudioChunk) -> AudioChunk:
     """The chunk as mono float32 ``[n]``, as the normaliser would down-mix it (so that held chunks of
     any layout or sample type join): a sound card's ``[n, channels]``, a file's ``[n, 1]``, int PCM."""
-    x = chunk.samples
-    if x.ndim == 2 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim == 1 and x.dtype == np.float32:
-        return chunk if x is chunk.samples else replace(chunk, samples=x)
-    return replace(chunk, samples=to_mono(x))
+    x = to_mono(chunk.samples)
+    return chunk if x is chunk.samples else replace(chunk, samples=x)
 
 
 def _joined(chunks: list[AudioChunk]) -> AudioChunk:
