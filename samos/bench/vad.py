@@ -13,16 +13,19 @@ active when at least -55 dBov and 3 dB above the window's 10th-percentile frame 
    -26 dBFS; SNR from RMS over the whole talk, its pauses included.
 3. ``no_speech``: each noise alone at ``--levels`` dBFS, -70 dBFS white noise and digital silence:
    the share of windows scored (a false alarm of the gate) and the share called ``silence``.
-
 4. ``rated`` (``--rated M.csv``, any number): every clip of a rated manifest (any format samos reads,
    e.g. a generic CSV with ``path``, relative to the manifest's folder, and ``mos``), by the quality
    its raters gave it: the share of windows scored and of clips with no scored window in each MOS
    band. The gate must hold on the worst calls: a call too degraded to sound like speech to the
    detector gets no MOS, hence no alert.
+5. ``cost`` (alone with ``--cost-only``, a second): the detector's CPU per 32 ms frame with the vendored
+   Silero graph and with the dense graph the monitor loads (:mod:`samos.export.vad_dense`), measured
+   side by side in one run on the talkers at 16 kHz, and their largest probability difference.
 
 Output: markdown tables (``--json``: one object ``{"gate": {...}, "p835": {SET: {COND: {"old", "new", "n"}}},
 "mix": {NOISE: {SNR: {"old", "new", "n"}}}, "no_speech": {NOISE: {LEVEL: {"old", "new", "silence",
-"n"}}}, "rated": {MANIFEST: {BAND: {"old", "new", "n", "clips", "unscored_clips"}}}, "seconds": ...}``).
+"n"}}}, "rated": {MANIFEST: {BAND: {"old", "new", "n", "clips", "unscored_clips"}}}, "cost": {"us_per_frame": {"source",
+"dense"}, "cpu_s_per_stream_s": {...}, "source_over_dense", "max_prob_difference", "frames"}, "seconds": ...}``).
 """
 
 from __future__ import annotations
@@ -219,6 +222,53 @@ def bench_rated(manifest: Path, cfg: WindowConfig) -> dict[str, dict[str, Any]]:
     }
 
 
+def bench_cost(speech16: np.ndarray, rounds: int = 5) -> dict[str, Any]:
+    """CPU per 32 ms frame of the detector's two graphs, side by side in this process: the vendored
+    Silero source and the dense graph the monitor loads, each called as the monitor calls it (one
+    block of frames per 1 s hop, state handed on), rounds alternated. Also their largest probability
+    difference over ``speech16`` (16 kHz)."""
+    from samos.runtime.vad import FRAME, VAD_SOURCE_MODEL, SpeechDetector, VadModel
+
+    graphs = {"source": VadModel(VAD_SOURCE_MODEL), "dense": VadModel()}
+    probs = {k: SpeechDetector(m).push(speech16) for k, m in graphs.items()}  # also warms both up
+    hop = 16_000
+    cpu = {k: 0.0 for k in graphs}
+    frames = 0
+    for _ in range(rounds):
+        for k, m in graphs.items():
+            det = SpeechDetector(m)
+            t = time.process_time()
+            n = sum(len(det.push(speech16[i : i + hop])) for i in range(0, len(speech16), hop))
+            cpu[k] += time.process_time() - t
+        frames += n
+    us = {k: 1e6 * v / frames for k, v in cpu.items()}
+    per_second = 16_000 / FRAME  # frames per stream-second
+    return {
+        "frames": frames,
+        "us_per_frame": {k: round(v, 1) for k, v in us.items()},
+        "cpu_s_per_stream_s": {k: round(v * per_second * 1e-6, 5) for k, v in us.items()},
+        "source_over_dense": round(us["source"] / us["dense"], 2),
+        "max_prob_difference": float(np.abs(probs["source"] - probs["dense"]).max()),
+    }
+
+
+def markdown_cost(c: dict[str, Any]) -> str:
+    u, s = c["us_per_frame"], c["cpu_s_per_stream_s"]
+    return "\n".join(
+        [
+            f"Speech detector cost, one CPU thread, 1 s blocks ({c['frames']} frames each):",
+            "",
+            "| graph | us per 32 ms frame | CPU-s per stream-second |",
+            "|---|---|---|",
+            f"| Silero source (vendored) | {u['source']} | {s['source']} |",
+            f"| dense (loaded by the monitor) | {u['dense']} | {s['dense']} |",
+            "",
+            f"source / dense: {c['source_over_dense']}x; largest probability difference "
+            f"{c['max_prob_difference']:.1e}",
+        ]
+    )
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -310,6 +360,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="M.csv",
         help="a rated manifest (path, mos): windows scored per MOS band (repeatable)",
     )
+    p.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the detector's CPU per frame: the vendored Silero graph and the dense one, side by side",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", help="also write the report (JSON) here")
 
@@ -322,20 +377,28 @@ def run(args: argparse.Namespace) -> int:
         if not p835.is_dir() or not noise_dir.is_dir():
             raise BenchError(f"no such folder: {p835 if not p835.is_dir() else noise_dir}")
         speech = talk(p835)
-        noises = load_noises(noise_dir, len(speech))
-        rep: dict[str, Any] = {
-            "gate": {"speech_threshold": cfg.speech_threshold, "min_active": cfg.min_active},
-            "p835": bench_p835(p835, cfg),
-            "mix": bench_mix(speech, noises, args.snrs, cfg),
-            "no_speech": bench_no_speech(noises, args.levels, cfg),
-        }
-        if args.rated:
-            rep["rated"] = {m: bench_rated(Path(m), cfg) for m in args.rated}
+        cost = bench_cost(resample(speech, RATE, 16_000).astype(np.float32))
+        if args.cost_only:
+            rep: dict[str, Any] = {"cost": cost}
+        else:
+            noises = load_noises(noise_dir, len(speech))
+            rep = {
+                "gate": {"speech_threshold": cfg.speech_threshold, "min_active": cfg.min_active},
+                "p835": bench_p835(p835, cfg),
+                "mix": bench_mix(speech, noises, args.snrs, cfg),
+                "no_speech": bench_no_speech(noises, args.levels, cfg),
+                "cost": cost,
+            }
+            if args.rated:
+                rep["rated"] = {m: bench_rated(Path(m), cfg) for m in args.rated}
     except (ValueError, OSError, RuntimeError) as e:  # BenchError, ConfigError, unreadable audio
         print(f"samos bench vad: {e}", file=sys.stderr)
         return 2
     rep["seconds"] = round(time.perf_counter() - t0, 1)
     if args.out:
         Path(args.out).write_text(json.dumps(rep, indent=1) + "\n")
-    print(json.dumps(rep) if args.json else markdown(rep))
+    if args.json:
+        print(json.dumps(rep))
+    else:
+        print(markdown_cost(cost) if args.cost_only else markdown(rep) + "\n\n" + markdown_cost(cost))
     return 0

@@ -65,6 +65,24 @@ def test_report_old_and_new_gate(folders: tuple[Path, Path], capsys: pytest.Capt
     assert "| digital silence | 0% -> 0% (100%) |" in table
 
 
+def test_cost_of_both_graphs_side_by_side(
+    folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    p835, noise = folders
+    assert vad.run(_args("--p835", str(p835), "--noise", str(noise), "--cost-only", "--json")) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert set(rep) == {"cost", "seconds"}  # nothing else was run
+    c = rep["cost"]
+    assert c["frames"] == 5 * (6 * 2 * 16_000 // 512)  # 5 rounds over the six 2 s talkers, 1 s blocks
+    assert set(c["us_per_frame"]) == {"source", "dense"} and min(c["us_per_frame"].values()) > 0
+    assert c["source_over_dense"] == pytest.approx(
+        c["us_per_frame"]["source"] / c["us_per_frame"]["dense"], 0.02
+    )
+    assert 0 <= c["max_prob_difference"] < 1e-5
+    assert vad.run(_args("--p835", str(p835), "--noise", str(noise), "--cost-only")) == 0
+    assert "| dense (loaded by the monitor) |" in capsys.readouterr().out
+
+
 def test_missing_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert vad.run(_args("--p835", str(tmp_path / "nope"), "--noise", str(tmp_path))) == 2
     assert "no such folder" in capsys.readouterr().err

@@ -90,7 +90,9 @@ def test_a_changed_model_file_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
 def test_vendored_with_licence_and_shipped_as_package_data() -> None:
     here = vad.VAD_DIR
     assert "MIT License" in (here / "LICENSE").read_text() and "Silero" in (here / "LICENSE").read_text()
-    assert vad.VAD_SHA256 in (here / "README.md").read_text()
+    readme = (here / "README.md").read_text()
+    assert vad.VAD_SHA256 in readme and vad.VAD_SOURCE_SHA256 in readme
+    assert vad.VAD_MODEL == vad.VAD_DENSE_MODEL and vad.VAD_SOURCE_MODEL.is_file()
     pyproject = (Path(vad.__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"models/vad/*"' in pyproject
 
