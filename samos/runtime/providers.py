@@ -216,6 +216,24 @@ def session_options(threads: int | None = None, spinning: bool = False) -> ort.S
     return so
 
 
+CPU_DISABLED_OPTIMIZERS: tuple[str, ...] = ("SkipLayerNormFusion",)
+"""onnxruntime graph optimisers left out of sessions that run on the CPU provider alone.
+
+Its fused ``SkipLayerNormalization`` (residual Add + LayerNormalization in one kernel) ran the default
+model's incremental head (7 transformer layers, width 200, 200 frames) 15-17% slower on one CPU
+thread than the two nodes it replaces, in float32 and int8 alike (onnxruntime 1.32; ``python
+scripts/ort_fusion_check.py``, both sessions alternated in one run). Other providers keep it: fused
+kernels are what GPUs need. An optimiser name that a later onnxruntime lacks is ignored."""
+
+
+def session_kwargs(providers: Sequence[str]) -> dict[str, Any]:
+    """Extra ``InferenceSession`` arguments for these (full onnxruntime) provider names: the CPU
+    provider alone leaves out :data:`CPU_DISABLED_OPTIMIZERS`."""
+    if list(providers) == ["CPUExecutionProvider"]:
+        return {"disabled_optimizers": list(CPU_DISABLED_OPTIMIZERS)}
+    return {}
+
+
 def provider_options(
     name: str,
     *,

@@ -40,6 +40,7 @@ from samos.runtime.providers import (
     check_running,
     choose_providers,
     resolve_providers,
+    session_kwargs,
     session_options,
 )
 
@@ -184,6 +185,7 @@ class Scorer:
                 sess_options=self._so,
                 providers=[n for n, _ in plist],
                 provider_options=[o for _, o in plist],
+                **session_kwargs([n for n, _ in plist]),
             )
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             if [n for n, _ in plist] == ["CPUExecutionProvider"]:
@@ -232,7 +234,9 @@ class Scorer:
         shape profile is the waveform's)."""
         providers = [p for p in self.providers if p != "TensorrtExecutionProvider"]
         try:
-            return ort.InferenceSession(str(path), sess_options=self._so, providers=providers)
+            return ort.InferenceSession(
+                str(path), sess_options=self._so, providers=providers, **session_kwargs(providers)
+            )
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelFileError(f"{path}: not a loadable ONNX model ({_short(e)})") from None
 
@@ -266,7 +270,10 @@ class Scorer:
     def _cpu_session(self) -> ort.InferenceSession:
         try:
             return ort.InferenceSession(
-                str(self.path), sess_options=self._so, providers=["CPUExecutionProvider"]
+                str(self.path),
+                sess_options=self._so,
+                providers=["CPUExecutionProvider"],
+                **session_kwargs(["CPUExecutionProvider"]),
             )
         except Exception as e:  # noqa: BLE001
             raise ModelFileError(f"{self.path}: not a loadable ONNX model ({_short(e)})") from None

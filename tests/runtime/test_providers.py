@@ -18,6 +18,7 @@ from samos.runtime.providers import (
     parse_providers,
     provider_options,
     resolve_providers,
+    session_kwargs,
     session_options,
 )
 
@@ -163,3 +164,12 @@ def test_explicit_gpu_provider_on_a_cpu_machine_is_an_error(tiny_model: Path) ->
 def test_cpu_requested(tiny_model: Path) -> None:
     s = Scorer(tiny_model, providers=("cpu",), threads=2)
     assert s.provider == "cpu" and s.threads == 2 and not s.auto and s.notes == ()
+
+
+def test_cpu_alone_leaves_out_the_slow_fusion() -> None:
+    assert session_kwargs(["CPUExecutionProvider"]) == {"disabled_optimizers": ["SkipLayerNormFusion"]}
+    # a GPU provider (with the CPU provider behind it) keeps every fusion
+    assert session_kwargs(["CUDAExecutionProvider", "CPUExecutionProvider"]) == {}
+    assert (
+        session_kwargs(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]) == {}
+    )
