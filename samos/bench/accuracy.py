@@ -42,8 +42,11 @@ predictions per (recipe, step-1 checkpoint, folds, audio SHA-256), so a rerun co
 file instead of computing its models (e.g. fold fine-tunes run on a GPU machine with ``--device cuda``).
 Output: a table, or with ``--json`` one object
 ``{"sets": {...}, "cv": {...}, "models": {NAME: {SET: {"pcc", "srcc", "rmse", "n", ...}}}, "schemes":
-{SCHEME: {"cv", "models"}}, "in_sample": [...], "out_of_domain": {"vmc24t3": {...}}, "calibration":
-{...}, "uncertainty": {...}}``.
+{SCHEME: {"cv", "models"}}, "in_sample": [...], "out_of_domain": {"vmc24t3": {"n", "level", "models": {NAME:
+{"pcc", "srcc", "rmse", "pcc_cal", "rmse_cal", "system": {"pcc", "srcc", "rmse", "n", "within_pcc"}}}}},
+"calibration": {...}, "uncertainty": {...}}``. ``system``: the VoiceMOS challenges' system-level
+figures (each system's mean score against its mean rating) and each system's own per-file PCC, for
+sets whose clips name their systems (vmc24t3: 7 enhancement systems).
 
 The code: ``accuracy_metrics`` (report sets, agreement figures), ``accuracy_preds`` (peers,
 cross-validated samos folds), ``accuracy_report`` (the report and its table), ``accuracy_io`` (the

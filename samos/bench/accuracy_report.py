@@ -63,15 +63,29 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{name}: skipped ({ood['skipped']})")
             continue
         lines.append(f"{name} (n={ood['n']}, per file; never trained on by these models)")
-        lines.append(f"{'model':<16} | {'PCC':>6} {'SRCC':>6} {'RMSE':>6} | {'PCCc':>6} {'RMSEc':>6}")
+        lines.append(
+            f"{'model':<16} | {'PCC':>6} {'SRCC':>6} {'RMSE':>6} | {'PCCc':>6} {'RMSEc':>6} | "
+            f"{'sysPCC':>6} {'sysSRCC':>7} {'within':>6}"
+        )
+        systems = None
         for m, r in ood["models"].items():
+            sy = r.get("system") or {}
+            within = [v for v in (sy.get("within_pcc") or {}).values() if v is not None]
+            systems = sy.get("n", systems)
             lines.append(
                 f"{m:<16} | {_fmt(r['pcc']):>6} {_fmt(r['srcc']):>6} {_fmt(r['rmse']):>6} | "
-                f"{_fmt(r.get('pcc_cal')):>6} {_fmt(r.get('rmse_cal')):>6}"
+                f"{_fmt(r.get('pcc_cal')):>6} {_fmt(r.get('rmse_cal')):>6} | "
+                f"{_fmt(sy.get('pcc')):>6} {_fmt(sy.get('srcc')):>7} "
+                f"{_fmt(float(np.median(within)) if within else None):>6}"
             )
         lines.append(
             "PCCc/RMSEc: after the monotonic mapping fitted on all of the model's P.835 predictions."
         )
+        if systems:
+            lines.append(
+                f"sysPCC/sysSRCC: each of the {systems} systems' mean score against its mean rating; "
+                "within: the median of the systems' own per-file PCC."
+            )
     for m, per in (report.get("uncertainty") or {}).items():
         lines.append("")
         lines.append(
@@ -126,20 +140,50 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+MIN_SYSTEMS = 3
+"""Systems an out-of-domain set needs for system-level figures (a correlation over fewer means nothing)."""
+
+
+def system_agreement(pred: np.ndarray, labels: np.ndarray, systems: Sequence[str]) -> dict[str, Any] | None:
+    """System-level agreement, as the VoiceMOS challenges report it: each system's mean prediction
+    against its mean label (``{"pcc", "srcc", "rmse", "n"}``, n = systems), plus ``within_pcc``, each
+    system's own per-file PCC (how well files are ranked inside one system; None where its labels or
+    predictions do not vary). None when the clips name fewer than :data:`MIN_SYSTEMS` systems."""
+    names = sorted({s for s in systems if s})
+    if len(names) < MIN_SYSTEMS:
+        return None
+    tags = np.array(list(systems))
+    p_mean, y_mean, within = [], [], {}
+    for name in names:
+        idx = tags == name
+        p_mean.append(float(np.mean(pred[idx])))
+        y_mean.append(float(np.mean(labels[idx])))
+        varies = idx.sum() > 2 and np.ptp(pred[idx]) > 0 and np.ptp(labels[idx]) > 0
+        within[name] = float(np.corrcoef(pred[idx], labels[idx])[0, 1]) if varies else None
+    out = agreement(np.array(p_mean), np.array(y_mean))
+    out["within_pcc"] = within
+    return out
+
+
 def _ood_report(
     ood: Sequence[OodClip],
     direct_p835: dict[str, np.ndarray],
     p835_labels: np.ndarray,
     direct_ood: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    """vmc24t3-style block: per model raw agreement and agreement after the P.835-fitted mapping."""
+    """vmc24t3-style block: per model raw agreement and agreement after the P.835-fitted mapping, and
+    (when the clips name systems) system-level agreement under ``"system"``."""
     y = np.array([c.label for c in ood])
+    systems = [c.system for c in ood]
     models: dict[str, Any] = {}
     for name, pred in direct_ood.items():
         r = agreement(pred, y)
         cal = fit_monotonic_poly3(direct_p835[name], p835_labels)
         a = metrics.agreement(cal.map_mos(pred), y)
         r["rmse_cal"], r["pcc_cal"] = a.rmse, a.pcc
+        system = system_agreement(np.asarray(pred, np.float64), y, systems)
+        if system is not None:
+            r["system"] = system
         models[name] = r
     return {"n": len(ood), "level": "file", "models": models}
 

@@ -24,8 +24,9 @@ active when at least -55 dBov and 3 dB above the window's 10th-percentile frame 
 
 Output: markdown tables (``--json``: one object ``{"gate": {...}, "p835": {SET: {COND: {"old", "new", "n"}}},
 "mix": {NOISE: {SNR: {"old", "new", "n"}}}, "no_speech": {NOISE: {LEVEL: {"old", "new", "silence",
-"n"}}}, "rated": {MANIFEST: {BAND: {"old", "new", "n", "clips", "unscored_clips"}}}, "cost": {"us_per_frame": {"source",
-"dense"}, "cpu_s_per_stream_s": {...}, "source_over_dense", "max_prob_difference", "frames"}, "seconds": ...}``).
+"n"}}}, "rated": {MANIFEST: {BAND: {"old", "new", "n", "clips", "unscored_clips"}}}, "cost":
+{"us_per_frame": {"source", "dense"}, "cpu_s_per_stream_s": {...}, "source_over_dense",
+"max_prob_difference", "frames"}, "seconds": ...}``).
 """
 
 from __future__ import annotations

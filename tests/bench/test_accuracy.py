@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from samos.bench import accuracy
+from samos.bench.accuracy_report import system_agreement
 from samos.bench.cv import Clip, load_p835, talker_folds
 from samos.runtime import Scorer
 
@@ -253,6 +254,7 @@ def test_default_model_file_on_both_fold_schemes_and_out_of_domain(
     assert {"pcc", "srcc", "rmse", "rmse_cal", "pcc_cal"} <= set(r)
     # the tiny model's score falls with noise, as the labels do
     assert r["srcc"] > 0.9
+    assert r["system"]["n"] == 3 and set(r["system"]["within_pcc"]) == {"sys0", "sys1", "sys2"}
     unc = rep["uncertainty"]["samos_default"]
     assert set(unc) == {"fb48k (in-sample)", "wb16k (in-sample)", "vmc24t3"}
     assert 0.0 <= unc["vmc24t3"]["raw"]["coverage_1std"] <= unc["vmc24t3"]["raw"]["coverage_2std"] <= 1.0
@@ -264,6 +266,25 @@ def test_default_model_file_on_both_fold_schemes_and_out_of_domain(
     assert written.weights_sha256 == Scorer(model, providers=("cpu",), threads=1).info.weights_sha256
     table = accuracy.format_table(rep)
     assert "vmc24t3 (n=12" in table and "samos_default*" in table and "condition_talker" in table
+    assert "sysSRCC" in table and "each of the 3 systems' mean score" in table
+
+
+def test_system_level_agreement_is_over_system_means() -> None:
+    # three systems; inside each, the model ranks files backwards; across systems, exactly right
+    labels = np.array([1.0, 1.5, 2.0, 3.0, 3.5, 4.0, 4.0, 4.5, 5.0])
+    pred = np.array([2.0, 1.8, 1.6, 3.2, 3.0, 2.8, 4.4, 4.2, 4.0])
+    systems = ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    r = system_agreement(pred, labels, systems)
+    assert r is not None and r["n"] == 3
+    assert r["srcc"] == pytest.approx(1.0) and r["pcc"] > 0.95
+    assert all(v == pytest.approx(-1.0) for v in r["within_pcc"].values())
+    # fewer than three systems, or none named: no system-level figures
+    assert system_agreement(pred, labels, ["a"] * 5 + ["b"] * 4) is None
+    assert system_agreement(pred, labels, [""] * 9) is None
+    # a system whose ratings do not vary has no within-system correlation
+    flat = labels.copy()
+    flat[:3] = 2.0
+    assert system_agreement(pred, flat, systems)["within_pcc"]["a"] is None
 
 
 def test_out_of_domain_set_absent(
