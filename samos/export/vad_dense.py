@@ -18,7 +18,7 @@ layout and im2col than in arithmetic (about 58 us per frame here, 80 % of it in 
 
 Inputs and outputs are the source's (``input [frames, 576]``, ``h``, ``c`` -> ``speech_probs
 [frames]``, ``hn``, ``cn``). Only the order of the floating-point sums changes: probabilities agree
-within 1e-5 (tests/export/test_vad_dense.py, real speech) and the graph runs about 2.5x faster on one
+within 1e-5 (tests/export/test_vad_dense.py, real speech) and the graph runs about 2.4x faster on one
 thread (``samos bench vad --cost-only``). The runtime loads the derived file
 (``samos/models/vad/silero_vad_16k_dense.onnx``), made by::
 

@@ -220,7 +220,7 @@ CPU_DISABLED_OPTIMIZERS: tuple[str, ...] = ("SkipLayerNormFusion",)
 """onnxruntime graph optimisers left out of sessions that run on the CPU provider alone.
 
 Its fused ``SkipLayerNormalization`` (residual Add + LayerNormalization in one kernel) ran the default
-model's incremental head (7 transformer layers, width 200, 200 frames) 15-17% slower on one CPU
+model's incremental head (7 transformer layers, width 200, 200 frames) 13-16% slower on one CPU
 thread than the two nodes it replaces, in float32 and int8 alike (onnxruntime 1.32; ``python
 scripts/ort_fusion_check.py``, both sessions alternated in one run). Other providers keep it: fused
 kernels are what GPUs need. An optimiser name that a later onnxruntime lacks is ignored."""
