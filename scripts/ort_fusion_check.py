@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from samos.audio import load_audio, resample, to_mono
-from samos.runtime.providers import CPU_DISABLED_OPTIMIZERS, session_kwargs
+from samos.runtime.providers import CPU_DISABLED_OPTIMIZERS, session_kwargs, session_options
 
 MODELS = Path(__file__).resolve().parents[1] / "samos" / "models"
 DEMO = Path(__file__).resolve().parents[1] / "samos" / "assets" / "demo_call_48k.flac"
@@ -30,11 +30,11 @@ BATCH, SECONDS = 4, 4.0
 
 
 def session(path: Path, runtime: bool) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    """One CPU thread with the runtime's session options; ``runtime``: also its left-out optimisers."""
     kw = session_kwargs(["CPUExecutionProvider"]) if runtime else {}
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **kw)
+    return ort.InferenceSession(
+        str(path), session_options(threads=1), providers=["CPUExecutionProvider"], **kw
+    )
 
 
 def windows() -> dict[str, np.ndarray]:
