@@ -17,7 +17,8 @@ Variants: ``--anchor teacher --bound B`` (the teacher's own head plus a bounded 
 ``--sim S`` (a share S of every batch from the corpus: the joint step), ``--pre N`` (N epochs on the
 corpus first, then P.835 alone: the two-step recipe), ``--ens K`` (K seeds, epistemic spread),
 ``--layer K`` (the encoder's layer K of 1..7 instead of 7) or ``--layer mix`` (a learned softmax-weighted
-sum of all seven layers, as SUPERB probes do).
+sum of all seven layers, as SUPERB probes do), ``--aux W`` (a second output of the head learns P.835's
+human SIG and BAK ratings, weight W in the loss; the corpus clips have none).
 
     python scripts/recipe_ablation.py features --corpus data/sim48k_calls --out runs/ablation
     python scripts/recipe_ablation.py run --corpus data/sim48k_calls --out runs/ablation --sim 0.5
@@ -59,8 +60,8 @@ MODEL = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "def
 P835 = "/work/shared/data/p835"
 
 
-def corpus_rows(corpus: Path) -> list[dict[str, str]]:
-    with open(corpus / "manifest.csv", newline="") as f:
+def corpus_rows(corpus: Path, manifest: str = "manifest.csv") -> list[dict[str, str]]:
+    with open(corpus / manifest, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -88,23 +89,46 @@ def features(paths: list[str], out: Path, layers: bool = False) -> dict[str, np.
 
 
 class Net(nn.Module):
-    def __init__(self, anchor: str, bound: float, teacher: TeacherHead, mix: bool = False) -> None:
+    def __init__(
+        self, anchor: str, bound: float, teacher: TeacherHead, mix: bool = False, aux: bool = False
+    ) -> None:
         super().__init__()
         self.mix = nn.Parameter(torch.zeros(7)) if mix else None  # softmax weights of layers 1..7
         self.h = SSLLayerHead(200, MODEL.ssl_head)  # the default model's SSL head and Gaussian head
         self.g = GaussianHead(self.h.out_dim, MODEL.fusion)
         self.anchor, self.bound, self.teacher = anchor, bound, teacher
+        self.aux = nn.Linear(self.h.out_dim, 2) if aux else None  # SIG and BAK (--aux)
         if anchor == "teacher":
             nn.init.zeros_(self.g.mu[-1].weight)
             nn.init.zeros_(self.g.mu[-1].bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, v, _ = self.parts(x)
+        return m, v
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean [B], var [B], SIG and BAK [B, 2])."""
         if self.mix is not None:  # x [B, 7, frames, 200]
             x = (x * torch.softmax(self.mix, 0)[:, None, None]).sum(1)
-        m, v = self.g(self.h(x))
+        z = self.h(x)
+        m, v = self.g(z)
         if self.anchor == "teacher":
             m = self.teacher(x) + self.bound * torch.tanh((m - 3.0) / self.bound)
-        return m, v
+        return m, v, (3.0 + self.aux(z)) if self.aux is not None else z.new_full((len(z), 2), torch.nan)
+
+
+def p835_sig_bak(clips: list) -> np.ndarray:
+    """The listeners' SIG and BAK ``[N, 2]`` of P.835 clips (nb8k: its condition's), from the CSVs."""
+    ratings: dict[str, tuple[float, float]] = {}
+    for name, sig, bak in (
+        ("fb48k.csv", "mos_sig", "mos_bak"),
+        ("wb16k.csv", "mos_sig", "mos_bak"),
+        ("nb8k_condition_level.csv", "condition_mos_sig", "condition_mos_bak"),
+    ):
+        with open(Path(P835) / name, newline="") as f:
+            for r in csv.DictReader(f):
+                ratings[str(Path(P835) / r["path"])] = (float(r[sig]), float(r[bak]))
+    return np.array([ratings[str(c.path)] for c in clips], dtype=np.float32)
 
 
 def crop(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -121,6 +145,9 @@ def main() -> int:
     ap.add_argument("what", choices=("features", "run"))
     ap.add_argument("--corpus", type=Path, default=Path("data/sim48k_calls"))
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    ap.add_argument(
+        "--manifest", default="manifest.csv", help="the corpus' manifest in --corpus (with a split column)"
+    )
     ap.add_argument("--anchor", choices=("none", "teacher"), default="none")
     ap.add_argument("--bound", type=float, default=1.5)
     ap.add_argument("--sim", type=float, default=0.0, help="share of each batch from the corpus")
@@ -139,6 +166,7 @@ def main() -> int:
     )
     ap.add_argument("--blend-col", default="bak", help="the --blend column mixed into the corpus label")
     ap.add_argument("--blend-weight", type=float, default=0.5, help="its weight in the corpus label")
+    ap.add_argument("--aux", type=float, default=0.0, help="weight of the P.835 SIG/BAK loss (0: off)")
     args = ap.parse_args()
     if args.layer != "mix" and args.layer not in {str(k) for k in range(1, 8)}:
         ap.error(f"--layer must be 1..7 or mix, got {args.layer!r}")
@@ -147,7 +175,7 @@ def main() -> int:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     p8, vm = load_p835(P835), load_vmc24t3(default_vmc24t3())
-    rows = corpus_rows(args.corpus)
+    rows = corpus_rows(args.corpus, args.manifest)
     corpus_paths = [str(args.corpus / r["path"]) for r in rows]
     layers = args.layer != "7"
     tag = "_layers" if layers else ""
@@ -166,14 +194,16 @@ def main() -> int:
             other = {str(args.corpus / r["path"]): float(r[args.blend_col]) for r in csv.DictReader(f)}
         w = args.blend_weight
         label = {p: (1 - w) * v + w * other[p] for p, v in label.items()}
-    sim_train = [(sf[p], label[p]) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] == "train"]
-    sim_valid = [(sf[p], label[p]) for p, r in zip(corpus_paths, rows, strict=True) if r["split"] != "train"]
+    no_aux = np.full(2, np.nan, np.float32)  # items: (features, label, SIG and BAK or NaN)
+    pairs = list(zip(corpus_paths, rows, strict=True))
+    sim_train = [(sf[p], label[p], no_aux) for p, r in pairs if r["split"] == "train"]
+    sim_valid = [(sf[p], label[p], no_aux) for p, r in pairs if r["split"] != "train"]
     teacher = TeacherHead()
 
     def train1(items: list, epochs: int, lr: float, seed: int, sims: list, net: Net | None = None) -> Net:
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        net = net or Net(args.anchor, args.bound, teacher, mix=args.layer == "mix")
+        net = net or Net(args.anchor, args.bound, teacher, mix=args.layer == "mix", aux=args.aux > 0)
         opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.995)
         loss = nn.GaussianNLLLoss()
@@ -185,11 +215,16 @@ def main() -> int:
                 if sims and args.sim > 0:
                     k = max(1, int(round(len(batch) * args.sim / (1 - args.sim))))
                     batch = batch + [sims[j] for j in rng.integers(0, len(sims), k)]
-                x = torch.from_numpy(np.stack([crop(f, rng) for f, _ in batch]).astype(np.float32))
-                y = torch.tensor([label for _, label in batch], dtype=torch.float32)
-                m, v = net(x)
+                x = torch.from_numpy(np.stack([crop(f, rng) for f, _, _ in batch]).astype(np.float32))
+                y = torch.tensor([label for _, label, _ in batch], dtype=torch.float32)
+                m, v, sb = net.parts(x)
+                total = loss(m, y, v)
+                a = torch.from_numpy(np.stack([aux for _, _, aux in batch]))
+                rated = ~torch.isnan(a[:, 0])
+                if args.aux > 0 and rated.any():
+                    total = total + args.aux * ((sb[rated] - a[rated]) ** 2).mean()
                 opt.zero_grad()
-                loss(m, y, v).backward()
+                total.backward()
                 opt.step()
                 sched.step()
         return net
@@ -245,19 +280,20 @@ def main() -> int:
 
     p8f = [ev[str(c.path)] for c in p8]
     p8y = np.array([c.label for c in p8])
+    p8a = p835_sig_bak(p8)
     res: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     if not args.nocv:
         plan = fold_plan(p8, args.folds)
         pred = np.zeros((len(p8), 2))
         for k in plan.ids:
             mask = plan.train_mask(k)
-            nets = train([(p8f[i], p8y[i]) for i in range(len(p8)) if mask[i]], args.seed)
+            nets = train([(p8f[i], p8y[i], p8a[i]) for i in range(len(p8)) if mask[i]], args.seed)
             test = np.flatnonzero(plan.test_mask(k))
             pred[test] = predict(nets, [p8f[i] for i in test])
         res["cv"] = {s: agree(a, b) for s, (a, b) in evaluation_points(p8, pred[:, 0]).items()}
         spread = np.abs(pred[:, 0] - teacher_mos(p8f))
         res["cv_uncertainty"] = calibration(pred[:, 0], pred[:, 1], spread, p8y)  # per file
-    nets = train(list(zip(p8f, p8y, strict=True)), args.seed)
+    nets = train(list(zip(p8f, p8y, p8a, strict=True)), args.seed)
     vy = np.array([c.label for c in vm])
     vf = [ev[str(c.path)] for c in vm]
     vp = predict(nets, vf)
@@ -266,8 +302,8 @@ def main() -> int:
     if nets[0].mix is not None:
         res["layer_weights"] = [round(float(w), 3) for w in torch.softmax(nets[0].mix.detach(), 0)]
     if sim_valid:
-        sp = predict(nets, [f for f, _ in sim_valid])[:, 0]
-        res["simval"] = agree(sp, np.array([label for _, label in sim_valid]))
+        sp = predict(nets, [f for f, _, _ in sim_valid])[:, 0]
+        res["simval"] = agree(sp, np.array([label for _, label, _ in sim_valid]))
         if args.blend:  # also against the teacher's own labels (the manifest's mos)
             teach = [float(r["mos"]) for r in rows if r["split"] != "train"]
             res["simval_teacher"] = agree(sp, np.array(teach))
