@@ -3,6 +3,8 @@ real codec concealment (PLC, in-band FEC) of the packets that never arrived."""
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from aiortc.codecs.opus import OpusDecoder
@@ -180,3 +182,22 @@ def test_a_mono_decoder_downmixes_as_the_stereo_path_does_within_a_rounding_step
     assert frames[0].layout.name == "mono" and frames[0].samples == FRAME
     with pytest.raises(ValueError, match="channels"):
         OpusPlcDecoder(channels=3)
+
+
+def test_decoders_keep_the_gil_and_decode_as_a_gil_releasing_library_does() -> None:
+    """The decoders' libopus keeps the GIL around its calls (``PyDLL``: no hand-over of the GIL per
+    20 ms packet, docs/RELIABILITY.md); opened the other way, the same packets decode to the same
+    samples."""
+    lib = opus_plc.load_libopus()
+    assert isinstance(lib, ctypes.PyDLL)
+    path = opus_plc.libopus_path()
+    assert path is not None
+    releasing = opus_plc.open_libopus(path, keep_gil=False)
+    assert not isinstance(releasing, ctypes.PyDLL)
+    packets = encode_opus(speech_clip(1.0))
+    ours, other = OpusPlcDecoder(channels=1), OpusPlcDecoder(channels=1)
+    other._lib = releasing
+    (a,), _ = ours.decode_blocks(JitterFrame(data=p, timestamp=i * FRAME) for i, p in enumerate(packets))
+    (b,), _ = other.decode_blocks(JitterFrame(data=p, timestamp=i * FRAME) for i, p in enumerate(packets))
+    np.testing.assert_array_equal(a.mono, b.mono)
+    assert a.samples == len(packets) * FRAME

@@ -136,33 +136,54 @@ def _candidates() -> list[str]:
     return found
 
 
+def open_libopus(path: str, keep_gil: bool = True) -> ctypes.CDLL:
+    """libopus at ``path`` with the signatures used here; raises OSError or AttributeError.
+
+    ``keep_gil``: its calls keep the GIL (``ctypes.PyDLL``; ``ctypes.CDLL`` releases it and takes it
+    back around every call). A 20 ms packet decodes in about 40 us, less than that hand-over costs
+    when the event loop wants the GIL back: with a busy Python thread beside it, the hand-off's
+    decoding thread spent 214-251 us of CPU per packet releasing it and 65-67 us keeping it
+    (``python scripts/opus_gil_cost.py``; docs/RELIABILITY.md, "The decoder keeps the GIL").
+    """
+    lib = ctypes.PyDLL(path) if keep_gil else ctypes.CDLL(path)
+    lib.opus_decoder_create.restype = ctypes.c_void_p
+    lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.opus_decoder_destroy.restype = None
+    lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+    lib.opus_decode.restype = ctypes.c_int
+    lib.opus_decode.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_int32,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
+    lib.opus_get_version_string.restype = ctypes.c_char_p
+    return lib
+
+
 @cache
-def load_libopus() -> ctypes.CDLL | None:
-    """libopus with the signatures used here, or None when none can be loaded (logged once)."""
+def libopus_path() -> str | None:
+    """The first of :func:`_candidates` that opens as libopus, or None (logged once)."""
     for path in _candidates():
         try:
-            lib = ctypes.CDLL(path)
-            lib.opus_decoder_create.restype = ctypes.c_void_p
-            lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-            lib.opus_decoder_destroy.restype = None
-            lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
-            lib.opus_decode.restype = ctypes.c_int
-            lib.opus_decode.argtypes = [
-                ctypes.c_void_p,
-                ctypes.c_char_p,
-                ctypes.c_int32,
-                ctypes.c_void_p,
-                ctypes.c_int,
-                ctypes.c_int,
-            ]
-            lib.opus_get_version_string.restype = ctypes.c_char_p
+            lib = open_libopus(path)
         except (OSError, AttributeError) as e:
             log.debug("libopus at %s unusable: %s", path, e)
             continue
         log.info("Opus loss concealment: %s (%s)", lib.opus_get_version_string().decode(), path)
-        return lib
+        return path
     log.warning("no libopus found for Opus loss concealment: lost packets become silence")
     return None
+
+
+@cache
+def load_libopus() -> ctypes.CDLL | None:
+    """libopus as the decoders use it (:func:`open_libopus`, calls keeping the GIL), or None when
+    none can be loaded."""
+    path = libopus_path()
+    return None if path is None else open_libopus(path)
 
 
 def available() -> bool:
