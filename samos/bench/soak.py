@@ -31,6 +31,9 @@ the child (docs/RELIABILITY.md, the 32 x 600 s RTP run). Measured:
 - ``latency_p50_ms`` / ``latency_p95_ms``: the monitor's own part, from ``t_capture`` (when a window's
   last frame reached the monitor's code) to the score's arrival, over all subscribers;
 - ``cpu_s_per_stream_s``: the monitor's CPU time per second of audio it received;
+- ``cpu_by_thread``: the same, per thread of the monitor: ``main`` (the event loop), the threads it
+  names (``samos-decoder``: WebRTC audio decoding; ``samos-inference``: the model), and ``other``
+  (the rest of the process: unnamed and ended threads);
 - ``event_loop_lag``: while the publishers streamed, the fractions of the monitor's 250 ms
   event-loop ticks that were more than 0.1 s and 0.5 s late (from its ``/metrics``); aioice's ICE
   consent checks give up after 0.5 s.
@@ -150,6 +153,15 @@ def lag_summary(before: dict[str, float] | None, after: dict[str, float] | None)
     }
 
 
+def by_thread(cpu: float, threads: dict[str, float], stream_seconds: float) -> dict[str, float]:
+    """CPU-s per stream-second per thread name (those above 0.0001), and ``other``: what the process
+    spent (``cpu``) beyond the named threads still alive at the end."""
+    per = max(1e-9, stream_seconds)
+    out = {n: round(c / per, 4) for n, c in sorted(threads.items()) if n != "other" and c / per >= 1e-4}
+    out["other"] = round(max(0.0, cpu - sum(threads[n] for n in threads if n in out)) / per, 4)
+    return out
+
+
 def percentile_ms(xs: list[float], q: float) -> float | None:
     """The ``q`` quantile (nearest rank) of sorted seconds ``xs``, in ms; None when empty."""
     return round(1000 * xs[int(q * (len(xs) - 1))], 1) if xs else None
@@ -166,6 +178,22 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of a process's live threads, summed by name (Linux /proc): ``main``
+    for the main thread (the monitor's event loop), else the OS name (``samos.monitor.osthread``)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        head, _, rest = stat.rpartition(")")
+        name = "main" if task.name == str(pid) else head.split("(", 1)[1]
+        fields = rest.split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 async def start_monitor(args: list[str], log: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
@@ -348,7 +376,7 @@ async def run_soak(
             codec=codec,
             ingest=ingest,
         )
-        t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
+        t0, cpu0, threads0 = time.monotonic(), cpu_seconds(proc.pid), thread_cpu_seconds(proc.pid)
         lag0 = await lag_buckets(where["http"])
         results = [asyncio.create_task(p.stdout.readline()) for p in pubs if p.stdout is not None]
         next_note = t0 + 60
@@ -359,6 +387,7 @@ async def run_soak(
                 next_note += 60
             await asyncio.wait(results, timeout=1.0)
         cpu = cpu_seconds(proc.pid) - cpu0
+        threads = {n: c - threads0.get(n, 0.0) for n, c in thread_cpu_seconds(proc.pid).items()}
         lag = lag_summary(lag0, await lag_buckets(where["http"]))
         for r in results:
             line = r.result().decode().strip()
@@ -417,6 +446,7 @@ async def run_soak(
         "latency_p95_ms": percentile_ms(lat, 0.95),
         "scores_received": len(lat),
         "cpu_s_per_stream_s": round(cpu / max(1e-9, sum(sent.values())), 4),
+        "cpu_by_thread": by_thread(cpu, threads, sum(sent.values())),
         "event_loop_lag": lag,
     }
     report["passed"] = bool(

@@ -20,6 +20,8 @@ import os
 import queue
 import threading
 
+from samos.monitor import osthread
+
 
 class ThreadedOut:
     """Text written to file descriptor ``fd`` by a daemon thread (see the module doc).
@@ -37,7 +39,7 @@ class ThreadedOut:
         """Lines dropped because the writer was behind (read by the writer thread)."""
         self.failed: OSError | None = None
         """Set when a write failed (e.g. the reader closed the pipe); nothing is written after it."""
-        self._thread = threading.Thread(target=self._run, name="samos-console-out", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="samos-lineout", daemon=True)
         self._thread.start()
 
     def write(self, text: str) -> int:
@@ -77,6 +79,7 @@ class ThreadedOut:
         return True
 
     def _run(self) -> None:
+        osthread.name_current()
         reported = 0
         while (data := self._queue.get()) is not None:
             if self.failed is not None:

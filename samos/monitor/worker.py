@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from samos.monitor import osthread
 from samos.monitor.metrics import MonitorMetrics
 from samos.runtime.buffers import BatchBuffers
 
@@ -213,6 +214,7 @@ class InferenceWorker:
             return batch
 
     def _run(self) -> None:
+        osthread.name_current()
         batch: list[_Job] = []
         try:
             self._serve(batch)

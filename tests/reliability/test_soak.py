@@ -13,6 +13,7 @@ import argparse
 import base64
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from samos.bench import rtp_load, soak, telephony_load, webrtc_load
+from samos.monitor import osthread
 
 WINDOW, HOP = 1.0, 0.5
 
@@ -62,6 +64,10 @@ async def test_soak_short(model_path: Path, tmp_path: Path) -> None:
     assert 0 < report["cpu_s_per_stream_s"] < 1.0
     lag = report["event_loop_lag"]
     assert lag is not None and lag["ticks"] > 40  # 20 s of 250 ms ticks
+    # per thread: the event loop and the WebRTC decoding thread, named for the OS, did the work
+    threads = report["cpu_by_thread"]
+    assert threads["main"] > 0 and threads["samos-decoder"] > 0 and threads["samos-inference"] > 0, threads
+    assert sum(threads.values()) == pytest.approx(report["cpu_s_per_stream_s"], abs=0.002)
 
 
 @pytest.mark.timeout(120)
@@ -252,3 +258,32 @@ async def test_a_child_that_keeps_printing_is_drained_and_never_blocks() -> None
     drain = asyncio.create_task(soak.discard(proc.stdout))
     assert await asyncio.wait_for(proc.wait(), 30) == 0
     await asyncio.wait_for(drain, 5)
+
+
+def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
+    """``thread_cpu_seconds`` sums /proc's counters by OS thread name (``main`` for the main thread);
+    ``by_thread`` turns them into CPU-s per stream-second and puts what no live named thread spent
+    under ``other``."""
+    done = threading.Event()
+
+    def spin() -> None:
+        osthread.name_current()
+        t_end = time.thread_time() + 0.3
+        while time.thread_time() < t_end:
+            pass
+        done.wait()
+
+    th = threading.Thread(target=spin, name="samos-spin")
+    th.start()
+    time.sleep(0.05)
+    while th.is_alive() and soak.thread_cpu_seconds(os.getpid()).get("samos-spin", 0.0) < 0.25:
+        time.sleep(0.05)
+    seen = soak.thread_cpu_seconds(os.getpid())
+    done.set()
+    th.join()
+    assert seen["samos-spin"] >= 0.25 and "main" in seen
+    assert soak.by_thread(10.0, {"main": 4.0, "samos-decoder": 2.0, "tiny": 0.0001}, 100.0) == {
+        "main": 0.04,
+        "samos-decoder": 0.02,
+        "other": 0.04,
+    }

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import av
 from aiortc import rtcrtpreceiver
 
+from samos.monitor import osthread
 from samos.monitor.sources import opus_plc
 
 log = logging.getLogger(__name__)
@@ -138,10 +139,11 @@ class DecodingThread:
         with self._lock:
             self._receivers.append(receiver)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="samos-audio-decoder", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="samos-decoder", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
+        osthread.name_current()
         try:
             while True:
                 with self._lock:
