@@ -53,7 +53,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
 import statistics
 import sys
@@ -65,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from samos.audio import SSL_RATE
+from samos.bench.procstat import by_thread, cpu_seconds, thread_cpu_seconds
 from samos.monitor.window import Windower
 
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
@@ -153,15 +153,6 @@ def lag_summary(before: dict[str, float] | None, after: dict[str, float] | None)
     }
 
 
-def by_thread(cpu: float, threads: dict[str, float], stream_seconds: float) -> dict[str, float]:
-    """CPU-s per stream-second per thread name (those above 0.0001), and ``other``: what the process
-    spent (``cpu``) beyond the named threads still alive at the end."""
-    per = max(1e-9, stream_seconds)
-    out = {n: round(c / per, 4) for n, c in sorted(threads.items()) if n != "other" and c / per >= 1e-4}
-    out["other"] = round(max(0.0, cpu - sum(threads[n] for n in threads if n in out)) / per, 4)
-    return out
-
-
 def percentile_ms(xs: list[float], q: float) -> float | None:
     """The ``q`` quantile (nearest rank) of sorted seconds ``xs``, in ms; None when empty."""
     return round(1000 * xs[int(q * (len(xs) - 1))], 1) if xs else None
@@ -172,28 +163,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise SoakError(f"no VmRSS for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """User + system CPU seconds of a process's live threads, summed by name (Linux /proc): ``main``
-    for the main thread (the monitor's event loop), else the OS name (``samos.monitor.osthread``)."""
-    out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
-            continue
-        head, _, rest = stat.rpartition(")")
-        name = "main" if task.name == str(pid) else head.split("(", 1)[1]
-        fields = rest.split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
 
 
 async def start_monitor(args: list[str], log: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:

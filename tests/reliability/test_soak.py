@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from samos.bench import rtp_load, soak, telephony_load, webrtc_load
+from samos.bench import procstat, rtp_load, soak, telephony_load, webrtc_load
 from samos.monitor import osthread
 
 WINDOW, HOP = 1.0, 0.5
@@ -276,13 +276,13 @@ def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
     th = threading.Thread(target=spin, name="samos-spin")
     th.start()
     time.sleep(0.05)
-    while th.is_alive() and soak.thread_cpu_seconds(os.getpid()).get("samos-spin", 0.0) < 0.25:
+    while th.is_alive() and procstat.thread_cpu_seconds(os.getpid()).get("samos-spin", 0.0) < 0.25:
         time.sleep(0.05)
-    seen = soak.thread_cpu_seconds(os.getpid())
+    seen = procstat.thread_cpu_seconds(os.getpid())
     done.set()
     th.join()
     assert seen["samos-spin"] >= 0.25 and "main" in seen
-    assert soak.by_thread(10.0, {"main": 4.0, "samos-decoder": 2.0, "tiny": 0.0001}, 100.0) == {
+    assert procstat.by_thread(10.0, {"main": 4.0, "samos-decoder": 2.0, "tiny": 0.0001}, 100.0) == {
         "main": 0.04,
         "samos-decoder": 0.02,
         "other": 0.04,
