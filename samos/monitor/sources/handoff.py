@@ -22,8 +22,10 @@ blocks (:class:`~samos.monitor.sources.opus_plc.PcmBlock`, no ``AudioFrame`` per
 packets are concealed by the codec (PLC, in-band FEC) instead of left out, and
 :func:`samos.monitor.sources.webrtc.accept_offer` gives the receivers of the batched path
 :class:`~samos.monitor.sources.jitter.AudioJitterBuffer`, which skips a lost packet instead of
-discarding the good ones around it. ``"aiortc"`` is stock
-aiortc throughout: its jitter buffer, no concealment.
+discarding the good ones around it, and their connections
+:mod:`~samos.monitor.sources.srtp_inline`'s ``data_received``, which decrypts and routes each SRTP
+packet where it arrives instead of through a queue and a task. ``"aiortc"`` is stock aiortc
+throughout: its jitter buffer, its receive task, no concealment.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ import av
 from samos.audio import SPEC_RATE
 from samos.monitor.aio import within
 from samos.monitor.source import AudioChunk, SourceEnded
-from samos.monitor.sources import handoff, jitter
+from samos.monitor.sources import handoff, jitter, srtp_inline
 from samos.monitor.sources.opus_plc import CONCEALED, PcmBlock
 
 log = logging.getLogger(__name__)
@@ -500,12 +500,14 @@ async def accept_offer(
         except Exception as e:  # noqa: BLE001 - aiortc raises ValueError/OperationError/... on bad SDP
             raise OfferError(f"cannot apply the offer: {e or type(e).__name__}") from None
         accepted = False
+        inline = None  # the DTLS transport whose SRTP is handled inline (the batched path)
         for transceiver in pc.getTransceivers():
             track = transceiver.receiver.track
             if transceiver.kind == "audio" and track is not None and not accepted:
-                if handoff.current() == "batched":  # samos's receive path: lost packets are skipped
+                if handoff.current() == "batched":  # samos's receive path: lost packets are skipped,
                     jitter.install(transceiver.receiver)
-                    handoff.install(transceiver.receiver)  # and no lock per packet on its way
+                    handoff.install(transceiver.receiver)  # no lock per packet on its way,
+                    inline = transceiver.receiver.transport  # nor a queue and task step (below)
                 source._attach(track, transceiver.receiver)
                 accepted = True
             else:
@@ -513,7 +515,9 @@ async def accept_offer(
         if not accepted:
             raise OfferError("the offer sends no audio track")
         answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
+        await pc.setLocalDescription(answer)  # gathers the sockets srtp_inline demultiplexes
+        if inline is not None:
+            srtp_inline.install(inline)
     except BaseException:
         await source.close()
         raise
