@@ -33,7 +33,8 @@ the child (docs/RELIABILITY.md, the 32 x 600 s RTP run). Measured:
 - ``cpu_s_per_stream_s``: the monitor's CPU time per second of audio it received;
 - ``cpu_by_thread``: the same, per thread of the monitor: ``main`` (the event loop), the threads it
   names (``samos-decoder``: WebRTC audio decoding; ``samos-inference``: the model), and ``other``
-  (the rest of the process: unnamed and ended threads);
+  (the rest of the process); threads are read once a second, so one that ends before the run does
+  still counts under its name;
 - ``event_loop_lag``: while the publishers streamed, the fractions of the monitor's 250 ms
   event-loop ticks that were more than 0.1 s and 0.5 s late (from its ``/metrics``); aioice's ICE
   consent checks give up after 0.5 s.
@@ -64,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from samos.audio import SSL_RATE
-from samos.bench.procstat import by_thread, cpu_seconds, thread_cpu_seconds
+from samos.bench.procstat import ThreadCpu, by_thread, cpu_seconds
 from samos.monitor.window import Windower
 
 MONITOR = [sys.executable, "-m", "samos.monitor.cli"]
@@ -345,18 +346,19 @@ async def run_soak(
             codec=codec,
             ingest=ingest,
         )
-        t0, cpu0, threads0 = time.monotonic(), cpu_seconds(proc.pid), thread_cpu_seconds(proc.pid)
+        t0, cpu0, threads = time.monotonic(), cpu_seconds(proc.pid), ThreadCpu(proc.pid)
         lag0 = await lag_buckets(where["http"])
         results = [asyncio.create_task(p.stdout.readline()) for p in pubs if p.stdout is not None]
         next_note = t0 + 60
         while not all(r.done() for r in results):
             rss.append((time.monotonic() - t0, rss_mb(proc.pid)))
+            threads.sample()
             if progress is not None and time.monotonic() >= next_note:
                 progress(f"[soak] {time.monotonic() - t0:.0f} s, monitor RSS {rss[-1][1]:.0f} MB")
                 next_note += 60
             await asyncio.wait(results, timeout=1.0)
         cpu = cpu_seconds(proc.pid) - cpu0
-        threads = {n: c - threads0.get(n, 0.0) for n, c in thread_cpu_seconds(proc.pid).items()}
+        by_name = threads.by_name()
         lag = lag_summary(lag0, await lag_buckets(where["http"]))
         for r in results:
             line = r.result().decode().strip()
@@ -415,7 +417,7 @@ async def run_soak(
         "latency_p95_ms": percentile_ms(lat, 0.95),
         "scores_received": len(lat),
         "cpu_s_per_stream_s": round(cpu / max(1e-9, sum(sent.values())), 4),
-        "cpu_by_thread": by_thread(cpu, threads, sum(sent.values())),
+        "cpu_by_thread": by_thread(cpu, by_name, sum(sent.values())),
         "event_loop_lag": lag,
     }
     report["passed"] = bool(

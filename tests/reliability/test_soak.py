@@ -38,8 +38,13 @@ def check(report: dict[str, Any]) -> None:
 
 
 async def _soak(
-    model: Path, tmp: Path, publishers: int, subscribers: int, seconds: float, window: float = WINDOW,
-    hop: float = HOP
+    model: Path,
+    tmp: Path,
+    publishers: int,
+    subscribers: int,
+    seconds: float,
+    window: float = WINDOW,
+    hop: float = HOP,
 ) -> dict[str, Any]:
     return await soak.run_soak(
         publishers=publishers,
@@ -124,8 +129,10 @@ def test_rtp_specs_name_every_publisher_on_its_own_port() -> None:
     ports = soak.free_udp_ports(3)
     assert len(set(ports)) == 3
     assert soak.rtp_specs(ports[:2], "pcmu") == [
-        "--rtp", f"pub-0=127.0.0.1:{ports[0]},codec=pcmu,idle=2",
-        "--rtp", f"pub-1=127.0.0.1:{ports[1]},codec=pcmu,idle=2",
+        "--rtp",
+        f"pub-0=127.0.0.1:{ports[0]},codec=pcmu,idle=2",
+        "--rtp",
+        f"pub-1=127.0.0.1:{ports[1]},codec=pcmu,idle=2",
     ]
 
 
@@ -205,10 +212,20 @@ async def test_opus_packets_replay_paced_and_end() -> None:
 
 
 def test_side_by_side_prints_both_runs_and_their_ratios() -> None:
-    stock = {"delivered_min": 0.5, "e2e_p95_ms": 8000.0, "rss_growth": -0.01, "passed": False,
-             "event_loop_lag": {"over_0_1_s": 0.02, "over_0_5_s": 0.0}}
-    ours = {"delivered_min": 1.0, "e2e_p95_ms": 500.0, "rss_growth": 0.01, "passed": True,
-            "event_loop_lag": None}
+    stock = {
+        "delivered_min": 0.5,
+        "e2e_p95_ms": 8000.0,
+        "rss_growth": -0.01,
+        "passed": False,
+        "event_loop_lag": {"over_0_1_s": 0.02, "over_0_5_s": 0.0},
+    }
+    ours = {
+        "delivered_min": 1.0,
+        "e2e_p95_ms": 500.0,
+        "rss_growth": 0.01,
+        "passed": True,
+        "event_loop_lag": None,
+    }
     rows = {line.split()[0]: line.split()[1:] for line in soak.side_by_side(stock, ours).splitlines()[1:]}
     assert rows["delivered_min"] == ["0.5", "1", "2.00"]
     assert rows["e2e_p95_ms"] == ["8000", "500", "0.06"]
@@ -287,3 +304,35 @@ def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
         "samos-decoder": 0.02,
         "other": 0.04,
     }
+
+
+def test_a_thread_that_ends_before_the_last_reading_keeps_its_name() -> None:
+    """``ThreadCpu`` reads while the process runs, so a named thread that ended before the end (the
+    monitor's decoding thread stops with the last WebRTC stream) is counted under its name, not as
+    ``other``; threads alive at the start count only what they spent since."""
+    before = procstat.thread_readings(os.getpid())
+    assert os.getpid() in before and before[os.getpid()][0] == "main"
+    tracker = procstat.ThreadCpu(os.getpid())
+    spun, release = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        osthread.name_current()
+        t_end = time.thread_time() + 0.3
+        while time.thread_time() < t_end:
+            pass
+        spun.set()
+        release.wait(10)
+
+    th = threading.Thread(target=spin, name="samos-ended")
+    th.start()
+    assert spun.wait(10)
+    tracker.sample()  # read while it runs
+    release.set()
+    th.join()
+    for _ in range(100):  # until the OS has let the thread go too
+        if "samos-ended" not in procstat.thread_cpu_seconds(os.getpid()):
+            break
+        time.sleep(0.02)
+    spent = tracker.by_name()
+    assert 0.25 <= spent["samos-ended"] < 1.0
+    assert 0.0 <= spent["main"] < 5.0  # since the tracker began, not since the process did
