@@ -277,6 +277,14 @@ async def test_a_child_that_keeps_printing_is_drained_and_never_blocks() -> None
     await asyncio.wait_for(drain, 5)
 
 
+def _burn_named(seconds: float) -> None:
+    """Give the calling thread its Python name as its OS name, then spend ``seconds`` of its CPU."""
+    osthread.name_current()
+    t_end = time.thread_time() + seconds
+    while time.thread_time() < t_end:
+        pass
+
+
 def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
     """``thread_cpu_seconds`` sums /proc's counters by OS thread name (``main`` for the main thread);
     ``by_thread`` turns them into CPU-s per stream-second and puts what no live named thread spent
@@ -284,10 +292,7 @@ def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
     done = threading.Event()
 
     def spin() -> None:
-        osthread.name_current()
-        t_end = time.thread_time() + 0.3
-        while time.thread_time() < t_end:
-            pass
+        _burn_named(0.3)
         done.wait()
 
     th = threading.Thread(target=spin, name="samos-spin")
@@ -316,10 +321,7 @@ def test_a_thread_that_ends_before_the_last_reading_keeps_its_name() -> None:
     spun, release = threading.Event(), threading.Event()
 
     def spin() -> None:
-        osthread.name_current()
-        t_end = time.thread_time() + 0.3
-        while time.thread_time() < t_end:
-            pass
+        _burn_named(0.3)
         spun.set()
         release.wait(10)
 
