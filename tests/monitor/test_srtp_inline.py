@@ -70,6 +70,9 @@ async def test_a_real_peer_s_media_is_handled_inline_and_arrives_whole() -> None
     assert transport.packetsReceived >= inline.inline  # counted as aiortc's task would count them
     await source.close()
     await sender.close()
+    handled = inline.inline
+    inline.data_received(b"\x80" + bytes(40), 1)  # after the transport stopped: not handled here
+    assert inline.inline == handled
 
 
 async def test_stock_aiortc_keeps_its_own_receive_task() -> None:

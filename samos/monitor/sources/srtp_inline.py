@@ -33,6 +33,7 @@ from typing import Any
 import pylibsrtp
 from aioice.ice import StunProtocol
 from aiortc import clock
+from aiortc.rtcdtlstransport import State
 from aiortc.rtp import is_rtcp
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def compatible(dtls: Any) -> bool:
         isinstance(getattr(connection, "_queue", None), asyncio.Queue)
         and isinstance(getattr(connection, "_protocols", None), list)
         and callable(getattr(connection, "data_received", None))
-        and all(hasattr(dtls, a) for a in (_HANDSHAKE_DONE, _RX_BYTES, _RX_PACKETS, "_rx_srtp"))
+        and all(hasattr(dtls, a) for a in (_HANDSHAKE_DONE, _RX_BYTES, _RX_PACKETS, "_rx_srtp", "_state"))
         and all(callable(getattr(dtls, a, None)) for a in ("_handle_rtp_data", "_handle_rtcp_data"))
     )
 
@@ -111,7 +112,12 @@ class InlineReceiver:
         dtls = self._dtls
         if not data:  # carries nothing (and aiortc's task would fail on it, closing the connection)
             return
-        if not (127 < data[0] < 192 and self._queue.empty() and getattr(dtls, _HANDSHAKE_DONE)):
+        if not (
+            127 < data[0] < 192
+            and self._queue.empty()
+            and dtls._state is State.CONNECTED  # not once it is stopped: aiortc's task ends then too
+            and getattr(dtls, _HANDSHAKE_DONE)
+        ):
             self.queued += 1
             self._queue_put(data, component)
             return
