@@ -63,7 +63,8 @@ class ThreadCpu:
         for tid, (name, cpu) in thread_readings(self.pid).items():
             old = self._last.get(tid)
             if old is not None and cpu < old[1]:  # the id was reused: a new thread
-                self._retired[old[0]] = self._retired.get(old[0], 0.0) + old[1] - self._base.pop(tid, old)[1]
+                spent = old[1] - self._base.pop(tid, (old[0], 0.0))[1]
+                self._retired[old[0]] = self._retired.get(old[0], 0.0) + spent
             self._last[tid] = (name, cpu)
 
     def by_name(self) -> dict[str, float]:

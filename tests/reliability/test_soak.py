@@ -338,3 +338,20 @@ def test_a_thread_that_ends_before_the_last_reading_keeps_its_name() -> None:
     spent = tracker.by_name()
     assert 0.25 <= spent["samos-ended"] < 1.0
     assert 0.0 <= spent["main"] < 5.0  # since the tracker began, not since the process did
+
+
+def test_thread_cpu_counts_a_reused_thread_id_as_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread id that a new thread takes over (its counter falls) keeps the old thread's CPU under
+    the old name: from the start for a thread alive then, from 0 for one born later."""
+    readings = iter(
+        [
+            {1: ("main", 1.0), 7: ("samos-decoder", 5.0)},  # at construction
+            {1: ("main", 2.0), 7: ("samos-decoder", 6.0), 9: ("late", 0.4)},
+            {1: ("main", 3.0), 7: ("new", 0.5), 9: ("later", 0.1)},  # both ids taken by new threads
+        ]
+    )
+    monkeypatch.setattr(procstat, "thread_readings", lambda pid: next(readings))
+    tracker = procstat.ThreadCpu(123)
+    tracker.sample()
+    spent = tracker.by_name()
+    assert spent == pytest.approx({"main": 2.0, "samos-decoder": 1.0, "new": 0.5, "late": 0.4, "later": 0.1})

@@ -18,8 +18,8 @@ a handler drops that packet and is logged (the first of each kind, then counted)
 task would have closed the connection.
 
 Only the batched hand-off (:mod:`samos.monitor.sources.handoff`) installs it: ``"aiortc"`` stays
-stock aiortc. Written against aiortc 1.9-1.16 and aioice 0.9-0.13; :func:`install` checks the
-layout it relies on and keeps aiortc's path (with a warning) where it differs.
+stock aiortc. Written against aiortc 1.16 and aioice 0.13 (the locked versions); :func:`install`
+checks the layout it relies on and keeps aiortc's path (with a warning) where it differs.
 """
 
 from __future__ import annotations
@@ -112,17 +112,14 @@ class InlineReceiver:
         dtls = self._dtls
         if not data:  # carries nothing (and aiortc's task would fail on it, closing the connection)
             return
+        srtp = dtls._rx_srtp
         if not (
             127 < data[0] < 192
+            and srtp is not None
             and self._queue.empty()
             and dtls._state is State.CONNECTED  # not once it is stopped: aiortc's task ends then too
             and getattr(dtls, _HANDSHAKE_DONE)
         ):
-            self.queued += 1
-            self._queue_put(data, component)
-            return
-        srtp = dtls._rx_srtp
-        if srtp is None:  # DTLS done but keys not set: aiortc's own path decides
             self.queued += 1
             self._queue_put(data, component)
             return
