@@ -38,14 +38,6 @@ def thread_readings(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """User + system CPU seconds of a process's live threads, summed by name (:func:`thread_readings`)."""
-    out: dict[str, float] = {}
-    for name, cpu in thread_readings(pid).values():
-        out[name] = out.get(name, 0.0) + cpu
-    return out
-
-
 class ThreadCpu:
     """CPU seconds per thread name that a process spends from construction on, threads that end
     meanwhile included at their last reading: call :meth:`sample` while it runs (``samos bench soak``:

@@ -286,10 +286,11 @@ def _burn_named(seconds: float) -> None:
 
 
 def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
-    """``thread_cpu_seconds`` sums /proc's counters by OS thread name (``main`` for the main thread);
-    ``by_thread`` turns them into CPU-s per stream-second and puts what no live named thread spent
-    under ``other``."""
+    """``ThreadCpu`` sums /proc's counters by OS thread name (``main`` for the main thread);
+    ``by_thread`` turns them into CPU-s per stream-second and puts what no named thread spent under
+    ``other``."""
     done = threading.Event()
+    tracker = procstat.ThreadCpu(os.getpid())
 
     def spin() -> None:
         _burn_named(0.3)
@@ -298,9 +299,9 @@ def test_thread_cpu_is_read_per_named_thread_and_the_rest_is_other() -> None:
     th = threading.Thread(target=spin, name="samos-spin")
     th.start()
     time.sleep(0.05)
-    while th.is_alive() and procstat.thread_cpu_seconds(os.getpid()).get("samos-spin", 0.0) < 0.25:
+    while th.is_alive() and tracker.by_name().get("samos-spin", 0.0) < 0.25:
         time.sleep(0.05)
-    seen = procstat.thread_cpu_seconds(os.getpid())
+    seen = tracker.by_name()
     done.set()
     th.join()
     assert seen["samos-spin"] >= 0.25 and "main" in seen
@@ -332,7 +333,7 @@ def test_a_thread_that_ends_before_the_last_reading_keeps_its_name() -> None:
     release.set()
     th.join()
     for _ in range(100):  # until the OS has let the thread go too
-        if "samos-ended" not in procstat.thread_cpu_seconds(os.getpid()):
+        if all(name != "samos-ended" for name, _ in procstat.thread_readings(os.getpid()).values()):
             break
         time.sleep(0.02)
     spent = tracker.by_name()
