@@ -65,14 +65,49 @@ async def test_a_real_peer_s_media_is_handled_inline_and_arrives_whole() -> None
     # the DTLS handshake went through aiortc's queue, the media (about 75 packets) did not
     assert inline.inline >= 60 and inline.queued >= 1
     assert inline.failed == 0 and inline.suspended == 0
+    # after the first packet taught aiortc's router its SSRC, the rest went to the receiver directly
+    assert inline.direct >= inline.inline - 5
     stats = source._receiver.transport._get_stats()  # what the receiver's getStats() reports
     transport = next(s for s in stats.values() if s.type == "transport")
     assert transport.packetsReceived >= inline.inline  # counted as aiortc's task would count them
+    (remote,) = source._receiver._RTCRtpReceiver__remote_streams.values()  # its RTCP reports' source
+    assert remote.packets_received >= inline.inline - 5 and remote.packets_lost == 0
+    assert source._receiver.getSynchronizationSources()  # the sender is an active source
+
     await source.close()
     await sender.close()
     handled = inline.inline
     inline.data_received(b"\x80" + bytes(40), 1)  # after the transport stopped: not handled here
-    assert inline.inline == handled
+    assert inline.queued >= 1 and inline.inline == handled
+
+
+async def test_datagrams_wait_for_their_batch_and_those_of_a_stopped_transport_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sender = await offer_for(ArrayTrack(speech_clip(2.0)))
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "batch", OPTIONS)
+    inline = inline_of(source)
+    assert inline is not None
+    await sender.setRemoteDescription(answer)
+    await asyncio.wait_for(source.recv(), 10.0)  # connected, media flowing
+    handled: list[bytes] = []
+    handle = inline.handle
+    inline.handle = lambda data: (handled.append(data), handle(data))[1]  # type: ignore[method-assign]
+    junk = b"\x80\x6f" + bytes(40)  # does not decrypt: dropped when handled, as aiortc drops it
+    inline.data_received(junk, 1)
+    assert junk not in handled  # not yet: it waits for the batch of every connection's datagrams
+    await asyncio.sleep(3 * srtp_inline.DEFER_SECONDS)
+    assert junk in handled
+
+    monkeypatch.setattr(srtp_inline, "DEFER_SECONDS", 2.0)
+    await asyncio.sleep(0.05)  # the batch open now (20 ms) goes; the next one waits 2 s
+    late = b"\x80\x6f" + bytes(41)
+    inline.data_received(late, 1)
+    counted, stale = inline.inline, inline.stale
+    await source.close()  # stops the transport while the datagram waits
+    await asyncio.sleep(2.5)
+    assert late in handled and inline.stale > stale and inline.inline == counted
+    await sender.close()
 
 
 async def test_stock_aiortc_keeps_its_own_receive_task() -> None:
@@ -106,20 +141,20 @@ async def test_datagrams_behind_queued_ones_wait_their_turn_and_a_bad_packet_is_
     assert inline.queued == queued + 1 and queue.qsize() == 2  # (both fail to decrypt: dropped there)
 
     # a handler that raises drops its packet, says so once, and the stream goes on
-    handle = dtls._handle_rtp_data
+    jitter = source._receiver._RTCRtpReceiver__jitter_buffer
     raised = []
     three = asyncio.Event()
 
-    async def failing(data: bytes, arrival_time_ms: int) -> None:
-        raised.append(arrival_time_ms)
+    def failing(packet: object) -> None:
+        raised.append(packet)
         if len(raised) == 3:
             three.set()
         raise RuntimeError("handler bug")
 
-    dtls._handle_rtp_data = failing
+    jitter.add = failing
     with caplog.at_level(logging.WARNING, logger=srtp_inline.__name__):
         await asyncio.wait_for(three.wait(), 5.0)
-    dtls._handle_rtp_data = handle
+    del jitter.add
     assert inline.failed >= 3
     assert caplog.text.count("handler bug") == 1
     rest = await receive_all(source)
