@@ -110,6 +110,28 @@ async def test_datagrams_wait_for_their_batch_and_those_of_a_stopped_transport_a
     await sender.close()
 
 
+async def test_a_batch_goes_on_past_a_datagram_whose_handling_fails(caplog: pytest.LogCaptureFixture) -> None:
+    class Receiver:  # what a batch needs of an inline receiver: handle(datagram)
+        def __init__(self, fails: bool) -> None:
+            self.fails, self.got = fails, []
+
+        def handle(self, data: bytes) -> None:
+            self.got.append(data)
+            if self.fails:
+                raise RuntimeError("bug")
+
+    batch = srtp_inline._Deferred(asyncio.get_running_loop())
+    bad, good = Receiver(True), Receiver(False)
+    for i in range(3):
+        batch.add(bad, bytes([128, i]))  # type: ignore[arg-type]
+        batch.add(good, bytes([129, i]))  # type: ignore[arg-type]
+    assert not good.got  # nothing before the batch is due
+    with caplog.at_level(logging.ERROR, logger=srtp_inline.__name__):
+        await asyncio.sleep(3 * srtp_inline.DEFER_SECONDS)
+    assert good.got == [bytes([129, i]) for i in range(3)] and len(bad.got) == 3
+    assert caplog.text.count("handling a received datagram failed") == 3
+
+
 async def test_stock_aiortc_keeps_its_own_receive_task() -> None:
     handoff.use("aiortc")
     sender = await offer_for(ArrayTrack(speech_clip(0.5)))

@@ -123,7 +123,10 @@ class _Deferred:
     def _flush(self) -> None:
         items, self._items, self._handle = self._items, [], None
         for receiver, data in items:
-            receiver.handle(data)
+            try:
+                receiver.handle(data)
+            except Exception:  # a bug for one datagram must not drop the rest of every connection's
+                log.exception("handling a received datagram failed")
 
 
 _deferred: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deferred] = weakref.WeakKeyDictionary()
@@ -179,9 +182,9 @@ class InlineReceiver:
             self.stale += 1
             return
         self.inline += 1
-        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
-        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
         try:
+            setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
+            setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
             if is_rtcp(data):
                 handler = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
             else:
