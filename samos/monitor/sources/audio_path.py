@@ -149,7 +149,7 @@ class AudioPath:
         stats = self._streams.get(ssrc)
         if stats is None:
             stats = self._streams[ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
+        stats.add(packet)  # type: ignore[arg-type]  # it reads the sequence number and timestamp
         _, frame = self._jitter.add(packet)  # audio: never a picture loss to report
         if self._decoder_error.is_set():
             self._decoder_error.clear()

@@ -101,9 +101,10 @@ def compatible(dtls: Any) -> bool:
 DEFER_SECONDS = 0.02
 """Media datagrams wait at most this long (s) to be handled together with those of every other
 connection of the loop: the same Python code and objects run back to back, about 40% cheaper per
-packet than one at a time between the loop's other work (measured with ``samos bench soak``).
-The decoding thread takes packets every 50 ms (:data:`samos.monitor.sources.handoff.POLL_SECONDS`),
-so this adds about 10 ms on average to a packet's way."""
+packet than one at a time between the loop's other work (a per-function probe of ``samos bench
+soak``: 59 -> 35 us of loop CPU a packet; docs/RELIABILITY.md). It adds about 10 ms on average to a
+packet's way (the decoding thread takes packets every 50 ms anyway,
+:data:`samos.monitor.sources.handoff.POLL_SECONDS`); 10 ms batches saved about 5% less CPU."""
 
 
 class _Deferred:
@@ -218,10 +219,14 @@ class InlineReceiver:
         receiver = router.ssrc_table.get(header[3])
         if receiver is None or receiver not in router.payload_type_table.get(header[0], ()):
             return False
-        path = self._paths.get(receiver, False)
-        if path is False:
+        path = self._paths.get(receiver)
+        if path is None:
+            if receiver in self._paths:
+                return False  # a receiver AudioPath does not handle: aiortc's path
             path = self._paths[receiver] = AudioPath.of(receiver)
-        if path is None or not path.handle(*header):
+            if path is None:
+                return False
+        if not path.handle(*header):
             return False
         self.direct += 1
         return True
@@ -241,7 +246,7 @@ def demux(protocol: StunProtocol) -> None:
             stun_path(data, addr)
 
     datagram_received.demuxed = True  # type: ignore[attr-defined]
-    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
 
 
 def install(dtls: Any) -> InlineReceiver | None:
