@@ -197,6 +197,30 @@ async def test_one_decoding_thread_serves_every_receiver_and_stops_when_they_end
     assert pool._thread is None
 
 
+async def test_a_wake_takes_the_queued_packets_without_waiting_for_the_poll() -> None:
+    loop = asyncio.get_running_loop()
+    frames = opus_frames(0.1)
+    pool = handoff.DecodingThread(poll_seconds=30.0)  # a poll that never comes within the test
+    input_q, output_q = queue.Queue(), asyncio.Queue()
+    pool.add(handoff._Receiver(loop, input_q, output_q, threading.Event()))
+    await asyncio.sleep(0.1)  # the thread's first take (nothing queued) is done: it waits now
+    input_q.put((OPUS, frames[0]))
+    await asyncio.sleep(0.2)
+    assert output_q.empty()  # queued, not taken: the next poll is 30 s away
+    pool.wake()
+    block = await asyncio.wait_for(output_q.get(), 2.0)
+    assert block.samples == FRAME
+    input_q.put(None)
+    pool.wake()
+    assert await asyncio.wait_for(output_q.get(), 2.0) is None
+    pool.wake()  # with no track left, its next take ends the thread
+    for _ in range(50):
+        if pool._thread is None:
+            break
+        await asyncio.sleep(0.02)
+    assert pool._thread is None
+
+
 async def test_receivers_of_the_batched_path_get_a_simple_queue_for_their_packets() -> None:
     handoff.use("batched")
     sender = await offer_for(ArrayTrack(speech_clip(0.5)))

@@ -136,6 +136,12 @@ class DecodingThread:
         self._receivers: list[_Receiver] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Take and decode what is queued now instead of at the next poll (any thread may call it;
+        a wake that comes while the thread is decoding makes it take again right after)."""
+        self._wake.set()
 
     def add(self, receiver: _Receiver) -> None:
         with self._lock:
@@ -155,7 +161,8 @@ class DecodingThread:
                         return
                 t0 = time.monotonic()
                 self._once(receivers)
-                time.sleep(max(0.0, self.poll_seconds - (time.monotonic() - t0)))
+                self._wake.wait(max(0.0, self.poll_seconds - (time.monotonic() - t0)))
+                self._wake.clear()
         finally:  # should it ever die, the next add() starts a new one
             with self._lock:
                 if self._thread is threading.current_thread():
@@ -187,6 +194,13 @@ class DecodingThread:
 
 
 _DECODING = DecodingThread()
+
+
+def wake() -> None:
+    """Have the decoding thread take what the batched receivers have queued now (see
+    :meth:`DecodingThread.wake`): :mod:`samos.monitor.sources.srtp_inline` calls it after each batch of
+    packets it hands to the receivers, so that they wait for one batch, not for a batch and a poll."""
+    _DECODING.wake()
 
 
 def _deliver(batch: list[tuple[asyncio.Queue[Any], list[Any], bool]]) -> None:

@@ -41,6 +41,7 @@ from aiortc import clock
 from aiortc.rtcdtlstransport import State
 from aiortc.rtp import is_rtcp
 
+from samos.monitor.sources import handoff
 from samos.monitor.sources.audio_path import AudioPath, parse
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,14 @@ def compatible(dtls: Any) -> bool:
     )
 
 
-DEFER_SECONDS = 0.02
+DEFER_SECONDS = 0.05
 """Media datagrams wait at most this long (s) to be handled together with those of every other
 connection of the loop: the same Python code and objects run back to back, about 40% cheaper per
 packet than one at a time between the loop's other work (a per-function probe of ``samos bench
-soak``: 59 -> 35 us of loop CPU a packet; docs/RELIABILITY.md). It adds about 10 ms on average to a
-packet's way (the decoding thread takes packets every 50 ms anyway,
-:data:`samos.monitor.sources.handoff.POLL_SECONDS`); 10 ms batches saved about 5% less CPU."""
+soak``: 59 -> 35 us of loop CPU a packet; docs/RELIABILITY.md). Each batch then wakes the decoding
+thread (:func:`samos.monitor.sources.handoff.wake`), which would otherwise take the packets at its
+next poll (every :data:`samos.monitor.sources.handoff.POLL_SECONDS`, the same 50 ms): a packet
+waits for one of the two, as it waited for the poll alone before."""
 
 
 class _Deferred:
@@ -128,6 +130,7 @@ class _Deferred:
                 receiver.handle(data)
             except Exception:  # a bug for one datagram must not drop the rest of every connection's
                 log.exception("handling a received datagram failed")
+        handoff.wake()  # the decoding thread takes the batch's packets now, not at its next poll
 
 
 _deferred: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deferred] = weakref.WeakKeyDictionary()
