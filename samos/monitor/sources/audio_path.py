@@ -23,6 +23,7 @@ from struct import unpack_from
 from typing import Any
 
 from aiortc import clock
+from aiortc.codecs import is_rtx
 from aiortc.rtcrtpreceiver import StreamStatistics
 
 from samos.monitor.sources.jitter import AudioJitterBuffer
@@ -139,7 +140,7 @@ class AudioPath:
         if not receiver._enabled:
             return True
         codec = self._codecs.get(payload_type)
-        if codec is not None and codec.name.lower() == "rtx":
+        if codec is not None and is_rtx(codec):
             return False
         self._active[ssrc] = clock.current_datetime()
         if codec is None:
