@@ -42,6 +42,9 @@ SPECTRUM_BLOCK = 16
 in float64) under the monitor's mmap threshold (128 KiB, samos.monitor.heap), so that none costs
 freshly mapped pages."""
 _HANN = np.hanning(FRAME).astype(np.float32)
+_PER_BAND = BAND_HZ * FRAME // SPEC_RATE  # 50 Hz bins per band
+BANDS = (FRAME // 2 + 1) // _PER_BAND
+"""500 Hz bands of the spectrum, 0 .. 24 kHz."""
 
 
 @dataclass(frozen=True)
@@ -83,24 +86,41 @@ def speech_mask(speech: np.ndarray, offset: int, n_frames: int) -> np.ndarray:
     return out
 
 
-def bandwidth(wave48: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, str]:
-    """Effective audio bandwidth (Hz) and its class from the 48 kHz spectrum (see module doc)."""
-    n = len(wave48) // FRAME
-    if n == 0:
+def band_powers(frames: np.ndarray) -> np.ndarray:
+    """Power of each 500 Hz band of each 20 ms frame (Hann window), float64 ``[k, BANDS]`` from
+    frames float32 ``[k, FRAME]``; taken :data:`SPECTRUM_BLOCK` frames at a time."""
+    out = np.empty((len(frames), BANDS))
+    for b in range(0, len(frames), SPECTRUM_BLOCK):
+        spec = np.fft.rfft(frames[b : b + SPECTRUM_BLOCK] * _HANN, axis=1)
+        power = spec.real**2 + spec.imag**2  # bins of 50 Hz, 0 .. 24 kHz
+        out[b : b + SPECTRUM_BLOCK] = power[:, : BANDS * _PER_BAND].reshape(-1, BANDS, _PER_BAND).sum(axis=2)
+    return out
+
+
+def spectrum_frames(idx: np.ndarray, first: int = 0) -> np.ndarray:
+    """The frames (of ``idx``, window-relative, ascending) whose spectra the bandwidth averages: all of
+    them up to :data:`MAX_SPECTRUM_FRAMES`, else those on every ``s``-th frame of the stream's 20 ms
+    grid (``first``: the stream's index of the window's first frame), ``s`` the smallest power of two
+    that leaves at most that many. On the stream's grid, and with strides that are multiples of one
+    another, windows that overlap pick the same frames, so a stream's :class:`FrameStats` measures
+    each spectrum once."""
+    if len(idx) <= MAX_SPECTRUM_FRAMES:
+        return idx
+    stride = 2
+    while True:
+        picked = idx[(idx + first) % stride == 0]
+        if not len(picked):  # speech only off the grid's multiples (rare): an even subset instead
+            return idx[np.linspace(0, len(idx) - 1, MAX_SPECTRUM_FRAMES).astype(int)]
+        if len(picked) <= MAX_SPECTRUM_FRAMES:
+            return picked
+        stride *= 2
+
+
+def bandwidth_of(bands: np.ndarray) -> tuple[float, str]:
+    """Bandwidth (Hz) and class from the band powers ``[k, BANDS]`` of the frames it averages."""
+    if not len(bands):
         return 0.0, "nb"
-    frames = wave48[: n * FRAME].reshape(n, FRAME)
-    idx = np.flatnonzero(mask) if mask is not None and mask.size == n and mask.any() else np.arange(n)
-    if len(idx) > MAX_SPECTRUM_FRAMES:  # an even subset bounds the cost (1 s of frames is plenty)
-        idx = idx[np.linspace(0, len(idx) - 1, MAX_SPECTRUM_FRAMES).astype(int)]
-    power = np.zeros(FRAME // 2 + 1)  # summed over the frames: bins of 50 Hz, 0 .. 24 kHz
-    for b in range(0, len(idx), SPECTRUM_BLOCK):
-        spec = np.fft.rfft(frames[idx[b : b + SPECTRUM_BLOCK]] * _HANN, axis=1)
-        power += (spec.real**2 + spec.imag**2).sum(axis=0)
-    mean = power / len(idx)
-    per_band = BAND_HZ * FRAME // SPEC_RATE
-    nb = len(mean) // per_band
-    bands = mean[: nb * per_band].reshape(nb, per_band).sum(axis=1)
-    levels = _db(bands)
+    levels = _db(bands.sum(axis=0) / len(bands))
     ref = float(levels[: 4_000 // BAND_HZ].max())
     if ref <= float(_db(0.0)) + 1.0:
         return 0.0, "nb"
@@ -110,6 +130,96 @@ def bandwidth(wave48: np.ndarray, mask: np.ndarray | None = None) -> tuple[float
     return edge, band
 
 
+def _spectrum_candidates(n: int, mask: np.ndarray | None) -> np.ndarray:
+    """The frames the bandwidth may average: those in speech, or all when there is no speech."""
+    return np.flatnonzero(mask) if mask is not None and mask.size == n and mask.any() else np.arange(n)
+
+
+def bandwidth(wave48: np.ndarray, mask: np.ndarray | None = None, first: int = 0) -> tuple[float, str]:
+    """Effective audio bandwidth (Hz) and its class from the 48 kHz spectrum (see module doc).
+    ``first``: the stream's index of the window's first 20 ms frame (see :func:`spectrum_frames`)."""
+    n = len(wave48) // FRAME
+    if n == 0:
+        return 0.0, "nb"
+    frames = wave48[: n * FRAME].reshape(n, FRAME)
+    idx = spectrum_frames(_spectrum_candidates(n, mask), first)
+    return bandwidth_of(band_powers(frames[idx]))
+
+
+class FrameStats:
+    """One stream's 20 ms frame statistics, each frame measured once for every window it lies in.
+
+    Windows of a stream overlap (a 4 s window at a 1 s hop holds each frame four times); a frame's
+    power, clipped samples and band powers do not depend on the window. ``window(wave48, start)``
+    gives them for a window whose first 48 kHz sample ``start`` (from the stream's start) lies on the
+    stream's 20 ms grid, measuring only the frames not measured yet (band powers only for the frames
+    the bandwidth asks for); frames before the window are forgotten. Windows are asked for in order.
+    The figures are those :func:`analyse` computes without it, bit for bit.
+    """
+
+    def __init__(self) -> None:
+        self._first = 0  # stream index of the first kept frame
+        self._power = np.zeros(0)  # float64 [k]: mean square of each kept frame
+        self._clipped = np.zeros(0, np.int64)  # [k]: samples at or above CLIP_LEVEL in magnitude
+        self._bands = np.zeros((0, BANDS))  # float64 [k, BANDS]; rows not measured yet: NaN
+
+    def window(self, wave48: np.ndarray, start: int) -> _WindowFrames | None:
+        """The window's frames (None when the window is off the grid, holds a partial frame, or
+        starts before the frames kept: then :func:`analyse` measures it itself)."""
+        n = len(wave48) // FRAME
+        if start % FRAME or len(wave48) % FRAME or n == 0:
+            return None
+        a = start // FRAME
+        if a < self._first:
+            return None
+        have = self._first + len(self._power)
+        if a > have:  # nothing kept overlaps it
+            self._first, have = a, a
+            self._power, self._clipped, self._bands = self._power[:0], self._clipped[:0], self._bands[:0]
+        keep = slice(a - self._first, None)
+        new = wave48[(have - a) * FRAME :]
+        self._power = np.concatenate([self._power[keep], frame_powers(new)])
+        new = new.reshape(-1, FRAME)
+        self._clipped = np.concatenate([self._clipped[keep], _clipped(new)])
+        fresh = np.full((len(new), BANDS), np.nan)
+        self._bands = np.concatenate([self._bands[keep], fresh])
+        self._first = a
+        return _WindowFrames(self, wave48, a)
+
+
+@dataclass(frozen=True)
+class _WindowFrames:
+    """One window's view of its stream's :class:`FrameStats` (valid until the next window)."""
+
+    stats: FrameStats
+    wave48: np.ndarray
+    first: int  # stream index of the window's first frame
+
+    @property
+    def powers(self) -> np.ndarray:
+        return self.stats._power[: len(self.wave48) // FRAME]
+
+    @property
+    def clipped(self) -> int:
+        return int(self.stats._clipped[: len(self.wave48) // FRAME].sum())
+
+    def bands(self, idx: np.ndarray) -> np.ndarray:
+        """Band powers of the window's frames ``idx`` (measured now where not measured yet)."""
+        rows = self.stats._bands
+        todo = idx[np.isnan(rows[idx, 0])]
+        if len(todo):
+            frames = self.wave48.reshape(-1, FRAME)
+            rows[todo] = band_powers(frames[todo])
+        return rows[idx]
+
+
+def _clipped(frames: np.ndarray) -> np.ndarray:
+    """Samples at or above :data:`CLIP_LEVEL` in magnitude in each frame ``[k, FRAME]`` -> ``[k]``."""
+    if not frames.size or max(float(frames.max()), -float(frames.min())) < CLIP_LEVEL:
+        return np.zeros(len(frames), np.int64)
+    return np.count_nonzero(np.abs(frames) >= CLIP_LEVEL, axis=1).astype(np.int64)
+
+
 def analyse(
     wave48: np.ndarray,
     rate: int,
@@ -117,21 +227,34 @@ def analyse(
     p: VadParams,
     speech_probs: np.ndarray,
     offset: int = 0,
+    stats: FrameStats | None = None,
+    start: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     """Status and diagnostics of one window. ``wave48``: float32 ``[3T]`` at 48 kHz; ``rate``: the
     source's native rate (Hz); ``dropped_seconds``: audio lost since the previous window;
     ``speech_probs``: float ``[k]``, the detector's probabilities of the frames wholly inside the
-    window, the first starting ``offset`` 16 kHz samples after the window's start."""
-    powers = frame_powers(wave48)
+    window, the first starting ``offset`` 16 kHz samples after the window's start. ``start``: the
+    window's first 48 kHz sample from the stream's start; ``stats``: the stream's
+    :class:`FrameStats`, which measures each frame once for all the windows it lies in (the
+    figures are the same with or without it)."""
+    n = len(wave48) // FRAME
+    frames = stats.window(wave48, start) if stats is not None else None
+    powers = frames.powers if frames is not None else frame_powers(wave48)
     speech = np.asarray(speech_probs) >= p.speech_threshold
-    mask = speech_mask(speech, offset, len(wave48) // FRAME)
+    mask = speech_mask(speech, offset, n)
     level = float(_db(np.mean(powers))) if powers.size else float("-inf")
     active_ratio = float(speech.mean()) if speech.size else 0.0
     active_level = float(_db(np.mean(powers[: mask.size][mask]))) if mask.any() else None
     clipping = 0.0
-    if len(wave48) and max(float(wave48.max()), -float(wave48.min())) >= CLIP_LEVEL:
+    if frames is not None:
+        clipping = frames.clipped / len(wave48)
+    elif len(wave48) and max(float(wave48.max()), -float(wave48.min())) >= CLIP_LEVEL:
         clipping = float(np.count_nonzero(np.abs(wave48) >= CLIP_LEVEL)) / len(wave48)
-    bw, band = bandwidth(wave48, mask)
+    first = start // FRAME if start % FRAME == 0 else 0
+    if frames is not None:
+        bw, band = bandwidth_of(frames.bands(spectrum_frames(_spectrum_candidates(n, mask), first)))
+    else:
+        bw, band = bandwidth(wave48, mask, first)
     if level < p.silence_db:
         status = "silence"
     elif active_ratio < p.min_active or not speech.size:

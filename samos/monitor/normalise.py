@@ -24,6 +24,9 @@ from samos.audio import RATE_RATIO, RESAMPLE_QUALITY, SPEC_RATE, SSL_RATE, check
 from samos.monitor.source import AudioChunk
 
 _EMPTY = np.zeros(0, np.float32)
+MAX_SAMPLE = 1e30
+"""Input samples beyond this magnitude are clipped to it, so that no resampler sum can overflow float32:
+every segment is finite (far beyond any real audio, whose full scale is 1.0)."""
 MAX_GAP_SECONDS = 30.0
 """Longest run of silence put in place of one gap of lost audio (s); the rest of a longer gap is cut."""
 
@@ -35,7 +38,8 @@ class Segment:
     ``t_capture``: capture time (monotonic s) of the chunk that released these samples;
     ``dropped_seconds``: audio known lost in the chunk (silence put in its place, concealed, or cut
     from a gap longer than ``MAX_GAP_SECONDS``); ``rate``: the source's native rate (Hz);
-    ``invalid``: NaN/Inf input samples replaced by 0. ``lost``: ``(start, end)`` spans of the stream
+    ``invalid``: NaN/Inf input samples replaced by 0 (samples are always finite: beyond
+    ``MAX_SAMPLE`` in magnitude, input is clipped to it). ``lost``: ``(start, end)`` spans of the stream
     in 16 kHz samples from its start (absolute, end exclusive) that hold lost audio; because of the
     resamplers' delay a span may lie partly after the samples this segment releases.
     """
@@ -103,10 +107,11 @@ class Normaliser:
             self._base16 = self._out16 + len(pre[0])
             self._pos = 0
         x = np.ascontiguousarray(to_mono(chunk.samples))
-        bad = ~np.isfinite(x)
-        invalid = int(bad.sum())
-        if invalid:
-            x = np.where(bad, np.float32(0.0), x)
+        invalid = 0
+        if x.size and not max(float(x.max()), -float(x.min())) <= MAX_SAMPLE:  # NaN fails it too
+            bad = ~np.isfinite(x)
+            invalid = int(bad.sum())
+            x = np.clip(np.where(bad, np.float32(0.0), x), -MAX_SAMPLE, MAX_SAMPLE)
         fill = self.fill(chunk.dropped)
         lost: tuple[tuple[int, int], ...] = ()
         if fill or chunk.concealed:

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from samos.audio import to_mono
+from samos.audio import RATE_RATIO, to_mono
 from samos.monitor.aggregate import Rolling, RollingMos
 from samos.monitor.alerts import AlertState, Event, SpeechLostState
 from samos.monitor.config import AggregateConfig, AlertConfig, WindowConfig
-from samos.monitor.diagnostics import VadParams, analyse
+from samos.monitor.diagnostics import FrameStats, VadParams, analyse
 from samos.monitor.normalise import Normaliser, Segment
 from samos.monitor.schema import StreamMessages
 from samos.monitor.source import AudioChunk
@@ -63,6 +63,7 @@ class StreamProcessor:
         self.windower = Windower(cfg.window_seconds, cfg.hop_seconds, max(cfg.min_final_seconds, min_seconds))
         self.vad = VadParams(cfg.silence_db, cfg.speech_threshold, cfg.min_active)
         self.detector = SpeechDetector(vad_model)
+        self.frame_stats: FrameStats | None = FrameStats()  # None: measure each window whole
         self.invalid_samples = 0
         self._unheard: list[np.ndarray] = []  # 16 kHz audio not yet through the detector
         self._probs = np.zeros(0, np.float32)  # detector frames from self._first on
@@ -120,7 +121,16 @@ class StreamProcessor:
         for w in windows:
             k0, k1, offset = window_frames(w.start, len(w.wave16))
             probs = self._probs[k0 - self._first : k1 - self._first]
-            status, diag = analyse(w.wave48, w.rate, w.dropped_seconds, self.vad, probs, offset)
+            status, diag = analyse(
+                w.wave48,
+                w.rate,
+                w.dropped_seconds,
+                self.vad,
+                probs,
+                offset,
+                self.frame_stats,
+                RATE_RATIO * w.start,
+            )
             diag["loss_ratio"] = round(w.loss_ratio, 4)
             out.append(Pending(w, status, diag))
         # later windows start later than this one: frames before its start are no longer needed

@@ -19,6 +19,7 @@ own state (rolling MOS, alerts, sequence numbers) lives in the Monitor and is un
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -44,9 +45,19 @@ class WorkerCrashed(RuntimeError):
 
 
 class ScorerLike(Protocol):
-    """What the worker needs of :class:`samos.runtime.Scorer`."""
+    """What the worker needs of :class:`samos.runtime.Scorer`. A scorer whose ``score`` also takes
+    ``finite=`` (as :class:`~samos.runtime.Scorer` does) is told that the windows hold no NaN/Inf (the
+    normaliser made them finite), and skips scanning them."""
 
     def score(self, wave16: np.ndarray, wave48: np.ndarray) -> Any: ...
+
+
+def takes_finite(method: Any) -> bool:
+    """True when ``method`` accepts the keyword ``finite`` (see :class:`ScorerLike`)."""
+    try:
+        return "finite" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
 
 
 @dataclass
@@ -95,6 +106,8 @@ class InferenceWorker:
         if not 0 < restart_delay <= max_restart_delay:
             raise ValueError("restart delays must satisfy 0 < restart_delay <= max_restart_delay")
         self.scorer = scorer
+        self._finite = takes_finite(scorer.score)  # tell it the windows are finite (ScorerLike)
+        self._finite_windows = takes_finite(getattr(scorer, "score_windows", None))
         self.max_batch = max_batch
         self.queue_size = queue_size
         self.metrics = metrics
@@ -261,10 +274,21 @@ class InferenceWorker:
         if all(j.state is not None for j in batch):
             from samos.runtime.incremental import WindowJob
 
-            return self.scorer.score_windows(  # type: ignore[attr-defined]
-                [WindowJob(j.state, j.start, j.wave16, j.wave48) for j in batch]
-            )
-        return self.scorer.score(
+            jobs = [WindowJob(j.state, j.start, j.wave16, j.wave48) for j in batch]
+            if self._finite_windows:
+                return self.scorer.score_windows(jobs, finite=True)  # type: ignore[attr-defined]
+            return self.scorer.score_windows(jobs)  # type: ignore[attr-defined]
+        w16, w48 = self._stack(batch)
+        if self._finite:
+            return self.scorer.score(w16, w48, finite=True)  # type: ignore[call-arg]
+        return self.scorer.score(w16, w48)
+
+    def _stack(self, batch: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's audio as ``[B, T]`` and ``[B, 3T]``: one window as it is (a view, no copy),
+        several stacked into the worker's reused buffers."""
+        if len(batch) == 1:
+            return batch[0].wave16[None], batch[0].wave48[None]
+        return (
             self._buffers.stack(("wave16",), [j.wave16 for j in batch]),
             self._buffers.stack(("wave48",), [j.wave48 for j in batch]),
         )

@@ -98,3 +98,87 @@ def test_gate_defaults_are_the_monitors() -> None:
 
     w = WindowConfig()
     assert P == VadParams(w.silence_db, w.speech_threshold, w.min_active)
+
+
+def _clip_noise_gaps(x: np.ndarray) -> np.ndarray:
+    """Real speech with what the diagnostics look for: a clipped stretch, dead air and loud noise."""
+    rate = 48_000
+    y = x.copy()
+    y[3 * rate : 5 * rate] = np.clip(y[3 * rate : 5 * rate] * 8, -1, 1)
+    y[8 * rate : 13 * rate] = 0.0
+    y[16 * rate : 21 * rate] = np.random.default_rng(1).standard_normal(5 * rate).astype(np.float32) * 0.05
+    return y
+
+
+@pytest.mark.parametrize(("window", "hop"), [(4.0, 1.0), (2.0, 0.5), (4.0, 0.25), (3.01, 1.0)])
+def test_frame_stats_give_the_figures_of_measuring_each_window(window: float, hop: float) -> None:
+    # 0.25 s hops put every other window off the 20 ms grid, a 3.01 s window ends in a partial frame:
+    # those windows are measured whole; the figures agree either way, bit for bit
+    from fake_source import split
+    from monitor_helpers import DEMO_CALL
+
+    from samos.audio import load_audio
+    from samos.monitor.config import WindowConfig
+    from samos.monitor.source import AudioChunk
+    from samos.monitor.stream import StreamProcessor
+
+    x = _clip_noise_gaps(load_audio(DEMO_CALL)[0][: 48_000 * 24])
+    cfg = WindowConfig(window_seconds=window, hop_seconds=hop)
+    sizes = list(np.random.default_rng(7).integers(100, 9_000, size=400))
+    chunks = [AudioChunk(c, 48_000) for c in split(x, sizes)]
+    cached, whole = StreamProcessor(48_000, cfg), StreamProcessor(48_000, cfg)
+    whole.frame_stats = None
+    a = [p for c in chunks for p in cached.push(c)] + cached.flush()
+    b = [p for c in chunks for p in whole.push(c)] + whole.flush()
+    assert len(a) == len(b) > 10
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.status == pb.status
+        assert pa.diagnostics.keys() == pb.diagnostics.keys()
+        for k, v in pa.diagnostics.items():
+            assert v == pb.diagnostics[k] or (np.isnan(v) and np.isnan(pb.diagnostics[k])), (
+                k,
+                pa.window.index,
+            )
+    statuses = {p.status for p in a}
+    assert {"ok", "silence", "no_speech"} <= statuses and any(p.diagnostics["clipping"] > 0 for p in a)
+
+
+def test_frame_stats_measure_each_frame_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor_helpers import DEMO_CALL
+
+    from samos.audio import load_audio
+    from samos.monitor import diagnostics
+    from samos.monitor.config import WindowConfig
+    from samos.monitor.source import AudioChunk
+    from samos.monitor.stream import StreamProcessor
+
+    measured: list[bytes] = []
+    band_powers = diagnostics.band_powers
+
+    def counting(frames: np.ndarray) -> np.ndarray:
+        measured.extend(f.tobytes() for f in frames)
+        return band_powers(frames)
+
+    monkeypatch.setattr(diagnostics, "band_powers", counting)
+    x = load_audio(DEMO_CALL)[0][: 48_000 * 20]
+    proc = StreamProcessor(48_000, WindowConfig(window_seconds=4.0, hop_seconds=1.0))
+    windows = [p for k in range(0, len(x), 4_800) for p in proc.push(AudioChunk(x[k : k + 4_800], 48_000))]
+    assert len(windows) == 16
+    assert len(set(measured)) == len(measured)  # no frame's spectrum measured twice
+    # each window averages 25 to 50 spectra: measured window by window, 16 windows would take 400-800
+    assert len(measured) < 16 * diagnostics.MAX_SPECTRUM_FRAMES / 3
+
+
+def test_spectrum_frames_are_on_the_streams_grid() -> None:
+    from samos.monitor.diagnostics import MAX_SPECTRUM_FRAMES, spectrum_frames
+
+    every = np.arange(200)  # a 4 s window, speech throughout
+    a, b = spectrum_frames(every, first=400), spectrum_frames(every, first=450)  # windows 1 s apart
+    assert len(a) == len(b) == MAX_SPECTRUM_FRAMES
+    assert set((a + 400).tolist()) & set((b + 450).tolist()) == set(range(452, 600, 4))
+    assert spectrum_frames(np.arange(120), first=1).tolist() == list(range(3, 120, 4))  # stride 4: 30
+    few = np.array([3, 17, 40])
+    assert spectrum_frames(few, first=7).tolist() == few.tolist()  # up to 50: all of them
+    odd = np.arange(1, 200, 2)  # speech only on odd frames: off every stride's grid
+    got = spectrum_frames(odd, first=0)
+    assert 0 < len(got) <= MAX_SPECTRUM_FRAMES and set(got.tolist()) <= set(odd.tolist())

@@ -104,3 +104,14 @@ def test_lost_spans_follow_a_rate_change() -> None:
     n.push(AudioChunk(np.zeros(16_000, np.float32), 16_000))
     seg = n.push(AudioChunk(np.zeros(4_800, np.float32), 48_000, dropped=4_800))
     assert seg.lost == ((16_000, 17_600),)
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000])
+def test_samples_beyond_any_audio_are_clipped_so_that_segments_stay_finite(rate: int) -> None:
+    # float32 holds up to 3.4e38: a resampler's sums over such samples would overflow to Inf
+    x = np.full(rate // 2, 3e38, np.float32)
+    x[::2] *= -1
+    seg = Normaliser(rate).push(AudioChunk(x, rate))
+    assert seg.invalid == 0 and len(seg.wave48)
+    assert np.isfinite(seg.wave16).all() and np.isfinite(seg.wave48).all()
+    assert np.abs(seg.wave48).max() > 1e29

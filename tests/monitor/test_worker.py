@@ -142,3 +142,27 @@ async def test_incremental_windows_of_several_streams_are_batched_exactly(int8: 
         gain = np.array([states[k].gain])  # type: ignore[union-attr]
         raw, _ = scorer.pair.engine.whole(w16[None], w48[None], gain)
         assert mos == pytest.approx(float(raw[0]), abs=1e-2 if int8 else 1e-4)
+
+
+async def test_tells_a_scorer_that_takes_it_the_windows_are_finite_and_copies_no_lone_window(
+    scorer,  # noqa: ANN001
+) -> None:
+    # the monitor's windows come from its normaliser (finite by construction): the real Scorer skips
+    # its NaN/Inf scan when told; a window scored alone is passed as a view of itself
+    seen: list[tuple[bool, bool]] = []
+
+    class Told:
+        def score(self, w16: np.ndarray, w48: np.ndarray, *, finite: bool = False) -> Any:
+            seen.append((finite, np.shares_memory(w48, b)))
+            return scorer.score(w16, w48, finite=finite)
+
+    a, b = window(3)
+    w = InferenceWorker(Told(), max_batch=4, queue_size=8)
+    w.start()
+    try:
+        mos, std = await w.submit(a, b)
+    finally:
+        await w.stop()
+    assert seen == [(True, True)]
+    ref = scorer.score(a[None], b[None])
+    assert (mos, std) == (float(ref.mos[0]), float(ref.std[0]))

@@ -107,6 +107,20 @@ def test_nan_input(scorer: Scorer) -> None:
         scorer.score(w16, w48)
 
 
+def test_finite_skips_only_the_scan(scorer: Scorer) -> None:
+    """``finite=True`` (the monitor's windows) scores the same; shapes and types are still checked, and
+    float64 input, which may not fit float32, is still scanned."""
+    w16, w48 = _batch(2, 8000)
+    a, b = scorer.score(w16, w48), scorer.score(w16, w48, finite=True)
+    assert np.array_equal(a.mos, b.mos) and np.array_equal(a.std, b.std)
+    with pytest.raises(ValueError, match="shape"):
+        scorer.score(w16[0], w48, finite=True)
+    big16 = w16.astype(np.float64)
+    big16[0, :2] = 1e308
+    with pytest.raises(ValueError, match="wave16 holds 2 NaN/Inf"):
+        scorer.score(big16, w48, finite=True)
+
+
 def test_float64_samples_beyond_float32_are_refused(scorer: Scorer) -> None:
     """The model runs in float32: a float64 sample it cannot hold would reach it as Inf."""
     w16, w48 = _batch(1, 8000)
