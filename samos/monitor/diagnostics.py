@@ -6,6 +6,11 @@ passes the probabilities of the frames that lie wholly inside the window. Levels
 full scale (dBov: RMS of 1.0 = 0 dB, so a full-scale sine is -3 dBov), computed on the window's
 48 kHz view in 20 ms frames (960 samples). Pure numpy, no I/O.
 
+A stream's windows overlap (a 4 s window every 1 s holds each frame four times): the monitor passes
+each stream's :class:`FrameStats`, which measures every frame's power, clipped samples and band
+powers once for all the windows it lies in; the figures are bit for bit those of measuring each
+window whole (tested).
+
 - ``level_db``: the window's RMS level.
 - ``active_ratio``: fraction of the window's detector frames that are speech (probability at least
   ``speech_threshold``).
@@ -14,7 +19,8 @@ full scale (dBov: RMS of 1.0 = 0 dB, so a full-scale sine is -3 dBov), computed 
 - ``clipping``: fraction of samples with magnitude >= 0.99 (at 48 kHz).
 - ``bandwidth_hz`` / ``band``: the highest frequency whose 500 Hz band holds energy within
   ``BANDWIDTH_DROP_DB`` of the loudest band below 4 kHz (average spectrum of up to 50 speech frames,
-  or of all frames when there is no speech), classed as ``nb`` (<= 4.5 kHz), ``wb`` (<= 8.5 kHz),
+  or of all frames when there is no speech; with more, every 2nd, 4th, ... frame of the stream's
+  20 ms grid: :func:`spectrum_frames`), classed as ``nb`` (<= 4.5 kHz), ``wb`` (<= 8.5 kHz),
   ``swb`` (<= 16.5 kHz) or ``fb``.
 - ``status``: ``silence`` (level below ``silence_db``: dead air), ``no_speech`` (a signal, but
   speech in fewer than ``min_active`` of its frames: noise, a line nobody talks on) or ``ok``.
