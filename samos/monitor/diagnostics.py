@@ -190,7 +190,7 @@ class FrameStats:
         fresh = np.full((len(new), BANDS), np.nan)
         self._bands = np.concatenate([self._bands[keep], fresh])
         self._first = a
-        return _WindowFrames(self, wave48, a)
+        return _WindowFrames(self, wave48)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,6 @@ class _WindowFrames:
 
     stats: FrameStats
     wave48: np.ndarray
-    first: int  # stream index of the window's first frame
 
     @property
     def powers(self) -> np.ndarray:
@@ -219,11 +218,12 @@ class _WindowFrames:
         return rows[idx]
 
 
-def _clipped(frames: np.ndarray) -> np.ndarray:
-    """Samples at or above :data:`CLIP_LEVEL` in magnitude in each frame ``[k, FRAME]`` -> ``[k]``."""
-    if not frames.size or max(float(frames.max()), -float(frames.min())) < CLIP_LEVEL:
-        return np.zeros(len(frames), np.int64)
-    return np.count_nonzero(np.abs(frames) >= CLIP_LEVEL, axis=1).astype(np.int64)
+def _clipped(x: np.ndarray) -> np.ndarray:
+    """Samples at or above :data:`CLIP_LEVEL` in magnitude along the last axis: of each frame of
+    ``[k, FRAME]`` (-> ``[k]``), or of a whole window ``[n]`` (-> a 0-d count)."""
+    if not x.size or max(float(x.max()), -float(x.min())) < CLIP_LEVEL:
+        return np.zeros(x.shape[:-1], np.int64)
+    return np.asarray(np.count_nonzero(np.abs(x) >= CLIP_LEVEL, axis=-1), np.int64)
 
 
 def analyse(
@@ -251,11 +251,8 @@ def analyse(
     level = float(_db(np.mean(powers))) if powers.size else float("-inf")
     active_ratio = float(speech.mean()) if speech.size else 0.0
     active_level = float(_db(np.mean(powers[: mask.size][mask]))) if mask.any() else None
-    clipping = 0.0
-    if frames is not None:
-        clipping = frames.clipped / len(wave48)
-    elif len(wave48) and max(float(wave48.max()), -float(wave48.min())) >= CLIP_LEVEL:
-        clipping = float(np.count_nonzero(np.abs(wave48) >= CLIP_LEVEL)) / len(wave48)
+    clipped = frames.clipped if frames is not None else int(_clipped(wave48))
+    clipping = clipped / len(wave48) if len(wave48) else 0.0
     first = start // FRAME if start % FRAME == 0 else 0
     if frames is not None:
         bw, band = bandwidth_of(frames.bands(spectrum_frames(_spectrum_candidates(n, mask), first)))
