@@ -19,6 +19,8 @@ the child (docs/RELIABILITY.md, the 32 x 600 s RTP run). Measured:
 
 - ``delivered_min`` / ``delivered_mean``: per stream, the score messages the slowest subscriber
   received divided by the windows expected from the audio its publisher sent;
+- ``delivered_max``: the same for the most a subscriber received of a stream: above 1.0, the monitor
+  made more audio of a stream than was sent (duplicated or reordered audio makes a stream longer);
 - ``lost_messages``: messages missing from the per-stream ``seq`` of the subscribers, plus those the
   server told them it dropped (``dropped_messages``); a subscriber that keeps up must lose none;
 - ``rss_growth``: the monitor's resident memory (VmRSS, sampled every second) from the end of the
@@ -44,8 +46,8 @@ give it (``--event-loop asyncio --webrtc-handoff aiortc``), then as samos runs i
 hand-off), and prints both side by side with their ratios.
 
 ``passed`` is true when every window was delivered (``delivered_min >= 0.95``: the last window of a
-stream may be cut by teardown), nothing was lost, every stream ended with its ``stream_end``, and
-memory grew less than 10%. Linux only (/proc).
+stream may be cut by teardown) and none more (``delivered_max <= 1.0``), nothing was lost, every
+stream ended with its ``stream_end``, and memory grew less than 10%. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -388,10 +390,9 @@ async def run_soak(
     base, tail = warm[0], warm[-max(1, len(warm) // 10) :]
     lat = sorted(x for s in subs for x in s.latencies)
     e2e = sorted(now - started[n] - t_end for n, t_end, now in subs[0].ends if n in started) if subs else []
-    delivered = {
-        n: min(s.scores.get(n, 0) for s in subs) / max(1, expected_windows(sent[n], window, hop))
-        for n in names
-    }
+    expected = {n: max(1, expected_windows(sent[n], window, hop)) for n in names}
+    delivered = {n: min(s.scores.get(n, 0) for s in subs) / expected[n] for n in names}
+    most = {n: max(s.scores.get(n, 0) for s in subs) / expected[n] for n in names} if subs else {}
     short = {n: round(t, 1) for n, t in sent.items() if t < 0.98 * seconds}
     report: dict[str, Any] = {
         "ingest": ingest if ingest != "rtp" else f"rtp/{codec}",
@@ -402,6 +403,7 @@ async def run_soak(
         "hop_s": hop,
         "delivered_min": round(min(delivered.values()), 4) if delivered else 0.0,
         "delivered_mean": round(statistics.fmean(delivered.values()), 4) if delivered else 0.0,
+        "delivered_max": round(max(most.values()), 4) if most else 0.0,
         "lost_messages": sum(s.gaps for s in subs),
         "reported_dropped": sum(s.told_dropped for s in subs),
         "all_ended": all(set(names) <= set(s.ended) for s in subs),
@@ -422,6 +424,7 @@ async def run_soak(
     }
     report["passed"] = bool(
         report["delivered_min"] >= DELIVERED_MIN
+        and report["delivered_max"] <= 1.0
         and report["lost_messages"] == 0
         and report["reported_dropped"] == 0
         and report["all_ended"]
@@ -554,6 +557,7 @@ STOCK_INGEST = ["--event-loop", "asyncio", "--webrtc-handoff", "aiortc"]
 _COMPARED = (
     "delivered_min",
     "delivered_mean",
+    "delivered_max",
     "lost_messages",
     "e2e_p50_ms",
     "e2e_p95_ms",

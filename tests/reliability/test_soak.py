@@ -33,6 +33,7 @@ def check(report: dict[str, Any]) -> None:
     assert report["lost_messages"] == 0 and report["reported_dropped"] == 0
     assert report["all_ended"]
     assert report["delivered_min"] >= 0.95
+    assert report["delivered_max"] <= 1.0  # no stream came out longer than its audio
     assert report["rss_growth"] < 0.10
     assert report["passed"]
 
