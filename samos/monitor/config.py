@@ -235,15 +235,24 @@ class HttpConfig:
     """Browser origins allowed to POST /offer besides the monitor's own pages; ``"*"``: any."""
     webrtc_handoff: Literal["batched", "aiortc"] = "batched"
     """How received audio is decoded and handed to the loop: ``batched`` (one decoding thread for
-    every peer, one wake-up per 50 ms, see samos.monitor.sources.handoff) or ``aiortc`` (a thread
-    per peer and a hand-off per 20 ms frame: costlier)."""
+    every peer, one wake-up per ``webrtc_batch_seconds``, see samos.monitor.sources.handoff) or
+    ``aiortc`` (a thread per peer and a hand-off per 20 ms frame: costlier)."""
     webrtc_conceal: bool = True
     """Conceal lost Opus packets with the codec's own PLC and in-band FEC (``batched`` hand-off, where
     libopus loads; samos.monitor.sources.opus_plc); false, or else: lost audio becomes silence."""
+    webrtc_batch_seconds: float = 0.1
+    """Received WebRTC audio is handled in batches this long (0.01-1 s): the ``batched`` hand-off
+    decrypts, decodes and hands over the packets that arrived in one go, and each source gives its
+    stream chunks of about this much audio. Longer: less CPU per stream, each score later by up to
+    as much (docs/RELIABILITY.md)."""
 
     def __post_init__(self) -> None:
         if self.max_peers < 1 or self.max_body_bytes < 1024:
             raise ConfigError("http.max_peers must be >= 1 and http.max_body_bytes >= 1024")
+        if not 0.01 <= self.webrtc_batch_seconds <= 1.0:
+            raise ConfigError(
+                f"http.webrtc_batch_seconds must be in [0.01, 1] s, got {self.webrtc_batch_seconds}"
+            )
 
 
 @dataclass(frozen=True)

@@ -85,13 +85,13 @@ class SignallingLimits:
     def from_config(cls, http: Any) -> SignallingLimits:
         """Limits from the monitor's ``cfg.http`` section, for the fields it has (``max_peers``,
         ``max_body_bytes``, ``webrtc_connect_timeout``, ``webrtc_inactivity_timeout``,
-        ``webrtc_buffer_seconds``); the defaults above for the others."""
+        ``webrtc_buffer_seconds``, ``webrtc_batch_seconds``); the defaults above for the others."""
         top = {
             k: getattr(http, k) for k in ("max_peers", "max_body_bytes") if getattr(http, k, None) is not None
         }
         webrtc = {
             k: getattr(http, f"webrtc_{k}")
-            for k in ("connect_timeout", "inactivity_timeout", "buffer_seconds")
+            for k in ("connect_timeout", "inactivity_timeout", "buffer_seconds", "batch_seconds")
             if getattr(http, f"webrtc_{k}", None) is not None
         }
         return cls(**top, webrtc=WebRTCOptions(**webrtc))
@@ -390,7 +390,7 @@ def build_http_app(
 ) -> web.Application:
     """The aiohttp application serving signalling, pages and metrics for ``monitor``."""
     limits = limits or SignallingLimits.from_config(cfg.http)
-    used = handoff.use(cfg.http.webrtc_handoff, cfg.http.webrtc_conceal)
+    used = handoff.use(cfg.http.webrtc_handoff, cfg.http.webrtc_conceal, cfg.http.webrtc_batch_seconds)
     log.info(
         "webrtc hand-off: %s; lost Opus packets: %s", used, "concealed" if handoff.concealing() else "silence"
     )

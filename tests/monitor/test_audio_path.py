@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
 import queue
 import threading
 from typing import Any
 
 import pytest
-from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpReceiver
+from aiortc import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCIceGatherer,
+    RTCIceTransport,
+    RTCRtpReceiver,
+    rtcrtpreceiver,
+)
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
@@ -94,7 +102,7 @@ def outcome(receiver: RTCRtpReceiver) -> dict[str, Any]:
         codec, frame = q.get_nowait()
         frames.append((codec.payloadType, frame.data, frame.timestamp))
     stats = {
-        ssrc: (s.base_seq, s.max_seq, s.cycles, s.packets_received, s.packets_lost)
+        ssrc: (s.base_seq, s.max_seq, s.cycles, s.packets_received, s.packets_lost, s.jitter, s._last_arrival)
         for ssrc, s in getattr(receiver, private + "remote_streams").items()
     }
     buffer = getattr(receiver, private + "jitter_buffer")
@@ -106,31 +114,41 @@ def outcome(receiver: RTCRtpReceiver) -> dict[str, Any]:
     }
 
 
-async def test_a_packet_sequence_ends_where_aiortc_s_receiver_takes_it() -> None:
+async def test_a_packet_sequence_ends_where_aiortc_s_receiver_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # up to the sequence number's wrap; then reordered, repeated and lost (3) packets; an unknown payload
     # type (dropped: 10), an empty payload, a packet with CSRCs, an extension and padding
     stream = [packet(s, 960 * s, bytes([s % 256]) * 5) for s in range(65530, 65536)]
     stream += [packet(s, 960 * (65536 + s), bytes([s]) * 5) for s in (0, 2, 1, 1, 4, 5, 6, 7, 8, 9)]
     stream += [packet(10, 960 * 65546, pt=99), packet(11, 960 * 65547, b""), with_extras(12, 960 * 65548)]
     stream += [packet(s, 960 * (65536 + s)) for s in range(13, 20)]
+    # arrivals 20 ms apart, give or take a few ms: aiortc's statistics read them from its clock
+    arrivals = [1.8e9 + 0.02 * i + 0.004 * ((i * 7) % 3) for i in range(len(stream))]
+    clock_now = [0.0]
+    monkeypatch.setattr(rtcrtpreceiver.time, "time", lambda: clock_now[0])
+    seen = datetime.datetime.now(datetime.timezone.utc)
     ours, theirs = batched_receiver(), batched_receiver()
     path = AudioPath.of(ours)
     assert path is not None
-    for raw in stream:
-        assert path.handle(*parse(raw))
+    for raw, arrival in zip(stream, arrivals, strict=True):
+        assert path.handle(*parse(raw), arrival, seen)
+        clock_now[0] = arrival
         assert drive(
             theirs._handle_rtp_packet(RtpPacket.parse(raw, HeaderExtensionsMap()), arrival_time_ms=0)
         )
     got, expected = outcome(ours), outcome(theirs)
     assert got == expected
+    (stats,) = got["stats"].values()
+    assert 0 < stats[5] < 480  # jitter (48 kHz units) from the arrivals given, a few ms
     # 24 sequence numbers arrived: 3 and 10 given up, the second 1 too late, and three frames still
     # held (the buffer lets out one frame per packet in, as aiortc's does)
     assert got["buffer"] == (21, 2, 1) and len(got["frames"]) == 21
 
     # a retransmission is left to aiortc; a stopped receiver takes nothing
-    assert not path.handle(*parse(packet(3, 960 * 65539, b"\x00\x03rtx", pt=112)))
+    assert not path.handle(*parse(packet(3, 960 * 65539, b"\x00\x03rtx", pt=112)), 0.0, seen)
     ours._enabled = False
-    assert path.handle(*parse(packet(20, 960 * 65556)))
+    assert path.handle(*parse(packet(20, 960 * 65556)), 0.0, seen)
     assert outcome(ours)["frames"] == []
 
 

@@ -19,7 +19,7 @@ from webrtc_peers import FRAME, RATE, ArrayTrack, offer_for, speech_clip
 
 from samos.bench.webrtc_load import encode_opus
 from samos.monitor.source import SourceEnded
-from samos.monitor.sources import handoff, opus_plc
+from samos.monitor.sources import handoff, opus_plc, srtp_inline
 from samos.monitor.sources.webrtc import WebRTCOptions, accept_offer, frame_to_mono
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,6 +117,23 @@ def test_use_swaps_the_worker_for_new_receivers_and_back() -> None:
     assert rtcrtpreceiver.decoder_worker is handoff.AIORTC_WORKER
     with pytest.raises(ValueError, match="batched"):
         handoff.use("fast")  # type: ignore[arg-type]
+
+
+def test_use_sets_the_batch_of_the_inline_receivers_and_the_decoding_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(srtp_inline, "DEFER_SECONDS", srtp_inline.DEFER_SECONDS)
+    monkeypatch.setattr(handoff._DECODING, "poll_seconds", handoff._DECODING.poll_seconds)
+    assert srtp_inline.DEFER_SECONDS == handoff.POLL_SECONDS == handoff._DECODING.poll_seconds == 0.1
+    handoff.use("batched", batch_seconds=0.25)
+    assert srtp_inline.DEFER_SECONDS == handoff._DECODING.poll_seconds == 0.25
+    handoff.use("batched")  # None: kept
+    assert srtp_inline.DEFER_SECONDS == 0.25
+    for bad in (0.0, 0.005, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="webrtc batch"):
+            handoff.use("batched", batch_seconds=bad)
+    assert srtp_inline.DEFER_SECONDS == 0.25
+    handoff.use("aiortc")
 
 
 def test_an_aiortc_with_another_worker_signature_keeps_its_own(

@@ -314,7 +314,9 @@ def test_limits_from_the_http_config() -> None:
     class Http:  # a config section that carries the optional fields
         max_peers = 3
         webrtc_inactivity_timeout = 2.5
+        webrtc_batch_seconds = 0.2
 
     limits = SignallingLimits.from_config(Http())
     assert limits.max_peers == 3 and limits.webrtc.inactivity_timeout == 2.5
+    assert limits.webrtc.batch_seconds == 0.2  # each source's chunks as long as the hand-off's batches
     assert limits.max_body_bytes == SignallingLimits().max_body_bytes

@@ -136,3 +136,14 @@ def test_config_does_not_import_the_backends() -> None:
     import samos.monitor.config as config
 
     assert backends.parse_backend is config.parse_backend
+
+
+def test_webrtc_batch_yaml_key(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text("http:\n  webrtc_batch_seconds: 0.05\n")
+    assert load_config(p).http.webrtc_batch_seconds == 0.05
+    assert MonitorConfig().http.webrtc_batch_seconds == 0.1
+    for bad in ("0", "2.0"):
+        p.write_text(f"http:\n  webrtc_batch_seconds: {bad}\n")
+        with pytest.raises(ConfigError, match=r"http.webrtc_batch_seconds must be in \[0.01, 1\] s"):
+            load_config(p)

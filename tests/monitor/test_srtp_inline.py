@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,16 +93,29 @@ async def test_datagrams_wait_for_their_batch_and_those_of_a_stopped_transport_a
     await sender.setRemoteDescription(answer)
     await asyncio.wait_for(source.recv(), 10.0)  # connected, media flowing
     handled: list[bytes] = []
+    arrivals: dict[bytes, tuple[float, float]] = {}
     handle = inline.handle
-    inline.handle = lambda data: (handled.append(data), handle(data))[1]  # type: ignore[method-assign]
+
+    def spy(data: bytes, arrival: float, seen: Any = None) -> None:
+        handled.append(data)
+        arrivals[data] = (arrival, time.time())
+        handle(data, arrival, seen)
+
+    inline.handle = spy  # type: ignore[method-assign]
     junk = b"\x80\x6f" + bytes(40)  # does not decrypt: dropped when handled, as aiortc drops it
+    before = time.time()
     inline.data_received(junk, 1)
+    after = time.time()
     assert junk not in handled  # not yet: it waits for the batch of every connection's datagrams
     await asyncio.sleep(3 * srtp_inline.DEFER_SECONDS)
     assert junk in handled
+    # handled with the time it arrived, not the time its batch went (what RTCP's jitter is measured from)
+    arrival, handled_at = arrivals[junk]
+    assert before <= arrival <= after and handled_at > arrival
 
+    batch = srtp_inline.DEFER_SECONDS
     monkeypatch.setattr(srtp_inline, "DEFER_SECONDS", 2.0)
-    await asyncio.sleep(0.05)  # the batch open now (20 ms) goes; the next one waits 2 s
+    await asyncio.sleep(1.5 * batch)  # the batch open now goes; the next one waits 2 s
     late = b"\x80\x6f" + bytes(41)
     inline.data_received(late, 1)
     counted, stale = inline.inline, inline.stale
@@ -110,25 +125,56 @@ async def test_datagrams_wait_for_their_batch_and_those_of_a_stopped_transport_a
     await sender.close()
 
 
-async def test_a_batch_goes_on_past_a_datagram_whose_handling_fails(caplog: pytest.LogCaptureFixture) -> None:
-    class Receiver:  # what a batch needs of an inline receiver: handle(datagram)
-        def __init__(self, fails: bool) -> None:
-            self.fails, self.got = fails, []
+async def test_rtcp_is_handled_as_it_arrives_after_its_connection_s_waiting_media() -> None:
+    sender = await offer_for(ArrayTrack(speech_clip(2.0)))
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "rtcp", OPTIONS)
+    inline = inline_of(source)
+    assert inline is not None
+    await sender.setRemoteDescription(answer)
+    await asyncio.wait_for(source.recv(), 10.0)  # connected, media flowing
+    handled: list[bytes] = []
+    handle = inline.handle
 
-        def handle(self, data: bytes) -> None:
-            self.got.append(data)
+    def spy(data: bytes, arrival: float, seen: Any = None) -> None:
+        handled.append(data)
+        handle(data, arrival, seen)
+
+    inline.handle = spy  # type: ignore[method-assign]
+    await asyncio.sleep(2 * srtp_inline.DEFER_SECONDS)  # what waited before has gone
+    handled.clear()
+    media, report = b"\x80\x6f" + bytes(40), b"\x80\xc8" + bytes(40)  # RTP, then an RTCP sender report
+    inline.data_received(media, 1)
+    assert handled == []  # media waits for the batch
+    inline.data_received(report, 1)
+    # the report at once, and the connection's media that arrived before it first
+    assert handled[-1] == report and media in handled[:-1]
+    await asyncio.sleep(2 * srtp_inline.DEFER_SECONDS)
+    assert handled.count(media) == 1  # not handled again with the batch
+    await source.close()
+    await sender.close()
+
+
+async def test_a_batch_goes_on_past_a_datagram_whose_handling_fails(caplog: pytest.LogCaptureFixture) -> None:
+    class Receiver:  # what a batch needs of an inline receiver: handle(datagram, arrival, seen)
+        def __init__(self, fails: bool) -> None:
+            self.fails, self.got, self.seen = fails, [], set()
+
+        def handle(self, data: bytes, arrival: float, seen: Any) -> None:
+            self.got.append((data, arrival))
+            self.seen.add(seen)
             if self.fails:
                 raise RuntimeError("bug")
 
     batch = srtp_inline._Deferred(asyncio.get_running_loop())
     bad, good = Receiver(True), Receiver(False)
     for i in range(3):
-        batch.add(bad, bytes([128, i]))  # type: ignore[arg-type]
-        batch.add(good, bytes([129, i]))  # type: ignore[arg-type]
+        batch.add(bad, bytes([128, i]), 10.0 + i)  # type: ignore[arg-type]
+        batch.add(good, bytes([129, i]), 20.0 + i)  # type: ignore[arg-type]
     assert not good.got  # nothing before the batch is due
     with caplog.at_level(logging.ERROR, logger=srtp_inline.__name__):
         await asyncio.sleep(3 * srtp_inline.DEFER_SECONDS)
-    assert good.got == [bytes([129, i]) for i in range(3)] and len(bad.got) == 3
+    assert good.got == [(bytes([129, i]), 20.0 + i) for i in range(3)] and len(bad.got) == 3
+    assert len(good.seen | bad.seen) == 1  # one "latest packet" time for the batch
     assert caplog.text.count("handling a received datagram failed") == 3
 
 

@@ -63,9 +63,15 @@ def get_decoder(codec: Any) -> Any:
     return rtcrtpreceiver.get_decoder(codec)
 
 
-POLL_SECONDS = 0.05
-"""How often the decoding thread takes what every batched receiver has queued (s): the most it adds
-to a packet's way to the source (2.5 packets of 20 ms a stream per hand-off on average)."""
+POLL_SECONDS = 0.1
+"""How often the decoding thread takes what every batched receiver has queued (s), unless a batch of
+packets handled inline wakes it first (:func:`wake`): the most it adds to a packet's way to the
+source (5 packets of 20 ms a stream per hand-off). The default, as
+:data:`samos.monitor.sources.srtp_inline.DEFER_SECONDS`; :func:`use` sets both."""
+
+
+MIN_BATCH_SECONDS, MAX_BATCH_SECONDS = 0.01, 1.0
+"""The batches :func:`use` accepts (s)."""
 
 
 @dataclass(eq=False)
@@ -249,13 +255,24 @@ def compatible() -> bool:
     )
 
 
-def use(handoff: Handoff, conceal: bool = True) -> Handoff:
+def use(handoff: Handoff, conceal: bool = True, batch_seconds: float | None = None) -> Handoff:
     """Make receivers created from now on use ``handoff`` (and, with ``"batched"``, Opus loss
-    concealment when ``conceal``); returns the hand-off in effect."""
+    concealment when ``conceal``); returns the hand-off in effect. ``batch_seconds`` (0.01-1 s; None:
+    keep): how long the batched path lets received packets wait so that they are decrypted, decoded
+    and handed to the loop together (:data:`POLL_SECONDS` and
+    :data:`samos.monitor.sources.srtp_inline.DEFER_SECONDS`)."""
     global _conceal
-    _conceal = conceal
     if handoff not in ("batched", "aiortc"):
         raise ValueError(f"webrtc hand-off must be 'batched' or 'aiortc', got {handoff!r}")
+    if batch_seconds is not None:
+        if not MIN_BATCH_SECONDS <= batch_seconds <= MAX_BATCH_SECONDS:
+            raise ValueError(
+                f"webrtc batch must be {MIN_BATCH_SECONDS:g}-{MAX_BATCH_SECONDS:g} s, got {batch_seconds!r}"
+            )
+        from samos.monitor.sources import srtp_inline  # it imports this module
+
+        _DECODING.poll_seconds = srtp_inline.DEFER_SECONDS = batch_seconds
+    _conceal = conceal
     if handoff == "batched" and not compatible():
         log.warning(
             "aiortc's decoder_worker%s is not the one samos knows: keeping aiortc's hand-off",

@@ -8,8 +8,10 @@ per 20 ms packet, 50 times a second per peer, on the one event loop that serves 
 
 :func:`install` gives one connection's ICE endpoint a ``data_received`` (:class:`InlineReceiver`)
 that takes an SRTP or SRTCP datagram where uvloop delivers it, once DTLS is up and nothing older
-waits in the queue, and handles it within :data:`DEFER_SECONDS` together with every other
-connection's: the transport's byte and packet counters, its SRTP session, then, for an RTP packet
+waits in the queue, and handles it, an SRTP packet within :data:`DEFER_SECONDS` together with every
+other connection's (with the time it arrived, which the receiver's statistics read), an SRTCP one at
+once (after its connection's media that waits): the transport's byte and packet counters, its SRTP
+session, then, for an RTP packet
 whose SSRC aiortc's router already maps to an audio receiver,
 :class:`~samos.monitor.sources.audio_path.AudioPath` (what aiortc's receiver does with it, in one
 plain call), else aiortc's own handlers (``_handle_rtp_data``, ``_handle_rtcp_data``), driven to
@@ -29,7 +31,9 @@ checks the layout it relies on and keeps aiortc's path (with a warning) where it
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import time
 import types
 import weakref
 from collections.abc import Coroutine, Generator
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 _HANDSHAKE_DONE = "_RTCDtlsTransport__handshake_done"
 _RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+NTP_OFFSET = (datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) - clock.NTP_EPOCH).total_seconds()
+"""Seconds from the NTP epoch (1900, aiortc's ``clock``) to the Unix epoch (``time.time()``)."""
 _pending: set[asyncio.Future[Any]] = set()  # tasks finishing a suspended handler: kept alive here
 
 
@@ -99,38 +105,57 @@ def compatible(dtls: Any) -> bool:
     )
 
 
-DEFER_SECONDS = 0.05
+DEFER_SECONDS = 0.1
 """Media datagrams wait at most this long (s) to be handled together with those of every other
 connection of the loop: the same Python code and objects run back to back, about 40% cheaper per
 packet than one at a time between the loop's other work (a per-function probe of ``samos bench
 soak``: 59 -> 35 us of loop CPU a packet; docs/RELIABILITY.md). Each batch then wakes the decoding
 thread (:func:`samos.monitor.sources.handoff.wake`), which would otherwise take the packets at its
-next poll (every :data:`samos.monitor.sources.handoff.POLL_SECONDS`, the same 50 ms): a packet
-waits for one of the two, as it waited for the poll alone before."""
+next poll (every :data:`samos.monitor.sources.handoff.POLL_SECONDS`, as long): a packet waits for one
+of the two. 100 ms, the chunk a WebRTC source hands its reader (``WebRTCOptions.batch_seconds``):
+each batch of audio then makes one chunk, where 50 ms batches woke the loop, the decoding thread and
+the source twice for it (7-8% more CPU in the soak, docs/RELIABILITY.md). The monitor's
+``http.webrtc_batch_seconds`` sets it (:func:`samos.monitor.sources.handoff.use`)."""
 
 
 class _Deferred:
     """The media datagrams of one event loop's inline receivers, handled together every
-    :data:`DEFER_SECONDS`, in arrival order."""
+    :data:`DEFER_SECONDS`, each connection's in arrival order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._items: list[tuple[InlineReceiver, bytes]] = []
+        self._pending: dict[InlineReceiver, list[tuple[bytes, float]]] = {}
         self._handle: asyncio.TimerHandle | None = None
 
-    def add(self, receiver: InlineReceiver, data: bytes) -> None:
-        self._items.append((receiver, data))
+    def add(self, receiver: InlineReceiver, data: bytes, arrival: float) -> None:
+        """Queue ``data`` for ``receiver``; ``arrival``: when it arrived (``time.time()`` s)."""
+        items = self._pending.get(receiver)
+        if items is None:
+            items = self._pending[receiver] = []
+        items.append((data, arrival))
         if self._handle is None:
             self._handle = self._loop.call_later(DEFER_SECONDS, self._flush)
 
+    def take(self, receiver: InlineReceiver) -> list[tuple[bytes, float]]:
+        """What waits for ``receiver``, in arrival order, taken out of the batch."""
+        return self._pending.pop(receiver, [])
+
     def _flush(self) -> None:
-        items, self._items, self._handle = self._items, [], None
-        for receiver, data in items:
-            try:
-                receiver.handle(data)
-            except Exception:  # a bug for one datagram must not drop the rest of every connection's
-                log.exception("handling a received datagram failed")
+        pending, self._pending, self._handle = self._pending, {}, None
+        seen = clock.current_datetime()  # "latest packet" of each source heard: handled now, as aiortc's
+        for receiver, items in pending.items():
+            run(receiver, items, seen)
         handoff.wake()  # the decoding thread takes the batch's packets now, not at its next poll
+
+
+def run(receiver: InlineReceiver, items: list[tuple[bytes, float]], seen: datetime.datetime) -> None:
+    """Handle ``receiver``'s datagrams ``(data, arrival)`` in order; a bug for one of them is logged and
+    the rest are still handled."""
+    for data, arrival in items:
+        try:
+            receiver.handle(data, arrival, seen)
+        except Exception:  # a bug for one datagram must not drop the rest of every connection's
+            log.exception("handling a received datagram failed")
 
 
 _deferred: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deferred] = weakref.WeakKeyDictionary()
@@ -138,9 +163,9 @@ _deferred: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deferred] = wea
 
 class InlineReceiver:
     """The ``data_received`` of one ICE connection: SRTP and SRTCP of an established DTLS transport
-    handled here (within :data:`DEFER_SECONDS`), anything else queued for aiortc (see the module
-    doc). Build it on the connection's event loop. Counters: ``inline`` (datagrams handled here),
-    ``direct`` (of those, RTP packets that went straight to their receiver's
+    handled here (SRTP within :data:`DEFER_SECONDS`, SRTCP at once), anything else queued for aiortc
+    (see the module doc). Build it on the connection's event loop. Counters: ``inline`` (datagrams
+    handled here), ``direct`` (of those, RTP packets that went straight to their receiver's
     :class:`~samos.monitor.sources.audio_path.AudioPath`), ``queued`` (passed to aiortc's queue),
     ``failed`` (dropped on an error other than a decryption failure), ``suspended`` (handlers a task
     had to finish), ``stale`` (waited while the transport stopped: dropped, as aiortc's queue is)."""
@@ -176,10 +201,19 @@ class InlineReceiver:
             self.queued += 1
             self._queue_put(data, component)
             return
-        self._deferred.add(self, data)
+        if not is_rtcp(data):
+            self._deferred.add(self, data, time.time())
+            return
+        # RTCP is handled as it arrives, after this connection's media that arrived before it: aiortc
+        # notes when a sender report came (time.time() as it handles it), and the sender takes the delay
+        # since then, which the next receiver report carries, out of its round-trip time
+        arrival, seen = time.time(), clock.current_datetime()
+        run(self, self._deferred.take(self) + [(data, arrival)], seen)
 
-    def handle(self, data: bytes) -> None:
-        """Decrypt and handle one SRTP or SRTCP datagram now (one :meth:`data_received` deferred)."""
+    def handle(self, data: bytes, arrival: float, seen: datetime.datetime | None = None) -> None:
+        """Decrypt and handle one SRTP or SRTCP datagram now (one :meth:`data_received` deferred), which
+        arrived at ``arrival`` (``time.time()`` s); ``seen``: the time of handling its batch (default:
+        now)."""
         dtls = self._dtls
         srtp = dtls._rx_srtp
         if srtp is None or dtls._state is not State.CONNECTED:
@@ -193,10 +227,10 @@ class InlineReceiver:
                 handler = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
             else:
                 plain = srtp.unprotect(data)
-                if self._direct(plain):
+                if self._direct(plain, arrival, seen or clock.current_datetime()):
                     return
-                # (arrival time: when handled; aiortc reads it only to estimate video bandwidth)
-                handler = dtls._handle_rtp_data(plain, arrival_time_ms=clock.current_ms())
+                # (aiortc reads the arrival time only to estimate video bandwidth)
+                handler = dtls._handle_rtp_data(plain, arrival_time_ms=round(1000 * (arrival + NTP_OFFSET)))
             if not drive(handler):
                 self.suspended += 1
         except pylibsrtp.Error as exc:  # as aiortc: a packet that does not decrypt is dropped
@@ -208,7 +242,7 @@ class InlineReceiver:
                 self._errors_seen.add(kind)
                 log.warning("dropped a received RTP/RTCP packet: %s: %s (further ones counted)", kind, exc)
 
-    def _direct(self, plain: bytes) -> bool:
+    def _direct(self, plain: bytes, arrival: float, seen: datetime.datetime) -> bool:
         """Hand a decrypted RTP packet straight to its receiver's :class:`AudioPath`, when the router
         already maps its SSRC and payload type to an audio receiver that has one; False leaves it to
         aiortc (which also learns new SSRCs)."""
@@ -229,7 +263,7 @@ class InlineReceiver:
             path = self._paths[receiver] = AudioPath.of(receiver)
             if path is None:
                 return False
-        if not path.handle(*header):
+        if not path.handle(*header, arrival, seen):
             return False
         self.direct += 1
         return True
