@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from samos.monitor.pool import POOL
+
 log = logging.getLogger(__name__)
 _MB = 2.0**20
 M_MMAP_THRESHOLD = -3
@@ -96,12 +98,14 @@ def fix_mmap_threshold(nbytes: int) -> bool | None:
 
 
 async def trim_every(period: float) -> None:
-    """Run until cancelled: :func:`trim` every ``period`` seconds, in a thread (the walk over the
-    arenas must not hold the event loop); returns at once where the C library is not glibc."""
-    if _libc() is None:
-        return
+    """Run until cancelled: every ``period`` seconds, let go of the stream path's unused buffers beyond
+    its spare (:meth:`samos.monitor.pool.BufferPool.trim`), then :func:`trim` in a thread (the walk
+    over the arenas must not hold the event loop; not where the C library is not glibc)."""
     while True:
         await asyncio.sleep(period)
+        POOL.trim()
+        if _libc() is None:
+            continue
         t0 = time.perf_counter()
         await asyncio.to_thread(trim)
         ms = 1000 * (time.perf_counter() - t0)

@@ -21,6 +21,7 @@ import numpy as np
 import soxr
 
 from samos.audio import RATE_RATIO, RESAMPLE_QUALITY, SPEC_RATE, SSL_RATE, check_rate, to_mono
+from samos.monitor import pool
 from samos.monitor.source import AudioChunk
 
 _EMPTY = np.zeros(0, np.float32)
@@ -42,6 +43,10 @@ class Segment:
     ``MAX_SAMPLE`` in magnitude, input is clipped to it). ``lost``: ``(start, end)`` spans of the stream
     in 16 kHz samples from its start (absolute, end exclusive) that hold lost audio; because of the
     resamplers' delay a span may lie partly after the samples this segment releases.
+
+    A wave at the source's own rate may be a view of the pushed chunk's samples (which no source
+    writes again, :class:`~samos.monitor.source.AudioChunk`), or of a buffer lent by
+    :data:`samos.monitor.pool.POOL`.
     """
 
     wave16: np.ndarray
@@ -54,10 +59,12 @@ class Segment:
 
 
 class _Identity:
-    """Same-rate 'resampling' (as samos.audio.resample does for equal rates): the samples themselves."""
+    """Same-rate 'resampling' (as samos.audio.resample does for equal rates): the samples themselves,
+    not a copy (:meth:`Normaliser._pair` copies what it holds back, so no segment aliases a chunk's
+    samples beyond the push that returned it)."""
 
     def resample_chunk(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        return x.copy()  # never alias a source's buffer
+        return x
 
 
 def _stream(rate_in: int, rate_out: int) -> soxr.ResampleStream | _Identity:
@@ -91,10 +98,11 @@ class Normaliser:
         self._held48 = _EMPTY
 
     def _pair(self, w16: np.ndarray, w48: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a = np.concatenate([self._held16, w16]) if self._held16.size else w16
-        b = np.concatenate([self._held48, w48]) if self._held48.size else w48
+        a = pool.concatenate([self._held16, w16]) if self._held16.size else w16
+        b = pool.concatenate([self._held48, w48]) if self._held48.size else w48
         n = min(len(a), len(b) // RATE_RATIO)
-        self._held16, self._held48 = a[n:], b[n * RATE_RATIO :]
+        # what waits for its pair is copied: it may be a view of the chunk's own samples (_Identity)
+        self._held16, self._held48 = a[n:].copy(), b[n * RATE_RATIO :].copy()
         return np.asarray(a[:n], np.float32), np.asarray(b[: n * RATE_RATIO], np.float32)
 
     def push(self, chunk: AudioChunk) -> Segment:

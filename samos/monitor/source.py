@@ -37,6 +37,9 @@ class AudioChunk:
     codec's concealment of lost audio (Opus PLC/FEC); they count as lost too.
     ``t_capture``: ``time.monotonic()`` when the chunk's last sample was captured (used for
     end-to-end latency).
+
+    Once handed out, ``samples`` is the pipeline's: a source never writes it again (the stream path
+    holds chunks, and views of them, across pushes; a sound card's buffer is copied in its callback).
     """
 
     samples: np.ndarray

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from samos.audio import RATE_RATIO, to_mono
+from samos.monitor import pool
 from samos.monitor.aggregate import Rolling, RollingMos
 from samos.monitor.alerts import AlertState, Event, SpeechLostState
 from samos.monitor.config import AggregateConfig, AlertConfig, WindowConfig
@@ -162,7 +163,7 @@ def _joined(chunks: list[AudioChunk]) -> AudioChunk:
     if len(chunks) == 1:
         return chunks[0]
     first, last = chunks[0], chunks[-1]
-    samples = np.concatenate([c.samples for c in chunks])
+    samples = pool.concatenate([c.samples for c in chunks])
     return AudioChunk(samples, first.rate, first.dropped, last.t_capture, first.concealed)
 
 

@@ -18,6 +18,9 @@ the next windows need moves to a fresh one (about every ``window / hop + 1`` hop
 lives on in the windows that view it. So overlapping windows cost no copies (a 4 s window at a 1 s
 hop was 2.3 MB of copying per hop at 16 + 48 kHz, each copy into freshly mapped pages; see
 docs/RELIABILITY.md, "Page faults").
+
+The buffers are lent by :data:`samos.monitor.pool.POOL`, which lends a buffer again, to any stream,
+once no window views it any more: writing into it faults in no freshly mapped pages.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from samos.audio import RATE_RATIO, SSL_RATE
 from samos.monitor.normalise import Segment
+from samos.monitor.pool import POOL
 
 
 @dataclass(frozen=True)
@@ -144,8 +148,8 @@ class Windower:
             keep = max(self._buf_start, min(self._next, self.total - self.size))
             i = keep - self._buf_start
             fill -= i
-            b16 = np.empty(max(self._capacity, fill + n), np.float32)
-            b48 = np.empty(RATE_RATIO * len(b16), np.float32)
+            b16 = POOL.lend(max(self._capacity, fill + n))
+            b48 = POOL.lend(RATE_RATIO * len(b16))
             b16[:fill] = self._b16[i : i + fill]
             b48[: RATE_RATIO * fill] = self._b48[RATE_RATIO * i : RATE_RATIO * (i + fill)]
             self._b16, self._b48, self._buf_start = b16, b48, keep

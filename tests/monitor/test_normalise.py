@@ -115,3 +115,23 @@ def test_samples_beyond_any_audio_are_clipped_so_that_segments_stay_finite(rate:
     assert seg.invalid == 0 and len(seg.wave48)
     assert np.isfinite(seg.wave16).all() and np.isfinite(seg.wave48).all()
     assert np.abs(seg.wave48).max() > 1e29
+
+
+def test_same_rate_segments_do_not_keep_a_view_of_the_chunk() -> None:
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal(48_000 * 2) * 0.1).astype(np.float32)
+    ref16, ref48 = run(audio, 48_000, 4800)
+    n = Normaliser(48_000)
+    out16, out48 = [], []
+    for part in split(audio, 4800):
+        buf = part.copy()
+        seg = n.push(AudioChunk(buf, 48_000))
+        out16.append(seg.wave16.copy())
+        out48.append(seg.wave48.copy())
+        buf[:] = np.nan  # no source does this (AudioChunk), but the normaliser does not rely on it
+    seg = n.flush()
+    out16.append(seg.wave16)
+    out48.append(seg.wave48)
+    # what the normaliser held back for the next push was its own copy, not the overwritten buffer
+    np.testing.assert_array_equal(np.concatenate(out16), ref16)
+    np.testing.assert_array_equal(np.concatenate(out48), ref48)

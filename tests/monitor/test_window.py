@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from samos.monitor import window
 from samos.monitor.normalise import Segment
+from samos.monitor.pool import BufferPool
 from samos.monitor.window import Window, Windower
 
 
@@ -117,3 +119,24 @@ def test_windows_are_read_only_views_that_later_pushes_leave_intact() -> None:
         np.testing.assert_array_equal(x.wave48, np.repeat(x.wave16, 3))
     with pytest.raises(ValueError, match="read-only"):
         wins[0].wave16[0] = 1.0
+
+
+def test_streams_share_buffers_and_no_window_in_flight_is_overwritten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = BufferPool(spare_bytes=8 << 20)
+    monkeypatch.setattr(window, "POOL", pool)
+    streams = [Windower(4.0, 1.0) for _ in range(3)]
+    held: list[tuple[int, Window]] = []  # windows kept for good: their buffers must never be reused
+    for i in range(0, 16_000 * 40, 1600):
+        for k, w in enumerate(streams):  # each stream's samples are its own (k * 2e6 + position)
+            for win in w.push(seg(1600, k * 2_000_000 + i)):
+                if win.index % 9 == 0:
+                    held.append((k, win))
+    assert pool.reused > 10  # the streams' buffers went round once their windows were gone
+    assert pool.unused_bytes() <= 8 << 20
+    assert len(held) == 3 * 5
+    for k, x in held:
+        expected = np.arange(k * 2_000_000 + x.start, k * 2_000_000 + x.start + 64_000, dtype=np.float32)
+        np.testing.assert_array_equal(x.wave16, expected)
+        np.testing.assert_array_equal(x.wave48, np.repeat(expected, 3))
