@@ -34,6 +34,33 @@ def inline_of(source: WebRTCSource) -> srtp_inline.InlineReceiver | None:
     return handler if isinstance(handler, srtp_inline.InlineReceiver) else None
 
 
+def spy_on(inline: srtp_inline.InlineReceiver) -> dict[bytes, list[Any]]:
+    """Record what ``inline`` handles, in order: datagram -> [its arrival time, when it was handled,
+    how many times]."""
+    handled: dict[bytes, list[Any]] = {}
+    handle = inline.handle
+
+    def spy(data: bytes, arrival: float, seen: Any = None) -> None:
+        record = handled.setdefault(data, [arrival, time.time(), 0])
+        record[2] += 1
+        handle(data, arrival, seen)
+
+    inline.handle = spy  # type: ignore[method-assign]
+    return handled
+
+
+async def flowing(name: str) -> tuple[Any, WebRTCSource, srtp_inline.InlineReceiver, dict[bytes, list[Any]]]:
+    """A real peer sending 2 s of speech to a source ``name``, media flowing: the sender, the source,
+    its inline receiver and what that handles from now on (:func:`spy_on`)."""
+    sender = await offer_for(ArrayTrack(speech_clip(2.0)))
+    source, answer = await accept_offer(sender.localDescription.sdp, "offer", name, OPTIONS)
+    inline = inline_of(source)
+    assert inline is not None
+    await sender.setRemoteDescription(answer)
+    await asyncio.wait_for(source.recv(), 10.0)
+    return sender, source, inline, spy_on(inline)
+
+
 async def receive_all(source: WebRTCSource) -> np.ndarray:
     received = []
     while True:
@@ -86,31 +113,16 @@ async def test_a_real_peer_s_media_is_handled_inline_and_arrives_whole() -> None
 async def test_datagrams_wait_for_their_batch_and_those_of_a_stopped_transport_are_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sender = await offer_for(ArrayTrack(speech_clip(2.0)))
-    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "batch", OPTIONS)
-    inline = inline_of(source)
-    assert inline is not None
-    await sender.setRemoteDescription(answer)
-    await asyncio.wait_for(source.recv(), 10.0)  # connected, media flowing
-    handled: list[bytes] = []
-    arrivals: dict[bytes, tuple[float, float]] = {}
-    handle = inline.handle
-
-    def spy(data: bytes, arrival: float, seen: Any = None) -> None:
-        handled.append(data)
-        arrivals[data] = (arrival, time.time())
-        handle(data, arrival, seen)
-
-    inline.handle = spy  # type: ignore[method-assign]
+    sender, source, inline, arrivals = await flowing("batch")
     junk = b"\x80\x6f" + bytes(40)  # does not decrypt: dropped when handled, as aiortc drops it
     before = time.time()
     inline.data_received(junk, 1)
     after = time.time()
-    assert junk not in handled  # not yet: it waits for the batch of every connection's datagrams
+    assert junk not in arrivals  # not yet: it waits for the batch of every connection's datagrams
     await asyncio.sleep(3 * srtp_inline.DEFER_SECONDS)
-    assert junk in handled
+    assert junk in arrivals
     # handled with the time it arrived, not the time its batch went (what RTCP's jitter is measured from)
-    arrival, handled_at = arrivals[junk]
+    arrival, handled_at, _ = arrivals[junk]
     assert before <= arrival <= after and handled_at > arrival
 
     batch = srtp_inline.DEFER_SECONDS
@@ -121,35 +133,23 @@ async def test_datagrams_wait_for_their_batch_and_those_of_a_stopped_transport_a
     counted, stale = inline.inline, inline.stale
     await source.close()  # stops the transport while the datagram waits
     await asyncio.sleep(2.5)
-    assert late in handled and inline.stale > stale and inline.inline == counted
+    assert late in arrivals and inline.stale > stale and inline.inline == counted
     await sender.close()
 
 
 async def test_rtcp_is_handled_as_it_arrives_after_its_connection_s_waiting_media() -> None:
-    sender = await offer_for(ArrayTrack(speech_clip(2.0)))
-    source, answer = await accept_offer(sender.localDescription.sdp, "offer", "rtcp", OPTIONS)
-    inline = inline_of(source)
-    assert inline is not None
-    await sender.setRemoteDescription(answer)
-    await asyncio.wait_for(source.recv(), 10.0)  # connected, media flowing
-    handled: list[bytes] = []
-    handle = inline.handle
-
-    def spy(data: bytes, arrival: float, seen: Any = None) -> None:
-        handled.append(data)
-        handle(data, arrival, seen)
-
-    inline.handle = spy  # type: ignore[method-assign]
+    sender, source, inline, arrivals = await flowing("rtcp")
     await asyncio.sleep(2 * srtp_inline.DEFER_SECONDS)  # what waited before has gone
-    handled.clear()
+    arrivals.clear()
     media, report = b"\x80\x6f" + bytes(40), b"\x80\xc8" + bytes(40)  # RTP, then an RTCP sender report
     inline.data_received(media, 1)
-    assert handled == []  # media waits for the batch
+    assert not arrivals  # media waits for the batch
     inline.data_received(report, 1)
     # the report at once, and the connection's media that arrived before it first
+    handled = list(arrivals)  # in the order handled
     assert handled[-1] == report and media in handled[:-1]
     await asyncio.sleep(2 * srtp_inline.DEFER_SECONDS)
-    assert handled.count(media) == 1  # not handled again with the batch
+    assert arrivals[media][2] == 1  # handled once: not again with the batch
     await source.close()
     await sender.close()
 
