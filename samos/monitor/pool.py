@@ -111,9 +111,8 @@ class BufferPool:
     def used_bytes(self) -> int:
         """Bytes of the buffers something else still views now (windows in flight, say)."""
         with self._lock:
-            return 4 * sum(size for size, bucket in self._sizes.items() for b in bucket) - 4 * sum(
-                size for size, _ in self._unused()
-            )
+            tracked = sum(size * len(bucket) for size, bucket in self._sizes.items())
+            return 4 * (tracked - sum(size for size, _ in self._unused()))
 
     def __len__(self) -> int:
         return self._count

@@ -114,7 +114,7 @@ thread (:func:`samos.monitor.sources.handoff.wake`), which would otherwise take 
 next poll (every :data:`samos.monitor.sources.handoff.POLL_SECONDS`, as long): a packet waits for one
 of the two. 100 ms, the chunk a WebRTC source hands its reader (``WebRTCOptions.batch_seconds``):
 each batch of audio then makes one chunk, where 50 ms batches woke the loop, the decoding thread and
-the source twice for it (7-8% more CPU in the soak, docs/RELIABILITY.md). The monitor's
+the source twice for it (about 10% more CPU in the soak, docs/RELIABILITY.md). The monitor's
 ``http.webrtc_batch_seconds`` sets it (:func:`samos.monitor.sources.handoff.use`)."""
 
 
